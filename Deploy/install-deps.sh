@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything HALI needs on a fresh Debian 12 machine, as root.
+# Idempotent: packages already present are skipped quickly.
+# Usage: bash Deploy/install-deps.sh [--python]   (--python also installs the interop test's PyPI packages)
+set -euo pipefail
+
+APT_PACKAGES=(
+  pkg-config
+  libopenslide-dev      # slide access (OpenSlide 3.4)
+  libprotobuf-c-dev     # protocol runtime
+  protobuf-c-compiler   # protoc-c: regenerates the committed C code (CI checks it is current)
+  protobuf-compiler     # protoc: generates the Python interop client's module
+  libopenblas-dev       # CBLAS for the CNN and the heads
+  libzstd-dev           # compressed slide index columns
+  libsqlite3-dev        # the label store
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: need root to apt-get install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--python" ]]; then
+  if ! python3 -c 'import google.protobuf' 2>/dev/null; then
+    echo "install-deps: pip install protobuf"
+    python3 -m pip install -q --disable-pip-version-check 'protobuf>=4.21,<7'
+  fi
+fi
+echo "install-deps: ok"

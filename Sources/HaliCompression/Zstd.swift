@@ -1,0 +1,47 @@
+import CZstd
+
+public struct ZstdError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+}
+
+/// zstd compression of whole buffers (the slide index's columns).
+///
+/// The one owner of libzstd in HALI. Each call makes and frees its own context (`ZSTD_compress`), so there is no
+/// shared state and calls may run on any thread. Decompression is bounded by the frame's declared content size and
+/// by an explicit cap, so a corrupt or hostile file cannot make it allocate without limit.
+public enum Zstd {
+    public static var libraryVersion: String { String(cString: ZSTD_versionString()) }
+
+    public static func compress(_ input: [UInt8], level: Int32 = 3) throws(ZstdError) -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = output.withUnsafeMutableBytes { out in
+            input.withUnsafeBytes { inp in ZSTD_compress(out.baseAddress, bound, inp.baseAddress, inp.count, level) }
+        }
+        if ZSTD_isError(written) != 0 { throw ZstdError(description: "zstd compress: " + String(cString: ZSTD_getErrorName(written))) }
+        output.removeSubrange(written...)
+        return output
+    }
+
+    /// - Parameter maxOutputBytes: refuse frames that declare (or need) more than this.
+    public static func decompress(_ input: [UInt8], maxOutputBytes: Int = 1 << 31) throws(ZstdError) -> [UInt8] {
+        let declared = input.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        // ZSTD_CONTENTSIZE_ERROR = -2, ZSTD_CONTENTSIZE_UNKNOWN = -1 (as unsigned long long).
+        if declared == UInt64.max - 1 { throw ZstdError(description: "zstd decompress: not a zstd frame") }
+        if declared == UInt64.max {
+            throw ZstdError(description: "zstd decompress: frame does not declare its size (HALI always writes it)")
+        }
+        guard declared <= UInt64(maxOutputBytes) else {
+            throw ZstdError(description: "zstd decompress: frame declares \(declared) bytes, over the \(maxOutputBytes)-byte cap")
+        }
+        var output = [UInt8](repeating: 0, count: Int(declared))
+        let written = output.withUnsafeMutableBytes { out in
+            input.withUnsafeBytes { inp in ZSTD_decompress(out.baseAddress, out.count, inp.baseAddress, inp.count) }
+        }
+        if ZSTD_isError(written) != 0 { throw ZstdError(description: "zstd decompress: " + String(cString: ZSTD_getErrorName(written))) }
+        guard written == Int(declared) else {
+            throw ZstdError(description: "zstd decompress: got \(written) bytes, frame declared \(declared)")
+        }
+        return output
+    }
+}

@@ -1,0 +1,30 @@
+import HaliCore
+import HaliWire
+
+public struct ServerConfiguration: Sendable {
+    public var listen: [Endpoint]
+    public var annotators: AnnotatorRegistry
+    public var tasks: [TaskDefinition]
+    /// Whole-slide images the daemon serves, by path.
+    public var slidePaths: [String]
+    /// Largest frame body accepted; larger frames are refused before their bodies are buffered.
+    public var maxFrameBytes: Int = defaultMaxFrameBytes
+    /// Further connections are refused with RESOURCE_EXHAUSTED.
+    public var maxConnections: Int = 1024
+    /// Undecodable frames in a row after which a connection is closed.
+    public var maxConsecutiveMalformedFrames: Int = 3
+    /// How long a graceful shutdown waits for connections to finish their current request.
+    public var shutdownGracePeriod: Duration = .seconds(5)
+    public var serverName: String = "halid"
+
+    public init(listen: [Endpoint], annotators: AnnotatorRegistry, tasks: [TaskDefinition] = TaskDefinition.builtIn, slidePaths: [String] = []) {
+        self.listen = listen
+        self.annotators = annotators
+        self.tasks = tasks
+        self.slidePaths = slidePaths
+    }
+}
+
+public enum HaliVersion {
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import HaliCore
+import HaliServer
+import Logging
+
+@main
+struct Halid: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "halid",
+        abstract: "The HALI daemon: serves slides, labelling sessions and model predictions over protocol v1.",
+        discussion: """
+            Annotators authenticate with a token. Give them with --annotator NAME:TOKEN (repeatable). With none, a \
+            single annotator "local" is created whose token is kept in DATA_DIR/token (created on first start, \
+            mode 0600); `hali` finds it there when run from the same directory.
+            """,
+        version: HaliVersion.string)
+
+    @Option(name: .long, help: "Address to listen on: HOST:PORT or unix:PATH (repeatable).")
+    var listen: [String] = ["127.0.0.1:7070"]
+
+    @Option(name: .long, help: "Directory for the daemon's state (token, label store, slide indexes).")
+    var dataDir: String = "hali-data"
+
+    @Option(name: .long, help: "An annotator and their token, NAME:TOKEN (repeatable).")
+    var annotator: [String] = []
+
+    @Option(name: .long, help: "A whole-slide image to serve (repeatable).")
+    var slide: [String] = []
+
+    @Option(name: .long, help: "Largest frame body accepted, in bytes.")
+    var maxFrameBytes: Int = 16 << 20
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard (1024...(1 << 30)).contains(maxFrameBytes) else {
+            throw ValidationError("--max-frame-bytes must be between 1024 and 1073741824")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "halid")
+
+        let endpoints: [Endpoint]
+        let registry: AnnotatorRegistry
+        do {
+            endpoints = try listen.map { try Endpoint(parsing: $0) }
+            registry = try AnnotatorRegistry(try annotators(logger: logger))
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        var configuration = ServerConfiguration(listen: endpoints, annotators: registry, slidePaths: slide)
+        configuration.maxFrameBytes = maxFrameBytes
+        let daemon = HaliDaemon(configuration: configuration, logger: logger)
+
+        // SIGTERM/SIGINT start a graceful shutdown; a second signal is handled the same way (idempotent).
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let signalSources = [SIGTERM, SIGINT].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { daemon.shutdown() }
+            source.resume()
+            return source
+        }
+        defer { signalSources.forEach { $0.cancel() } }
+        try await daemon.run()
+    }
+
+    private func annotators(logger: Logger) throws -> [Annotator] {
+        if !annotator.isEmpty {
+            return try annotator.map { entry in
+                guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex else {
+                    throw ConfigurationError("--annotator \"\(entry)\": expected NAME:TOKEN")
+                }
+                return Annotator(name: String(entry[..<colon]), token: String(entry[entry.index(after: colon)...]))
+            }
+        }
+        let token = try LocalToken.loadOrCreate(dataDirectory: dataDir)
+        logger.info("single-user mode: annotator \"local\"", metadata: ["token_file": "\(LocalToken.path(dataDirectory: dataDir))"])
+        return [Annotator(name: "local", token: token)]
+    }
+}
+
+/// The single-user token kept in DATA_DIR/token.
+enum LocalToken {
+    static func path(dataDirectory: String) -> String { (dataDirectory as NSString).appendingPathComponent("token") }
+
+    static func loadOrCreate(dataDirectory: String) throws -> String {
+        let file = path(dataDirectory: dataDirectory)
+        if let existing = try? String(contentsOfFile: file, encoding: .utf8) {
+            let token = existing.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !token.isEmpty { return token }
+        }
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var generator = SystemRandomNumberGenerator()
+        for i in bytes.indices { bytes[i] = generator.next() }
+        let token = bytes.map { String(format: "%02x", $0) }.joined()
+        guard FileManager.default.createFile(atPath: file, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ConfigurationError("cannot write the token file \(file)")
+        }
+        return token
+    }
+}

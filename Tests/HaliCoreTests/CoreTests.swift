@@ -1,0 +1,53 @@
+import HaliCore
+import Testing
+
+@Suite struct SHA256Tests {
+    // FIPS 180-4 / NIST example vectors.
+    @Test func knownAnswers() {
+        #expect(SHA256.hexDigest("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hexDigest("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hexDigest("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        // 1,000,000 × "a" crosses many blocks.
+        #expect(
+            SHA256.hexDigest(String(repeating: "a", count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}
+
+@Suite struct AnnotatorRegistryTests {
+    @Test func authenticatesByToken() throws {
+        let registry = try AnnotatorRegistry([
+            Annotator(name: "alice", token: "alpha-token", tasks: ["ki67"]),
+            Annotator(name: "bob", token: "bravo-token"),
+        ])
+        #expect(registry.authenticate(token: "alpha-token")?.name == "alice")
+        #expect(registry.authenticate(token: "bravo-token")?.name == "bob")
+        #expect(registry.authenticate(token: "alpha-token ") == nil)
+        #expect(registry.authenticate(token: "") == nil)
+        #expect(registry.authenticate(token: "ALPHA-TOKEN") == nil)
+        #expect(registry.authenticate(token: "alpha-token")?.mayOpen(task: "ki67") == true)
+        #expect(registry.authenticate(token: "alpha-token")?.mayOpen(task: "til") == false)
+    }
+
+    @Test func rejectsBadConfigurations() {
+        #expect(throws: ConfigurationError.self) {
+            try AnnotatorRegistry([Annotator(name: "a", token: "x"), Annotator(name: "a", token: "y")])
+        }
+        #expect(throws: ConfigurationError.self) { try AnnotatorRegistry([Annotator(name: "a", tokenDigest: "abc")]) }
+        #expect(throws: ConfigurationError.self) { try AnnotatorRegistry([Annotator(name: "", token: "x")]) }
+    }
+
+    @Test func tasksValidateTheirClasses() {
+        #expect(throws: ConfigurationError.self) {
+            try TaskDefinition(name: "t", classes: [LabelClass(name: "a", color: "#000000", key: "1")])
+        }
+        #expect(throws: ConfigurationError.self) {
+            try TaskDefinition(
+                name: "t",
+                classes: [LabelClass(name: "a", color: "", key: "1"), LabelClass(name: "b", color: "", key: "1")])
+        }
+        #expect(TaskDefinition.builtIn.map(\.name) == ["til", "tumour", "ki67", "phenotype"])
+    }
+}
