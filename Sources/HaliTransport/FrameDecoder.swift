@@ -8,6 +8,7 @@ public struct FrameError: Error, Sendable, Equatable, CustomStringConvertible {
         case zeroLength
     }
     public var kind: Kind
+    public init(kind: Kind) { self.kind = kind }
     public var description: String {
         switch kind {
         case .tooLarge(let length, let limit): "frame of \(length) bytes exceeds the \(limit)-byte limit"

@@ -1,0 +1,118 @@
+"""A minimal HALI protocol v1 client in Python: proof that other viewers can integrate.
+
+It speaks the same wire format as the Swift client: each frame is a 4-byte big-endian length followed by one
+serialized ``hali.v1.Envelope`` (see docs/protocol.md). The message classes come from ``Proto/hali.proto``
+compiled with ``protoc --python_out`` (Debian's protobuf-compiler) and Google's protobuf runtime from PyPI.
+
+    from hali_client import HaliClient
+    with HaliClient("127.0.0.1", 7070, token="...") as c:
+        print(c.welcome.server_version, c.ping())
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+PROTO_DIR = os.path.join(_ROOT, "Proto")
+
+
+def load_messages(proto_dir: str = PROTO_DIR):
+    """Compiles hali.proto with protoc into a temporary folder and imports the generated module."""
+    out = tempfile.mkdtemp(prefix="hali-pb2-")
+    subprocess.run(["protoc", f"-I{proto_dir}", f"--python_out={out}", os.path.join(proto_dir, "hali.proto")], check=True)
+    sys.path.insert(0, out)
+    try:
+        return importlib.import_module("hali_pb2")
+    finally:
+        sys.path.remove(out)
+
+
+pb = load_messages()
+PROTOCOL_VERSION = 1
+
+
+class HaliError(Exception):
+    """The daemon answered with an Error message."""
+
+    def __init__(self, error):
+        super().__init__(f"{pb.ErrorCode.Name(error.code)}: {error.message}")
+        self.error = error
+
+
+class HaliClient:
+    def __init__(self, host: str, port: int, token: str, client_name: str = "hali-python", timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._next_id = 1
+        reply = self.request(pb.Envelope(hello=pb.Hello(protocol_version=PROTOCOL_VERSION, client_name=client_name,
+                                                        client_version="0.1", token=token)))
+        self.welcome = reply.welcome
+
+    # -- framing ---------------------------------------------------------------------------------------------------
+    def send(self, envelope) -> None:
+        body = envelope.SerializeToString()
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _read_exactly(self, n: int) -> bytes:
+        chunks = []
+        while n:
+            chunk = self.sock.recv(n)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection")
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def receive(self):
+        (length,) = struct.unpack(">I", self._read_exactly(4))
+        envelope = pb.Envelope()
+        envelope.ParseFromString(self._read_exactly(length))
+        return envelope
+
+    def request(self, envelope):
+        envelope.request_id = self._next_id
+        self._next_id += 1
+        self.send(envelope)
+        while True:
+            reply = self.receive()
+            if reply.WhichOneof("body") == "error" and (reply.request_id == envelope.request_id or reply.error.fatal):
+                raise HaliError(reply.error)
+            if reply.request_id == envelope.request_id:
+                return reply
+
+    # -- calls -----------------------------------------------------------------------------------------------------
+    def ping(self) -> float:
+        """Round-trip time in seconds."""
+        start = time.perf_counter()
+        reply = self.request(pb.Envelope(ping=pb.Ping(nonce=self._next_id, client_time_ns=time.time_ns())))
+        assert reply.WhichOneof("body") == "pong"
+        return time.perf_counter() - start
+
+    def status(self):
+        return self.request(pb.Envelope(get_status=pb.GetStatus())).server_status
+
+    def slides(self):
+        return list(self.request(pb.Envelope(list_slides=pb.ListSlides())).slide_list.slides)
+
+    def close(self) -> None:
+        try:
+            self.send(pb.Envelope(bye=pb.Bye(reason="python client done")))
+        except OSError:
+            pass
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

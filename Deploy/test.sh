@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every HALI test on a fresh Debian 12 machine (as root): installs the system packages, checks that the
+# committed protobuf-c code is current, builds once, runs the Swift tests and the Python interop test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash Deploy/install-deps.sh --python
+
+echo "== generated protocol code is current"
+bash Proto/generate.sh
+if ! git diff --quiet -- Sources/CHaliProto 2>/dev/null; then
+  git --no-pager diff --stat -- Sources/CHaliProto
+  echo "Sources/CHaliProto differs from what Proto/generate.sh produces: run it and commit the result." >&2
+  exit 1
+fi
+
+echo "== swift build"
+swift build
+
+echo "== swift test"
+swift test 2>&1 | grep -vE '^(◇|\[[0-9]+/[0-9]+\])' 
+
+echo "== python interop (protobuf runtime from PyPI against halid)"
+python3 -m pytest -q Tests/interop

@@ -1,0 +1,255 @@
+import Foundation
+import HaliClient
+import HaliCore
+import HaliServer
+import HaliWire
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+
+let token = "test-token-0123"
+
+/// Starts a daemon on an ephemeral loopback port, runs `body`, then shuts it down and waits for it to stop.
+func withDaemon(
+    maxFrameBytes: Int = 1 << 20, extraListen: [Endpoint] = [], slides: [String] = [],
+    _ body: (HaliDaemon, Endpoint) async throws -> Void
+) async throws {
+    var configuration = ServerConfiguration(
+        listen: [.tcp(host: "127.0.0.1", port: 0)] + extraListen,
+        annotators: try AnnotatorRegistry([Annotator(name: "tester", token: token), Annotator(name: "other", token: "other-token")]),
+        slidePaths: slides)
+    configuration.maxFrameBytes = maxFrameBytes
+    configuration.shutdownGracePeriod = .milliseconds(500)
+    var logger = Logger(label: "test-halid")
+    logger.logLevel = .critical
+    let daemon = HaliDaemon(configuration: configuration, logger: logger)
+    let running = Task { try await daemon.run() }
+    let bound = await daemon.waitUntilListening()
+    let endpoint = try Endpoint(parsing: bound[0])
+    do {
+        try await body(daemon, endpoint)
+    } catch {
+        daemon.shutdown()
+        _ = try? await running.value
+        throw error
+    }
+    daemon.shutdown()
+    try await running.value
+}
+
+func hello(_ token: String = token) -> Hello { Hello(clientName: "tests", clientVersion: "0", token: token) }
+
+/// A raw TCP connection speaking bytes, for sending what a real client never would.
+func withRawConnection<R>(to endpoint: Endpoint, _ body: (NIOAsyncChannel<ByteBuffer, ByteBuffer>) async throws -> R) async throws -> R {
+    guard case .tcp(let host, let port) = endpoint else { fatalError("tcp only") }
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: host, port: port) { channel in
+        channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+    }
+    return try await body(channel)
+}
+
+func framed(_ envelope: Envelope) -> ByteBuffer {
+    let body = WireCodec.encode(envelope)
+    var buffer = ByteBuffer()
+    buffer.writeInteger(UInt32(body.count), endianness: .big)
+    buffer.writeBytes(body)
+    return buffer
+}
+
+/// Reads whole frames from a raw connection until it closes; returns the decoded envelopes.
+func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async throws -> [Envelope] {
+    var pending = ByteBuffer()
+    var out: [Envelope] = []
+    do {
+        for try await var chunk in inbound { pending.writeBuffer(&chunk) }
+    } catch {}
+    while let length = pending.getInteger(at: pending.readerIndex, endianness: .big, as: UInt32.self),
+        pending.readableBytes >= 4 + Int(length)
+    {
+        pending.moveReaderIndex(forwardBy: 4)
+        out.append(try WireCodec.decode(Array(pending.readBytes(length: Int(length))!)))
+    }
+    return out
+}
+
+@Suite(.serialized) struct DaemonTests {
+    @Test func handshakePingStatusAndSlides() async throws {
+        let svs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+        try await withDaemon(slides: [svs, "/definitely/missing.svs"]) { _, endpoint in
+            try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
+                #expect(connection.welcome.annotator == "tester")
+                #expect(connection.welcome.protocolVersion == protocolVersion)
+                #expect(connection.welcome.capabilities.contains("ping"))
+                _ = try await connection.ping()
+                let status = try await connection.status()
+                #expect(status.connections == 1)
+                #expect(status.slides == 1)
+                let slides = try await connection.slides()
+                #expect(slides.map(\.id) == ["CMU-1-Small-Region"])
+                #expect(slides.first?.width == 2220)
+            }
+        }
+    }
+
+    @Test func wrongOrMissingTokenIsRefused() async throws {
+        try await withDaemon { _, endpoint in
+            for bad in ["nope", ""] {
+                do {
+                    try await HaliConnection.withConnection(to: endpoint, hello: hello(bad)) { _ in }
+                    Issue.record("token \"\(bad)\" was accepted")
+                } catch ClientError.server(let reply) {
+                    #expect(reply.code == .unauthenticated)
+                    #expect(reply.fatal)
+                }
+            }
+        }
+    }
+
+    @Test func wrongProtocolVersionIsRefused() async throws {
+        try await withDaemon { _, endpoint in
+            do {
+                try await HaliConnection.withConnection(to: endpoint, hello: Hello(protocolVersion: 99, clientName: "t", token: token)) { _ in }
+                Issue.record("protocol 99 was accepted")
+            } catch ClientError.server(let reply) {
+                #expect(reply.code == .unsupportedVersion)
+            }
+        }
+    }
+
+    @Test func messageBeforeHelloClosesTheConnection() async throws {
+        try await withDaemon { _, endpoint in
+            let replies = try await withRawConnection(to: endpoint) { raw in
+                try await raw.executeThenClose { inbound, outbound in
+                    try await outbound.write(framed(Envelope(requestID: 5, .getStatus)))
+                    return try await readAllFrames(inbound)
+                }
+            }
+            #expect(replies.count == 1)
+            guard case .error(let e) = replies.first?.body else {
+                Issue.record("expected an Error")
+                return
+            }
+            #expect(e.code == .unauthenticated && e.fatal)
+            #expect(replies.first?.requestID == 5)
+        }
+    }
+
+    @Test func oversizedFrameIsRefusedAndClosed() async throws {
+        try await withDaemon(maxFrameBytes: 4096) { _, endpoint in
+            let replies = try await withRawConnection(to: endpoint) { raw in
+                try await raw.executeThenClose { inbound, outbound in
+                    var header = ByteBuffer()
+                    header.writeInteger(UInt32(1 << 30), endianness: .big)  // claims 1 GiB, sends none of it
+                    try await outbound.write(header)
+                    return try await readAllFrames(inbound)
+                }
+            }
+            guard case .error(let e) = replies.last?.body else {
+                Issue.record("expected an Error, got \(replies)")
+                return
+            }
+            #expect(e.code == .frameTooLarge && e.fatal)
+        }
+    }
+
+    @Test func undecodableFramesGetErrorsThenTheConnectionIsClosed() async throws {
+        try await withDaemon { _, endpoint in
+            let replies = try await withRawConnection(to: endpoint) { raw in
+                try await raw.executeThenClose { inbound, outbound in
+                    try await outbound.write(framed(Envelope(requestID: 1, .hello(hello()))))
+                    var garbage = ByteBuffer()
+                    for _ in 0..<5 {
+                        garbage.writeInteger(UInt32(3), endianness: .big)
+                        garbage.writeBytes([0x52, 0x7f, 0x01])
+                    }
+                    try await outbound.write(garbage)
+                    return try await readAllFrames(inbound)
+                }
+            }
+            // Welcome, then one Error per bad frame until the third in a row, which is fatal.
+            #expect(replies.count == 4)
+            let errors = replies.dropFirst().compactMap { if case .error(let e) = $0.body { e } else { nil } }
+            #expect(errors.map(\.code) == [.malformedFrame, .malformedFrame, .malformedFrame])
+            #expect(errors.map(\.fatal) == [false, false, true])
+        }
+    }
+
+    /// The issue's live test: a well-behaved client keeps getting answers while another connection floods the
+    /// daemon with garbage and is thrown out.
+    @Test func goodClientIsServedWhileAGarbageClientIsDropped() async throws {
+        try await withDaemon { daemon, endpoint in
+            try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    var answered = 0
+                    try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
+                        for _ in 0..<300 {
+                            _ = try await connection.ping()
+                            answered += 1
+                        }
+                        #expect(try await connection.status().framesRejected >= 1)
+                    }
+                    return answered
+                }
+                group.addTask {
+                    var sent = 0
+                    for round in 0..<20 {
+                        try await withRawConnection(to: endpoint) { raw in
+                            try await raw.executeThenClose { inbound, outbound in
+                                var junk = ByteBuffer()
+                                junk.writeBytes((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ round) })
+                                try? await outbound.write(junk)
+                                sent += 1
+                                _ = try await readAllFrames(inbound)  // returns when the daemon closes us
+                            }
+                        }
+                    }
+                    return -sent
+                }
+                var results: [Int] = []
+                for try await r in group { results.append(r) }
+                #expect(results.contains(300), "the good client got all 300 pongs")
+                #expect(results.contains(-20), "every garbage connection was closed by the daemon")
+            }
+        }
+    }
+
+    @Test func unixSocketAndGracefulShutdown() async throws {
+        let path = NSTemporaryDirectory() + "halid-test-\(getpid()).sock"
+        try await withDaemon(extraListen: [.unix(path: path)]) { daemon, _ in
+            try await HaliConnection.withConnection(to: .unix(path: path), hello: hello()) { connection in
+                _ = try await connection.ping()
+                #expect(try await connection.status().listen.contains("unix:\(path)"))
+                daemon.shutdown()
+                // The daemon half-closes our connection: the next request fails cleanly rather than hanging.
+                await #expect(throws: (any Error).self) {
+                    for _ in 0..<50 {
+                        _ = try await connection.ping()
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func labellingMessagesAreRefusedUntilSupported() async throws {
+        try await withDaemon { _, endpoint in
+            try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
+                do {
+                    _ = try await connection.request(.openSession(OpenSession(slideID: "x", task: "ki67")))
+                    Issue.record("open_session answered")
+                } catch ClientError.server(let reply) {
+                    #expect(reply.code == .unsupportedMessage && !reply.fatal)
+                }
+                do {
+                    _ = try await connection.request(.pong(Pong(nonce: 1, clientTimeNs: 0, serverTimeNs: 0)))
+                    Issue.record("a daemon-to-client message was accepted")
+                } catch ClientError.server(let reply) {
+                    #expect(reply.code == .unsupportedMessage)
+                }
+                _ = try await connection.ping()  // still served
+            }
+        }
+    }
+}
