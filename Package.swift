@@ -36,12 +36,19 @@ let package = Package(
 
         // MARK: Pure modules
         .target(name: "HaliCore"),
+        // Image kernels are compiled optimised even in debug builds, so `swift test` runs real detections quickly.
+        .target(name: "HaliImaging", swiftSettings: [.unsafeFlags(["-O"])]),
 
         // MARK: Owners of C libraries
         .target(name: "HaliSlide", dependencies: ["COpenSlide", "HaliCore"]),
         .target(name: "HaliMath", dependencies: ["CBLAS"]),
         .target(name: "HaliCompression", dependencies: ["CZstd"]),
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
+        .target(name: "HaliDatasets", dependencies: ["CPNG", "HaliImaging"]),
+
+        // MARK: Slide index and ingest
+        .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
+        .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex"]),
 
         // MARK: Network
         .target(
@@ -82,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "hali",
             dependencies: [
-                "HaliClient", "HaliWire", "HaliCore", "HaliSlide",
+                "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -109,6 +116,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
+        .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
+        .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
+        .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]

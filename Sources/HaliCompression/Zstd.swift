@@ -6,17 +6,24 @@ public struct ZstdError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// zstd compression of whole buffers (the slide index's columns).
 ///
-/// The one owner of libzstd in HALI. Each call makes and frees its own context (`ZSTD_compress`), so there is no
+/// The one owner of libzstd in HALI. Each call makes and frees its own context, so there is no
 /// shared state and calls may run on any thread. Decompression is bounded by the frame's declared content size and
 /// by an explicit cap, so a corrupt or hostile file cannot make it allocate without limit.
 public enum Zstd {
     public static var libraryVersion: String { String(cString: ZSTD_versionString()) }
 
-    public static func compress(_ input: [UInt8], level: Int32 = 3) throws(ZstdError) -> [UInt8] {
+    /// Compresses one buffer into one frame that records its size and, when `checksum` is set, an xxHash-64 of
+    /// the content, so a flipped bit anywhere in the frame is caught on decompression.
+    public static func compress(_ input: [UInt8], level: Int32 = 3, checksum: Bool = true) throws(ZstdError) -> [UInt8] {
+        guard let context = ZSTD_createCCtx() else { throw ZstdError(description: "zstd: cannot create a context") }
+        defer { ZSTD_freeCCtx(context) }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, checksum ? 1 : 0)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1)
         let bound = ZSTD_compressBound(input.count)
         var output = [UInt8](repeating: 0, count: bound)
         let written = output.withUnsafeMutableBytes { out in
-            input.withUnsafeBytes { inp in ZSTD_compress(out.baseAddress, bound, inp.baseAddress, inp.count, level) }
+            input.withUnsafeBytes { inp in ZSTD_compress2(context, out.baseAddress, bound, inp.baseAddress, inp.count) }
         }
         if ZSTD_isError(written) != 0 { throw ZstdError(description: "zstd compress: " + String(cString: ZSTD_getErrorName(written))) }
         output.removeSubrange(written...)

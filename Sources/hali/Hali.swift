@@ -11,7 +11,14 @@ struct Hali: AsyncParsableCommand {
         commandName: "hali",
         abstract: "HALI: human-in-the-loop cell labelling. Client of halid, and local slide tools.",
         version: "0.1.0",
-        subcommands: [Ping.self, Status.self, Slides.self, SlideInfoCommand.self])
+        subcommands: [
+            Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self, Eval.self,
+        ])
+}
+
+struct Eval: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure HALI against labelled data: nucleus detection.", subcommands: [EvalDetectionCommand.self])
 }
 
 /// How to reach and authenticate with a daemon; shared by every client subcommand.

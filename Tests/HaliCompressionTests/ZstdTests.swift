@@ -22,6 +22,12 @@ import Testing
         #expect(throws: ZstdError.self) { try Zstd.decompress(Array(packed.dropLast(4))) }
     }
 
+    @Test func flippedBitIsCaughtByTheChecksum() throws {
+        var packed = try Zstd.compress((0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7919) })
+        packed[packed.count / 2] ^= 0x10
+        #expect(throws: ZstdError.self) { try Zstd.decompress(packed) }
+    }
+
     @Test func outputCapIsEnforced() throws {
         let packed = try Zstd.compress([UInt8](repeating: 0, count: 1 << 20))
         #expect(throws: ZstdError.self) { try Zstd.decompress(packed, maxOutputBytes: 1 << 19) }

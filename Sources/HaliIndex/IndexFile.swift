@@ -1,0 +1,229 @@
+import Foundation
+import HaliCompression
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `.hidx` file: a slide's `CellTable` and `IndexManifest`, each column compressed with zstd.
+///
+///     "HALIIDX\0"                         8 bytes
+///     header length H                     u32, little-endian
+///     header                              H bytes of JSON: manifest, row count, names, column directory
+///     column 1 … column k                 zstd frames, in directory order (little-endian values inside)
+///     "HALIEND\0" + total file length     16 bytes
+///
+/// Written to a temporary file, fsync'd, then renamed over the final name: a reader sees the old index or the
+/// new one, never part of one, and an interrupted ingest leaves at most a stray `*.tmp-*` file that never loads.
+/// Reading verifies the magic, the trailer, every column's size against the row count, and the contour offsets.
+public enum IndexFile {
+    static let magic = Array("HALIIDX\0".utf8)
+    static let trailerMagic = Array("HALIEND\0".utf8)
+    /// A header is a few KiB; refuse anything absurd before allocating it.
+    static let maxHeaderBytes = 16 << 20
+
+    struct Header: Codable {
+        struct Column: Codable {
+            var name: String
+            var type: String
+            var count: Int
+            var bytes: Int
+        }
+        var manifest: IndexManifest
+        var rows: Int
+        var stainNames: [String]
+        var classNames: [String]
+        var columns: [Column]
+    }
+
+    // MARK: Writing
+
+    public static func write(_ table: CellTable, manifest: IndexManifest, to path: String) throws {
+        var columns: [Header.Column] = []
+        var blobs: [[UInt8]] = []
+        func add<T: FixedWidthInteger>(_ name: String, _ values: [T], type: String) throws {
+            let raw = values.withUnsafeBufferPointer { buffer in
+                buffer.flatMap { value in withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+            }
+            let packed = try Zstd.compress(raw, level: 6)
+            columns.append(.init(name: name, type: type, count: values.count, bytes: packed.count))
+            blobs.append(packed)
+        }
+        func add(_ name: String, _ values: [Float]) throws { try add(name, values.map(\.bitPattern), type: "f32") }
+
+        try add("centroid_x", table.centroidX)
+        try add("centroid_y", table.centroidY)
+        try add("min_x", table.minX)
+        try add("min_y", table.minY)
+        try add("max_x", table.maxX)
+        try add("max_y", table.maxY)
+        try add("area_um2", table.areaMicrons2)
+        try add("perimeter_um", table.perimeterMicrons)
+        try add("circularity", table.circularity)
+        try add("solidity", table.solidity)
+        try add("eccentricity", table.eccentricity)
+        try add("major_axis_um", table.majorAxisMicrons)
+        try add("minor_axis_um", table.minorAxisMicrons)
+        for (k, values) in table.stainStatistics.enumerated() {
+            let stat = ["mean", "std", "min", "max"][k % 4]
+            try add("od_\(table.stainNames[k / 4])_\(stat)", values)
+        }
+        try add("contour_start", table.contourStart, type: "u32")
+        try add("contour_points", table.contourPoints)
+        try add("class_index", table.classIndex, type: "i16")
+        try add("class_probability", table.classProbability)
+
+        let header = Header(
+            manifest: manifest, rows: table.count, stainNames: table.stainNames, classNames: table.classNames, columns: columns)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let headerBytes = Array(try encoder.encode(header))
+
+        var file = magic
+        appendLE(&file, UInt32(headerBytes.count))
+        file += headerBytes
+        for blob in blobs { file += blob }
+        file += trailerMagic
+        appendLE(&file, UInt64(file.count + 8))
+        try writeAtomically(file, to: path)
+    }
+
+    /// Writes `bytes` to `path` through a temporary file in the same directory, fsync, rename, fsync of the
+    /// directory. A crash at any point leaves either the previous file or the new one.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw IndexError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))") }
+        var ok = bytes.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+        ok = ok && fsync(fd) == 0
+        let failure = String(cString: strerror(errno))
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw IndexError(path: temporary, message: "write failed: \(failure)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw IndexError(path: path, message: "rename failed: \(message)")
+        }
+        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
+        if dirfd >= 0 {
+            fsync(dirfd)
+            close(dirfd)
+        }
+    }
+
+    private static func appendLE<T: FixedWidthInteger>(_ bytes: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+
+    // MARK: Reading
+
+    public static func readManifest(path: String) throws -> IndexManifest {
+        try readHeader(Array(try readFile(path)), path: path).header.manifest
+    }
+
+    public static func read(path: String) throws -> (manifest: IndexManifest, table: CellTable) {
+        let bytes = Array(try readFile(path))
+        let (header, bodyStart) = try readHeader(bytes, path: path)
+        func fail(_ message: String) -> IndexError { IndexError(path: path, message: "corrupt index: \(message)") }
+
+        var offset = bodyStart
+        var raw: [String: [UInt8]] = [:]
+        let elementSize = ["f32": 4, "u32": 4, "i16": 2]
+        for column in header.columns {
+            guard let size = elementSize[column.type] else { throw fail("column \(column.name) has unknown type \(column.type)") }
+            guard column.bytes >= 0, offset + column.bytes <= bytes.count - 16 else { throw fail("column \(column.name) runs past the end") }
+            let values: [UInt8]
+            do {
+                values = try Zstd.decompress(Array(bytes[offset..<offset + column.bytes]), maxOutputBytes: column.count * size)
+            } catch {
+                throw fail("column \(column.name): \(error)")
+            }
+            guard values.count == column.count * size else { throw fail("column \(column.name) holds \(values.count) bytes, expected \(column.count * size)") }
+            raw[column.name] = values
+            offset += column.bytes
+        }
+        guard offset == bytes.count - 16 else { throw fail("\(bytes.count - 16 - offset) unexplained bytes before the trailer") }
+
+        func floats(_ name: String, count: Int? = nil) throws -> [Float] {
+            guard let data = raw[name] else { throw fail("missing column \(name)") }
+            let values = data.withUnsafeBytes { buffer in
+                (0..<(data.count / 4)).map { Float(bitPattern: UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            if let count, values.count != count { throw fail("column \(name) has \(values.count) values for \(count) rows") }
+            return values
+        }
+        let rows = header.rows
+        var table = CellTable()
+        table.centroidX = try floats("centroid_x", count: rows)
+        table.centroidY = try floats("centroid_y", count: rows)
+        table.minX = try floats("min_x", count: rows)
+        table.minY = try floats("min_y", count: rows)
+        table.maxX = try floats("max_x", count: rows)
+        table.maxY = try floats("max_y", count: rows)
+        table.areaMicrons2 = try floats("area_um2", count: rows)
+        table.perimeterMicrons = try floats("perimeter_um", count: rows)
+        table.circularity = try floats("circularity", count: rows)
+        table.solidity = try floats("solidity", count: rows)
+        table.eccentricity = try floats("eccentricity", count: rows)
+        table.majorAxisMicrons = try floats("major_axis_um", count: rows)
+        table.minorAxisMicrons = try floats("minor_axis_um", count: rows)
+        table.stainNames = header.stainNames
+        table.stainStatistics = try (0..<(header.stainNames.count * 4)).map { k in
+            try floats("od_\(header.stainNames[k / 4])_\(["mean", "std", "min", "max"][k % 4])", count: rows)
+        }
+        guard let startBytes = raw["contour_start"], startBytes.count == (rows + 1) * 4 else { throw fail("contour_start size") }
+        table.contourStart = startBytes.withUnsafeBytes { b in
+            (0...rows).map { UInt32(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self)) }
+        }
+        table.contourPoints = try floats("contour_points")
+        guard table.contourStart.first == 0, table.contourStart.last.map({ Int($0) * 2 }) == table.contourPoints.count,
+            zip(table.contourStart, table.contourStart.dropFirst()).allSatisfy({ $0 <= $1 })
+        else { throw fail("contour offsets are inconsistent") }
+        guard let classBytes = raw["class_index"], classBytes.count == rows * 2 else { throw fail("class_index size") }
+        table.classIndex = classBytes.withUnsafeBytes { b in
+            (0..<rows).map { Int16(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 2, as: Int16.self)) }
+        }
+        table.classNames = header.classNames
+        guard table.classIndex.allSatisfy({ $0 >= -1 && Int($0) < header.classNames.count }) else { throw fail("class index out of range") }
+        table.classProbability = try floats("class_probability", count: rows)
+        return (header.manifest, table)
+    }
+
+    private static func readFile(_ path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw IndexError(path: path, message: "cannot read: \((error as NSError).localizedDescription)")
+        }
+    }
+
+    private static func readHeader(_ bytes: [UInt8], path: String) throws -> (header: Header, bodyStart: Int) {
+        func fail(_ message: String) -> IndexError { IndexError(path: path, message: "not a HALI index: \(message)") }
+        guard bytes.count >= 28, Array(bytes[0..<8]) == magic else { throw fail("bad magic") }
+        guard Array(bytes[(bytes.count - 16)..<(bytes.count - 8)]) == trailerMagic else { throw fail("no trailer (truncated?)") }
+        let declared = bytes[(bytes.count - 8)...].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard declared == UInt64(bytes.count) else { throw fail("file is \(bytes.count) bytes, trailer says \(declared)") }
+        let headerLength = Int(bytes[8..<12].withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) })
+        guard headerLength <= maxHeaderBytes, 12 + headerLength <= bytes.count - 16 else { throw fail("header length \(headerLength) out of range") }
+        do {
+            let header = try JSONDecoder().decode(Header.self, from: Data(bytes[12..<(12 + headerLength)]))
+            return (header, 12 + headerLength)
+        } catch {
+            throw fail("header does not decode: \(error)")
+        }
+    }
+}

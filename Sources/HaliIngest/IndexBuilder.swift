@@ -1,0 +1,70 @@
+import Foundation
+import HaliCore
+import HaliIndex
+import HaliSlide
+
+/// Builds (or finds up to date) the index of one slide: `<out>/<slide stem>.hidx` plus `<stem>.manifest.json`.
+public enum IndexBuilder {
+    public enum Outcome: Sendable {
+        /// An index with the same slide identity and settings already exists; nothing was done.
+        case upToDate(path: String, manifest: IndexManifest)
+        case built(path: String, result: IngestResult)
+    }
+
+    public static func indexPath(slidePath: String, outputDirectory: String) -> String {
+        let file = (slidePath as NSString).lastPathComponent
+        let stem = (file as NSString).deletingPathExtension
+        return (outputDirectory as NSString).appendingPathComponent(stem + ".hidx")
+    }
+
+    /// Detects nuclei (or imports `detections`) and writes the index atomically. Nothing is written on error.
+    public static func build(
+        slidePath: String, options: IngestOptions, detections: (path: String, format: ExternalDetections.Format)? = nil,
+        outputDirectory: String, force: Bool = false, progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) async throws -> Outcome {
+        let slide: Slide
+        do { slide = try Slide(path: slidePath) } catch { throw IngestError(path: slidePath, message: error.message) }
+        let identity = try SlideIngest.identify(slide: slide, options: options)
+        let path = indexPath(slidePath: slidePath, outputDirectory: outputDirectory)
+
+        let source: String
+        let settings: [String: String]
+        if let detections {
+            let (_, _, fingerprint) = try SlideFingerprint.compute(path: detections.path)
+            source = detections.format.sourceName
+            settings = ["file": detections.path, "file_fingerprint": fingerprint, "mpp": String(identity.micronsPerPixel)]
+        } else {
+            source = "hali-watershed"
+            settings = options.settings(micronsPerPixel: identity.micronsPerPixel)
+        }
+
+        if !force, FileManager.default.fileExists(atPath: path), let existing = try? IndexFile.readManifest(path: path),
+            existing.slide.fingerprint == identity.fingerprint, existing.slide.sizeBytes == identity.sizeBytes,
+            existing.source == source, existing.settings == settings
+        {
+            return .upToDate(path: path, manifest: existing)
+        }
+
+        let result: IngestResult
+        if let detections {
+            let start = ContinuousClock.now
+            let rows = try ExternalDetections.read(
+                path: detections.path, format: detections.format, slideWidth: slide.width, slideHeight: slide.height,
+                micronsPerPixel: identity.micronsPerPixel)
+            let table = CellTable(rows: rows, stainNames: [])
+            let manifest = IndexManifest(
+                slide: identity, source: source, settings: settings, cellCount: table.count, tissueAreaMicrons2: 0, tiles: 0,
+                seconds: (ContinuousClock.now - start).seconds, created: ISO8601DateFormatter().string(from: Date()))
+            result = IngestResult(table: table, manifest: manifest, tissueTiles: 0, totalTiles: 0, megapixelsProcessed: 0)
+        } else {
+            result = try await SlideIngest.run(slidePath: slidePath, options: options, progress: progress)
+        }
+        try IndexFile.write(result.table, manifest: result.manifest, to: path)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let json = try? encoder.encode(result.manifest) {
+            try IndexFile.writeAtomically(Array(json) + [10], to: (path as NSString).deletingPathExtension + ".manifest.json")
+        }
+        return .built(path: path, result: result)
+    }
+}

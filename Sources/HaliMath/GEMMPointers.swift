@@ -1,0 +1,24 @@
+import CBLAS
+
+extension BLAS {
+    /// C = alpha · op(A) · op(B) + beta · C on raw row-major pointers (`cblas_sgemm`), for callers that keep
+    /// their own buffers (the CNN in HaliNet). op(A) is m×k, op(B) is k×n, C is m×n; `lda`, `ldb`, `ldc` are
+    /// the row strides of A, B, C as stored (before the transpose).
+    ///
+    /// - Complexity: O(m · n · k) multiply-adds.
+    @inlinable
+    public static func sgemm(
+        transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}

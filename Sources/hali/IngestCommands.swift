@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import HaliIndex
+import HaliIngest
+
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Find every nucleus of a whole-slide image and write the slide's index.",
+        discussion: """
+            Writes OUT/<slide name>.hidx (cells, outlines and measurements; zstd-compressed columns) and \
+            OUT/<slide name>.manifest.json. Re-running with the same slide and settings does nothing unless --force. \
+            With --detections, nuclei come from a QuPath GeoJSON, HoVer-Net JSON or CSV (x,y[,class]) file instead \
+            of the built-in detector.
+            """)
+
+    @Argument(help: "The slide (anything OpenSlide reads).")
+    var slide: String
+
+    @Option(help: "Stain: he (H&E) or hdab (hematoxylin-DAB, e.g. Ki-67).")
+    var stain: String = "he"
+
+    @Option(help: "Microns per level-0 pixel, when the slide does not record it (or to override it).")
+    var mpp: Double?
+
+    @Option(help: "Import nuclei from this file instead of detecting them (.geojson, HoVer-Net .json, .csv).")
+    var detections: String?
+
+    @Option(help: "Output directory.")
+    var out: String = "hali-data/index"
+
+    @Option(help: "Tiles detected in parallel (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Tile edge in pixels of the level read.")
+    var tileSize: Int = 1024
+
+    @Flag(help: "Rebuild even if an up-to-date index exists.")
+    var force = false
+
+    func run() async throws {
+        guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
+        guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
+        var options = IngestOptions()
+        options.stain = stainKind
+        options.micronsPerPixel = mpp
+        options.threads = threads
+        options.tileSize = tileSize
+        var external: (path: String, format: ExternalDetections.Format)?
+        if let detections {
+            guard let format = ExternalDetections.Format.guess(path: detections) else {
+                throw ValidationError("--detections: cannot tell the format of \(detections) (.geojson, .json or .csv)")
+            }
+            external = (detections, format)
+        }
+        let bar = ProgressBar(label: "ingest")
+        do {
+            let outcome = try await IndexBuilder.build(
+                slidePath: slide, options: options, detections: external, outputDirectory: out, force: force
+            ) { p in
+                let seconds = Double(p.elapsed.components.seconds) + Double(p.elapsed.components.attoseconds) * 1e-18
+                let rate = seconds > 0 ? p.megapixels / seconds : 0
+                bar.update(
+                    done: p.tilesDone, total: p.tilesTotal, detail: "\(p.nuclei) nuclei, \(String(format: "%.1f", rate)) MP/s",
+                    elapsed: seconds)
+            }
+            switch outcome {
+            case .upToDate(let path, let manifest):
+                print("\(path) is up to date (\(manifest.cellCount) cells); --force rebuilds it")
+            case .built(let path, let result):
+                let m = result.manifest
+                let rate = m.seconds > 0 ? result.megapixelsProcessed / m.seconds : 0
+                print("\(path): \(m.cellCount) cells from \(m.source)")
+                if result.totalTiles > 0 {
+                    print(
+                        String(
+                            format: "  %d of %d tiles held tissue; %.1f Mpx in %.2f s (%.1f MP/s, %.0f nuclei/s); tissue %.2f mm²",
+                            result.tissueTiles, result.totalTiles, result.megapixelsProcessed, m.seconds, rate,
+                            Double(m.cellCount) / max(m.seconds, 1e-9), m.tissueAreaMicrons2 / 1e6))
+                }
+                print(String(format: "  %.4f µm/px (%@)", m.slide.micronsPerPixel, m.slide.micronsPerPixelSource))
+            }
+        } catch let error as IngestError {
+            FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
+            throw ExitCode(1)
+        } catch let error as IndexError {
+            FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct CellsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cells", abstract: "Summarise a slide's index: counts, density, sizes, shapes, classes.")
+
+    @Argument(help: "An index file (.hidx), or a slide whose index is in --index-dir.")
+    var slideOrIndex: String
+
+    @Option(help: "Where `hali ingest` wrote indexes.")
+    var indexDir: String = "hali-data/index"
+
+    func run() throws {
+        let path = slideOrIndex.hasSuffix(".hidx") ? slideOrIndex : IndexBuilder.indexPath(slidePath: slideOrIndex, outputDirectory: indexDir)
+        let manifest: IndexManifest
+        let table: CellTable
+        do {
+            (manifest, table) = try IndexFile.read(path: path)
+        } catch {
+            FileHandle.standardError.write(Data("hali cells: \(error)\n(run `hali ingest` on the slide first)\n".utf8))
+            throw ExitCode(1)
+        }
+        print("index     \(path)")
+        print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
+        print("source    \(manifest.source), \(manifest.created)")
+        print("cells     \(table.count)")
+        if manifest.tissueAreaMicrons2 > 0 {
+            print(String(format: "tissue    %.3f mm², %.0f cells/mm²", manifest.tissueAreaMicrons2 / 1e6, Double(table.count) / (manifest.tissueAreaMicrons2 / 1e6)))
+        }
+        func describe(_ name: String, _ values: [Float], unit: String) {
+            let finite = values.filter(\.isFinite).sorted()
+            guard !finite.isEmpty else { return }
+            func q(_ p: Double) -> Float { finite[min(finite.count - 1, Int(Double(finite.count - 1) * p))] }
+            print(String(format: "%@ p5 %.2f, p25 %.2f, median %.2f, p75 %.2f, p95 %.2f %@", name.padding(toLength: 12, withPad: " ", startingAt: 0), q(0.05), q(0.25), q(0.5), q(0.75), q(0.95), unit))
+        }
+        describe("area", table.areaMicrons2, unit: "µm²")
+        describe("circularity", table.circularity, unit: "")
+        describe("eccentricity", table.eccentricity, unit: "")
+        if let i = table.stainNames.firstIndex(of: "hematoxylin") { describe("hema. OD", table.stainStatistics[i * 4], unit: "(mean per nucleus)") }
+        if !table.classNames.isEmpty {
+            var counts = [Int](repeating: 0, count: table.classNames.count)
+            var none = 0
+            for c in table.classIndex { if c >= 0 { counts[Int(c)] += 1 } else { none += 1 } }
+            for (name, n) in zip(table.classNames, counts) { print("class     \(name): \(n)") }
+            if none > 0 { print("class     (none): \(none)") }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+import Testing
+@testable import HaliImaging
+
+private func image(_ rows: [[Float]]) -> FloatImage {
+    FloatImage(width: rows[0].count, height: rows.count, data: rows.flatMap { $0 })
+}
+
+private func binary(_ rows: [String]) -> BinaryImage {
+    BinaryImage(width: rows[0].count, height: rows.count, bits: rows.flatMap { $0.map { $0 == "#" ? UInt8(1) : 0 } })
+}
+
+@Suite struct FilterTests {
+    @Test func gaussianKernelCentre() {
+        // σ = 1, half-width 4: 1 / Σ_{i=-4..4} e^{-i²/2} = 1 / 2.506620 = 0.398943.
+        let k = Filters.gaussianKernel(sigma: 1)
+        #expect(k.count == 9)
+        #expect(abs(k[4] - 0.398943) < 1e-5)
+        #expect(abs(k.reduce(0, +) - 1) < 1e-6)
+    }
+
+    @Test func gaussianOfImpulse() {
+        var img = FloatImage(width: 21, height: 21)
+        img[10, 10] = 1
+        let b = Filters.gaussianBlur(img, sigma: 1)
+        // Separable: centre = k0², neighbour = k0·k1 with k1 = e^{-1/2}/2.506620 = 0.241971.
+        #expect(abs(b[10, 10] - 0.398943 * 0.398943) < 1e-5)
+        #expect(abs(b[11, 10] - 0.398943 * 0.241971) < 1e-5)
+        #expect(abs(b.data.reduce(0, +) - 1) < 1e-4)
+    }
+
+    @Test func negativeLaplacianOfImpulse() {
+        var img = FloatImage(width: 5, height: 5)
+        img[2, 2] = 1
+        let l = Filters.negativeLaplacian(img)
+        #expect(l[2, 2] == 4)
+        #expect(l[1, 2] == -1 && l[2, 1] == -1)
+        #expect(l[1, 1] == 0)
+    }
+
+    @Test func areaResampleHalves() {
+        let img = image([[1, 3, 5, 7], [1, 3, 5, 7]])
+        let r = Filters.resampleArea(img, newWidth: 2, newHeight: 1)
+        #expect(r.data == [2, 6])
+    }
+}
+
+@Suite struct MorphologyTests {
+    @Test func circularDilationShapes() {
+        var img = FloatImage(width: 9, height: 9)
+        img[4, 4] = 1
+        // r = 1: dx²+dy² ≤ 2 → 3×3 square; r = 2: ≤ 5 → 21 pixels (5×5 minus the 4 corners).
+        #expect(Morphology.rankFilter(img, radius: 1, isMax: true).data.reduce(0, +) == 9)
+        let d2 = Morphology.rankFilter(img, radius: 2, isMax: true)
+        #expect(d2.data.reduce(0, +) == 21)
+        #expect(d2[6, 5] == 1 && d2[6, 6] == 0)
+        // Erosion is the dual.
+        var ones = FloatImage(width: 9, height: 9, fill: 1)
+        ones[4, 4] = 0
+        #expect(Morphology.rankFilter(ones, radius: 2, isMax: false).data.reduce(0, +) == 81 - 21)
+    }
+
+    @Test func reconstructionByDilation() {
+        let mask = image([[0, 3, 3, 1, 4, 4, 0]])
+        let marker = image([[0, 3, 0, 0, 0, 0, 0]])
+        let r = Morphology.reconstructByDilation(marker: marker, mask: mask)
+        #expect(r.data == [0, 3, 3, 1, 1, 1, 0])
+        // 2-D: a peak not reached by the marker is flattened to the connecting level.
+        let m2 = image([[1, 1, 1, 1, 1], [1, 5, 1, 7, 1], [1, 1, 1, 1, 1]])
+        var k2 = FloatImage(width: 5, height: 3, fill: -.infinity)
+        k2[1, 1] = 5
+        let r2 = Morphology.reconstructByDilation(marker: k2, mask: m2)
+        #expect(r2[1, 1] == 5 && r2[3, 1] == 1 && r2[0, 0] == 1)
+    }
+
+    @Test func regionalMaxima() {
+        let f = image([
+            [0, 0, 0, 0, 0, 0],
+            [0, 5, 5, 0, 2, 0],
+            [0, 5, 5, 0, 0, 0],
+            [0, 0, 0, 3, 3, 4],
+        ])
+        let m = Morphology.regionalMaxima(f, minValue: 0)
+        // Maxima: the 5-plateau, the single 2, the 4; the 3-plateau touches 4 so it is not one.
+        #expect(m.maxLabel == 3)
+        #expect(m[1, 1] != 0 && m[1, 1] == m[2, 2])
+        #expect(m[4, 1] != 0 && m[5, 3] != 0)
+        #expect(m[3, 3] == 0 && m[0, 0] == 0)
+        // h-maxima with h = 2.5 keep only the 5 (dynamic 5) and the 4 (dynamic 4 over the 0 saddle... > 2.5).
+        let h = Morphology.regionalMaxima(f, minValue: 0, dynamic: 2.5)
+        #expect(h[4, 1] == 0 && h[1, 1] != 0)
+    }
+
+    @Test func distanceTransform() {
+        let b = binary(["#####", "#####", "#####"])
+        var bb = b
+        bb[0, 0] = false
+        let d = Morphology.distanceTransform(bb)
+        #expect(d[0, 0] == 0)
+        #expect(d[1, 0] == 1 && d[1, 1] == Float(2.0.squareRoot()))
+        #expect(abs(d[4, 2] - Float((16.0 + 4).squareRoot())) < 1e-5)
+    }
+
+    @Test func fillHolesAndComponents() {
+        let b = binary(["#####", "#...#", "#####", ".....", "##..#"])
+        let f = Morphology.fillHoles(b)
+        #expect(f[2, 1])
+        let c = Morphology.connectedComponents(f)
+        #expect(c.maxLabel == 3)
+    }
+}
+
+@Suite struct WatershedTests {
+    @Test func twoTouchingBlobsSplitInTheMiddle() {
+        // Two cones with peaks at x = 2 and x = 8 on a 11×5 grid; the saddle is at x = 5.
+        var f = FloatImage(width: 11, height: 5)
+        for y in 0..<5 {
+            for x in 0..<11 {
+                let d1 = Float(abs(x - 2) + abs(y - 2)), d2 = Float(abs(x - 8) + abs(y - 2))
+                f[x, y] = 10 - min(d1, d2)
+            }
+        }
+        var markers = LabelImage(width: 11, height: 5)
+        markers[2, 2] = 1
+        markers[8, 2] = 2
+        let w = Watershed.flood(f, markers: markers, minValue: 0)
+        for y in 0..<5 {
+            for x in 0..<5 { #expect(w[x, y] == 1) }
+            #expect(w[5, y] == 0)
+            for x in 6..<11 { #expect(w[x, y] == 2) }
+        }
+    }
+
+    @Test func floodStopsAtMinValue() {
+        let f = image([[5, 4, 0, 4, 5]])
+        var m = LabelImage(width: 5, height: 1)
+        m[0, 0] = 1
+        let w = Watershed.flood(f, markers: m, minValue: 0)
+        #expect(w.labels == [1, 1, 0, 0, 0])
+    }
+
+    @Test func splitByShapeSeparatesTwoDisks() {
+        var b = BinaryImage(width: 40, height: 24)
+        for y in 0..<24 {
+            for x in 0..<40 {
+                let a = (x - 12) * (x - 12) + (y - 12) * (y - 12), c = (x - 27) * (x - 27) + (y - 12) * (y - 12)
+                if a <= 81 || c <= 81 { b[x, y] = true }
+            }
+        }
+        #expect(Morphology.connectedComponents(b).maxLabel == 1)
+        let s = Watershed.splitByShape(b)
+        let c = Morphology.connectedComponents(s)
+        #expect(c.maxLabel == 2)
+        #expect(c[12, 12] != c[27, 12])
+        #expect(!s[19, 12] || !s[20, 12])
+    }
+}
+
+@Suite struct ColourTests {
+    @Test func stainMatrixMatchesQuPath() {
+        let inv = StainMatrix.hematoxylinEosin.inverse
+        // Reference inverse from the research notes (numpy): [[1.83833082,-1.37332083,0.31551058], ...].
+        #expect(abs(inv[0][0] - 1.83833082) < 1e-6 && abs(inv[0][1] + 1.37332083) < 1e-6)
+        #expect(abs(inv[2][2] - 0.73665368) < 1e-6)
+        let dab = StainMatrix.hematoxylinDAB.inverse
+        #expect(abs(dab[1][0] - 0.68440031) < 1e-6 && abs(dab[2][1] - 1.51201325) < 1e-6)
+    }
+
+    @Test func deconvolutionRoundTrip() {
+        let px: [UInt8] = [200, 100, 150, 50, 30, 90, 255, 255, 255, 120, 60, 80, 10, 200, 30]
+        let rgb = RGBImage(width: 5, height: 1, pixels: px)
+        for stains in [StainMatrix.hematoxylinEosin, .hematoxylinDAB] {
+            let planes = ColorDeconvolution.deconvolve(rgb, stains: stains)
+            let back = ColorDeconvolution.reconvolve(planes, stains: stains)
+            for i in 0..<px.count { #expect(abs(Int(back.pixels[i]) - Int(px[i])) <= 1) }
+        }
+    }
+
+    @Test func pureHematoxylinDeconvolvesToOneStain() {
+        let h = StainMatrix.hematoxylinEosin.rows[0]
+        let c = h.map { UInt8((255 * pow10(-$0)).rounded()) }   // one unit of hematoxylin OD
+        let planes = ColorDeconvolution.deconvolve(RGBImage(width: 1, height: 1, pixels: c), stains: .hematoxylinEosin)
+        #expect(abs(planes.planes[0].data[0] - 1) < 0.02)
+        #expect(abs(planes.planes[1].data[0]) < 0.02)
+    }
+
+    private func pow10(_ x: Double) -> Double { ColorDeconvolutionTestMath.pow10(x) }
+}
+
+enum ColorDeconvolutionTestMath {
+    static func pow10(_ x: Double) -> Double {
+        // exp(x · ln 10) without importing libm in the test target.
+        var result = 1.0, term = 1.0
+        let y = x * 2.302585092994046
+        for k in 1..<40 { term *= y / Double(k); result += term }
+        return result
+    }
+}
+
+@Suite struct ContourAndMeasurementTests {
+    @Test func squareContour() {
+        var l = LabelImage(width: 8, height: 8)
+        for y in 2..<5 { for x in 2..<5 { l[x, y] = 1 } }
+        let c = Contour.traceOuter(l, label: 1, startX: 2, startY: 2)
+        #expect(c.map { [$0.0, $0.1] } == [[2, 2], [5, 2], [5, 5], [2, 5]])
+        let p = c.map { Point(x: Double($0.0), y: Double($0.1)) }
+        #expect(Contour.area(p) == 9)
+        #expect(Contour.perimeter(p) == 12)
+    }
+
+    @Test func lShapeContourAreaEqualsPixelCount() {
+        var l = LabelImage(width: 6, height: 6)
+        for (x, y) in [(1, 1), (1, 2), (1, 3), (2, 3), (3, 3), (3, 2)] { l[x, y] = 7 }
+        let c = Contour.traceOuter(l, label: 7, startX: 1, startY: 1)
+        #expect(Contour.area(c.map { Point(x: Double($0.0), y: Double($0.1)) }) == 6)
+    }
+
+    @Test func diskMeasurements() {
+        let n = 41, r = 10.0
+        var l = LabelImage(width: n, height: n)
+        var count = 0
+        for y in 0..<n {
+            for x in 0..<n where Double((x - 20) * (x - 20) + (y - 20) * (y - 20)) <= r * r {
+                l[x, y] = 1; count += 1
+            }
+        }
+        let ones = FloatImage(width: n, height: n, fill: 0.5)
+        let nuc = NucleusMeasurement.measure(
+            labels: l, measure: ones, stainPlanes: [ones], stainNames: ["Hematoxylin"], threshold: 0.1,
+            minAreaPixels: 1, maxAreaPixels: 10_000, scaleX: 1, scaleY: 1, micronsPerPixelX: 0.5, micronsPerPixelY: 0.5)
+        #expect(nuc.count == 1)
+        let d = nuc[0]
+        #expect(d.areaMicrons2 == Double(count) * 0.25)
+        #expect(abs(d.centroid.x - 20) < 1e-9 && abs(d.centroid.y - 20) < 1e-9)
+        #expect(abs(d.perimeterMicrons - 2 * Double.pi * r * 0.5) / (2 * Double.pi * r * 0.5) < 0.06)
+        #expect(d.circularity > 0.9)
+        #expect(d.solidity > 0.95)
+        #expect(d.eccentricity < 0.05)
+        #expect(abs(d.majorAxisMicrons - 2 * r * 0.5) < 0.5)
+        #expect(d.boundingBox == BoundingBox(minX: 9.5, minY: 9.5, maxX: 30.5, maxY: 30.5))
+        #expect(d.stains[0].mean == 0.5 && d.stains[0].std == 0)
+    }
+}
+
+@Suite struct DetectorTests {
+    /// Two dark hematoxylin-coloured disks (radius 3 µm) on white at 0.25 µm/px.
+    @Test func findsTwoSyntheticNuclei() {
+        let w = 160, h = 100
+        var px = [UInt8](repeating: 255, count: w * h * 3)
+        let centres = [(40.0, 50.0), (110.0, 45.0)]
+        for y in 0..<h {
+            for x in 0..<w {
+                for (cx, cy) in centres where (Double(x) - cx) * (Double(x) - cx) + (Double(y) - cy) * (Double(y) - cy) <= 144 {
+                    px[(y * w + x) * 3] = 80; px[(y * w + x) * 3 + 1] = 60; px[(y * w + x) * 3 + 2] = 140
+                }
+            }
+        }
+        let det = NucleusDetector()
+        let nuclei = det.detect(RGBImage(width: w, height: h, pixels: px), micronsPerPixel: 0.25)
+        #expect(nuclei.count == 2)
+        let sorted = nuclei.sorted { $0.centroid.x < $1.centroid.x }
+        for (n, c) in zip(sorted, centres) {
+            #expect(abs(n.centroid.x - c.0) < 1.5 && abs(n.centroid.y - c.1) < 1.5)
+            #expect(n.areaMicrons2 > 15 && n.areaMicrons2 < 40)   // π·3² = 28 µm²
+        }
+        // Deterministic.
+        #expect(det.detect(RGBImage(width: w, height: h, pixels: px), micronsPerPixel: 0.25) == nuclei)
+    }
+}

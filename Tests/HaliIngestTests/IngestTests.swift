@@ -1,0 +1,216 @@
+import Foundation
+import HaliIndex
+import HaliIngest
+import HaliSlide
+import Testing
+
+let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
+let svs = sharedData.appendingPathComponent("slides/CMU-1-Small-Region.svs").path
+let pyramidWithoutMPP = sharedData.appendingPathComponent("slides/CMU-1-Small-Region-pyramid.tif").path
+
+func temporaryDirectory(_ name: String) -> String {
+    let path = NSTemporaryDirectory() + "hali-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func files(in directory: String) -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] }
+
+/// A 768×768 level-0 window of CMU-1 with tissue and a few hundred nuclei: small enough for debug builds.
+func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
+    var options = IngestOptions()
+    options.region = (x: 900, y: 1200, width: 768, height: 768)
+    options.tileSize = tileSize
+    options.threads = threads
+    return options
+}
+
+@Suite struct IngestTests {
+    @Test func sameCellsFromOneAndTwoThreads() async throws {
+        let one = try await SlideIngest.run(slidePath: svs, options: smallRegionOptions(tileSize: 256, threads: 1))
+        let two = try await SlideIngest.run(slidePath: svs, options: smallRegionOptions(tileSize: 256, threads: 2))
+        #expect(one.table.count > 50, "the window holds nuclei")
+        #expect(one.table == two.table, "thread count must not change the cells")
+        #expect(one.tissueTiles == 9)
+    }
+
+    /// Every step of the detector depends on a bounded neighbourhood and tiles share the slide's resampling grid,
+    /// so with enough context the tile size cannot change a single cell.
+    @Test func sameCellsFromTwoTileSizes() async throws {
+        let small = try await SlideIngest.run(slidePath: svs, options: smallRegionOptions(tileSize: 256, threads: 2)).table
+        let large = try await SlideIngest.run(slidePath: svs, options: smallRegionOptions(tileSize: 384, threads: 2)).table
+        #expect(small.count > 50)
+        #expect(small == large, "tile size changed the cells: \(small.count) vs \(large.count)")
+        // No duplicates across tile borders: no two cells closer than 2 px.
+        for i in 0..<small.count {
+            for j in (i + 1)..<small.count where abs(small.centroidY[j] - small.centroidY[i]) < 2 {
+                #expect(abs(small.centroidX[j] - small.centroidX[i]) >= 2)
+            }
+        }
+    }
+
+    @Test func indexRoundTripsAndRefusesDamage() async throws {
+        let out = temporaryDirectory("index")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let outcome = try await IndexBuilder.build(slidePath: svs, options: smallRegionOptions(tileSize: 512, threads: 2), outputDirectory: out)
+        guard case .built(let path, let result) = outcome else {
+            Issue.record("expected a build")
+            return
+        }
+        let (manifest, table) = try IndexFile.read(path: path)
+        #expect(table == result.table)
+        #expect(manifest.cellCount == table.count)
+        #expect(manifest.slide.micronsPerPixelSource == "slide")
+        #expect(abs(manifest.slide.micronsPerPixel - 0.499) < 0.001)
+        #expect(table.contour(ofRow: 0).count >= 6)
+        #expect(files(in: out).sorted() == ["CMU-1-Small-Region.hidx", "CMU-1-Small-Region.manifest.json"])
+
+        // Same slide, same settings: a no-op.
+        if case .built = try await IndexBuilder.build(slidePath: svs, options: smallRegionOptions(tileSize: 512, threads: 1), outputDirectory: out) {
+            Issue.record("re-ingest with the same settings rebuilt the index")
+        }
+
+        // A truncated or altered file never loads.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let damaged = out + "/damaged.hidx"
+        try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+        var flipped = bytes
+        flipped[bytes.count / 2] ^= 0xff
+        try flipped.write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+        try Data("HALIIDX\0 not really".utf8).write(to: URL(fileURLWithPath: damaged))
+        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+    }
+
+    @Test func badSlidesGiveClearErrorsAndWriteNothing() async throws {
+        let out = temporaryDirectory("bad")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let text = out + "/notes.svs"
+        try "not a slide".write(toFile: text, atomically: true, encoding: .utf8)
+        let empty = out + "/empty.svs"
+        #expect(FileManager.default.createFile(atPath: empty, contents: Data()))
+        let truncated = out + "/truncated.svs"
+        try Data(contentsOf: URL(fileURLWithPath: svs)).prefix(4096).write(to: URL(fileURLWithPath: truncated))
+        let index = out + "/index"
+
+        for (path, expected) in [(text, "not a slide"), (empty, "not a slide"), (truncated, "OpenSlide")] {
+            do {
+                _ = try await IndexBuilder.build(slidePath: path, options: IngestOptions(), outputDirectory: index)
+                Issue.record("\(path) ingested")
+            } catch let error as IngestError {
+                #expect(error.path == path)
+                #expect(error.message.contains(expected), "\(error.message)")
+            }
+        }
+        // No pixel size in the slide and none given.
+        do {
+            _ = try await IndexBuilder.build(slidePath: pyramidWithoutMPP, options: IngestOptions(), outputDirectory: index)
+            Issue.record("a slide without mpp ingested")
+        } catch let error as IngestError {
+            #expect(error.message.contains("--mpp"))
+        }
+        // A region outside the slide.
+        var outside = IngestOptions()
+        outside.region = (x: 2000, y: 0, width: 500, height: 500)
+        do {
+            _ = try await IndexBuilder.build(slidePath: svs, options: outside, outputDirectory: index)
+            Issue.record("a region outside the slide ingested")
+        } catch let error as IngestError {
+            #expect(error.message.contains("outside"))
+        }
+        #expect(files(in: index).isEmpty, "no index may be written for bad input")
+    }
+
+    @Test func slideWithoutMPPIngestsWithTheOption() async throws {
+        var options = smallRegionOptions(tileSize: 512, threads: 2)
+        options.micronsPerPixel = 0.499
+        let result = try await SlideIngest.run(slidePath: pyramidWithoutMPP, options: options)
+        #expect(result.manifest.slide.micronsPerPixelSource == "option")
+        #expect(result.table.count > 50)
+    }
+}
+
+@Suite struct ExternalDetectionTests {
+    func write(_ text: String, _ name: String) throws -> String {
+        let path = temporaryDirectory("ext") + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func qupathGeoJSON() throws {
+        let path = try write(
+            """
+            {"type":"FeatureCollection","features":[
+             {"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[10,10],[20,10],[20,20],[10,20],[10,10]]]},
+              "properties":{"objectType":"detection","classification":{"name":"Tumor","color":[200,0,0]}}},
+             {"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[500,0],[500,500],[0,0]]]},
+              "properties":{"objectType":"annotation"}},
+             {"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[100,100],[140,100],[140,140],[100,140],[100,100]]]},
+              "nucleusGeometry":{"type":"Polygon","coordinates":[[[110,110],[120,110],[120,130],[110,130],[110,110]]]},
+              "properties":{"objectType":"cell"}},
+             {"type":"Feature","geometry":{"type":"Point","coordinates":[300.5,40]},"properties":{"classification":"Immune cells"}}
+            ]}
+            """, "d.geojson")
+        let rows = try ExternalDetections.read(path: path, format: .geojson, slideWidth: 1000, slideHeight: 1000, micronsPerPixel: 0.5)
+        #expect(rows.count == 3)
+        #expect(rows[0].centroidX == 15 && rows[0].centroidY == 15)
+        #expect(rows[0].className == "Tumor")
+        #expect(abs(rows[0].areaMicrons2 - 25) < 1e-9)  // 10×10 px at 0.5 µm
+        #expect(rows[1].centroidX == 115 && rows[1].centroidY == 120, "the nucleus, not the cell outline")
+        #expect(rows[2].className == "Immune cells" && rows[2].centroidX == 300.5)
+    }
+
+    @Test func hovernetJSON() throws {
+        let path = try write(
+            """
+            {"mag": 40, "nuc": {
+              "2": {"bbox": [[50, 60], [58, 70]], "centroid": [65.0, 54.0], "contour": [[60,50],[70,50],[70,58],[60,58]], "type": 1, "type_prob": 0.9},
+              "1": {"bbox": [[0, 0], [4, 4]], "centroid": [2.0, 2.0], "contour": [[0,0],[4,0],[4,4],[0,4]], "type": 2, "type_prob": 0.6}
+            }}
+            """, "h.json")
+        #expect(ExternalDetections.Format.guess(path: path) == .hovernet)
+        let rows = try ExternalDetections.read(path: path, format: .hovernet, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.25)
+        #expect(rows.count == 2)
+        #expect(rows[0].centroidX == 2 && rows[0].className == "type_2")
+        #expect(rows[1].centroidX == 65 && rows[1].centroidY == 54)
+        #expect(rows[1].minX == 59.5 && rows[1].maxY == 57.5)
+        #expect(abs(rows[1].classProbability - 0.9) < 1e-9)
+    }
+
+    @Test func csvAndBadInput() throws {
+        let good = try write("x,y,class\n10.5,20,positive\n30,40,negative\n", "c.csv")
+        let rows = try ExternalDetections.read(path: good, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5)
+        #expect(rows.map(\.className) == ["positive", "negative"])
+
+        let outside = try write("x,y\n10,20\n150,40\n", "o.csv")
+        #expect { try ExternalDetections.read(path: outside, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) } throws: {
+            ($0 as? IngestError)?.message.contains("detection 2") == true
+        }
+        let noHeader = try write("1,2\n3,4\n", "n.csv")
+        #expect(throws: IngestError.self) { try ExternalDetections.read(path: noHeader, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) }
+        let malformed = try write("{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[1,\"a\"]]]}}]}", "m.geojson")
+        #expect { try ExternalDetections.read(path: malformed, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) } throws: {
+            ($0 as? IngestError)?.message.contains("feature 1") == true
+        }
+        let notJSON = try write("{\"type\": ", "x.geojson")
+        #expect(throws: IngestError.self) { try ExternalDetections.read(path: notJSON, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) }
+    }
+
+    @Test func importedDetectionsBecomeAnIndex() async throws {
+        let out = temporaryDirectory("import")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let csv = try write("x,y,class\n1000,1000,positive\n1200.5,900,negative\n", "cells.csv")
+        let outcome = try await IndexBuilder.build(slidePath: svs, options: IngestOptions(), detections: (csv, .csv), outputDirectory: out)
+        guard case .built(let path, _) = outcome else {
+            Issue.record("expected a build")
+            return
+        }
+        let (manifest, table) = try IndexFile.read(path: path)
+        #expect(manifest.source == "csv")
+        #expect(table.count == 2)
+        #expect(table.centroidY == [900, 1000], "rows sorted by y")
+        #expect(table.classNames == ["negative", "positive"])
+    }
+}
