@@ -34,6 +34,9 @@ struct EvalDetectionCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .customLong("reconstruction-radius-um"), help: "Geodesic reach of the background reconstruction in µm (0 = unbounded, as QuPath).")
+    var reconstructionRadiusMicrons: Double?
+
     func validate() throws {
         guard radiusMicrons > 0 else { throw ValidationError("--radius-um must be positive") }
         if let m = mpp, !(m > 0) { throw ValidationError("--mpp must be positive") }
@@ -42,11 +45,13 @@ struct EvalDetectionCommand: ParsableCommand {
     }
 
     func run() throws {
+        var parameters = NucleusDetectionParameters()
+        if let r = reconstructionRadiusMicrons { parameters.reconstructionRadiusMicrons = r }
         let report: DetectionReport
         do {
             report = try DetectionEvaluation.run(
                 datasetDirectory: dataset, radiusMicrons: radiusMicrons, mpp: mpp,
-                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit)
+                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit, parameters: parameters)
         } catch let e as DatasetError {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             throw ExitCode(2)
