@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
         .target(name: "HaliDatasets", dependencies: ["CPNG", "HaliImaging"]),
 
+        .target(name: "HaliStore", dependencies: ["CSQLite"]),
+
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex"]),
@@ -116,6 +118,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
+        .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
         .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging"]),

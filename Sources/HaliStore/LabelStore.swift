@@ -1,0 +1,367 @@
+import Foundation
+import Synchronization
+
+/// One label event as stored: the full audit trail of who labelled what, when, from which suggestion.
+public struct LabelRecord: Sendable, Equatable {
+    public enum Kind: String, Sendable { case label, undo }
+
+    public var annotator: String
+    public var slide: String
+    public var task: String
+    public var cellID: UInt64
+    public var kind: Kind
+    /// The class given (nil for an undo).
+    public var className: String?
+    /// "manual", "accepted", "corrected", "imported", or "undo".
+    public var source: String
+    /// The model whose suggestion was on screen (0 = none).
+    public var modelVersion: UInt32
+    /// The client's sequence number; (annotator, slide, task, clientSeq) is unique, so a resent event is stored once.
+    public var clientSeq: UInt64
+    public var clientTimeMs: Int64
+    public var serverTimeMs: Int64
+    /// The cell's class before this event (nil = unlabelled): what an undo restores.
+    public var previousClass: String?
+
+    public init(
+        annotator: String, slide: String, task: String, cellID: UInt64, kind: Kind, className: String?, source: String,
+        modelVersion: UInt32, clientSeq: UInt64, clientTimeMs: Int64, serverTimeMs: Int64, previousClass: String?
+    ) {
+        self.annotator = annotator
+        self.slide = slide
+        self.task = task
+        self.cellID = cellID
+        self.kind = kind
+        self.className = className
+        self.source = source
+        self.modelVersion = modelVersion
+        self.clientSeq = clientSeq
+        self.clientTimeMs = clientTimeMs
+        self.serverTimeMs = serverTimeMs
+        self.previousClass = previousClass
+    }
+}
+
+public struct StoredEvent: Sendable, Equatable {
+    public var eventID: Int64
+    public var record: LabelRecord
+    /// True when this client_seq was already stored (a resend): nothing new was written.
+    public var duplicate: Bool
+}
+
+/// The label store: SQLite in WAL mode with `synchronous = FULL`, so a committed event is on disk (fsync'd) when
+/// `append` returns, and the daemon acknowledges a label only after that.
+///
+/// Writes go through one writer thread that commits everything pending in one transaction (group commit): under
+/// load many sessions share one fsync instead of queueing for one each. Reads use a second connection; WAL lets
+/// them run beside the writer.
+///
+/// Schema versions are kept in `PRAGMA user_version` and applied in order by `migrations`; opening a store written
+/// by a newer HALI is refused.
+public final class LabelStore: @unchecked Sendable {
+    public let path: String
+    private let writer: SQLiteConnection
+    private let reader: SQLiteConnection
+    private let readLock = NSLock()
+    private let queue = Mutex(WriterQueue())
+    private let wakeUp = NSCondition()
+    private var thread: Thread?
+    private let commits = Mutex<UInt64>(0)
+
+    private struct Pending {
+        var record: LabelRecord
+        var continuation: CheckedContinuation<StoredEvent, any Error>
+    }
+
+    private struct WriterQueue {
+        var pending: [Pending] = []
+        var closed = false
+    }
+
+    /// Schema migrations; index i takes the store from version i to i + 1.
+    static let migrations: [String] = [
+        // 1: the event log.
+        """
+        CREATE TABLE label_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            annotator TEXT NOT NULL,
+            slide TEXT NOT NULL,
+            task TEXT NOT NULL,
+            cell_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('label', 'undo')),
+            class TEXT,
+            source TEXT NOT NULL,
+            model_version INTEGER NOT NULL DEFAULT 0,
+            client_seq INTEGER NOT NULL,
+            client_time_ms INTEGER NOT NULL,
+            server_time_ms INTEGER NOT NULL,
+            previous_class TEXT,
+            UNIQUE (annotator, slide, task, client_seq)
+        );
+        CREATE INDEX label_events_by_cell ON label_events (slide, task, cell_id);
+        """,
+        // 2: where each session was, so a client resumes at its last patch.
+        """
+        CREATE TABLE sessions (
+            annotator TEXT NOT NULL,
+            slide TEXT NOT NULL,
+            task TEXT NOT NULL,
+            region_x INTEGER, region_y INTEGER, region_width INTEGER, region_height INTEGER,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (annotator, slide, task)
+        );
+        """,
+    ]
+
+    public static var schemaVersion: Int { migrations.count }
+
+    /// Opens (creating if needed) and migrates the store at `path`.
+    public convenience init(path: String) throws { try self.init(path: path, migrateTo: Self.migrations.count) }
+
+    /// Opens the store migrated only up to `version` (for migration tests).
+    init(path: String, migrateTo version: Int) throws {
+        self.path = path
+        writer = try SQLiteConnection(path: path)
+        try writer.execute("PRAGMA journal_mode = WAL")
+        try writer.execute("PRAGMA synchronous = FULL")
+        try writer.execute("PRAGMA foreign_keys = ON")
+        let current = try Self.userVersion(writer)
+        guard current <= Self.migrations.count else {
+            throw StoreError(
+                path: path, message: "store has schema version \(current); this HALI knows up to \(Self.migrations.count): upgrade HALI")
+        }
+        if current < version {
+            for v in current..<version {
+                try writer.execute("BEGIN IMMEDIATE")
+                do {
+                    try writer.execute(Self.migrations[v])
+                    try writer.execute("PRAGMA user_version = \(v + 1)")
+                    try writer.execute("COMMIT")
+                } catch {
+                    try? writer.execute("ROLLBACK")
+                    throw StoreError(path: path, message: "migration to schema version \(v + 1) failed: \(error)")
+                }
+            }
+        }
+        reader = try SQLiteConnection(path: path)
+        let thread = Thread { [unowned self] in self.writerLoop() }
+        thread.name = "hali-label-store"
+        self.thread = thread
+        thread.start()
+    }
+
+    deinit { close() }
+
+    static func userVersion(_ connection: SQLiteConnection) throws -> Int {
+        let statement = try connection.prepare("PRAGMA user_version")
+        try statement.bind([])
+        return try statement.step() ? Int(statement.int(0)) : 0
+    }
+
+    public func schemaVersionOnDisk() throws -> Int {
+        readLock.lock()
+        defer { readLock.unlock() }
+        return try Self.userVersion(reader)
+    }
+
+    /// Transactions committed so far (each may hold many events).
+    public var commitCount: UInt64 { commits.withLock { $0 } }
+
+    /// Stores one event durably. Returns once it is committed and fsync'd; a resend of a stored client_seq returns
+    /// the original event with `duplicate = true`.
+    public func append(_ record: LabelRecord) async throws -> StoredEvent {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = queue.withLock { queue -> Bool in
+                guard !queue.closed else { return false }
+                queue.pending.append(Pending(record: record, continuation: continuation))
+                return true
+            }
+            if accepted {
+                wakeUp.lock()
+                wakeUp.signal()
+                wakeUp.unlock()
+            } else {
+                continuation.resume(throwing: StoreError(path: path, message: "the label store is closed"))
+            }
+        }
+    }
+
+    /// Flushes pending writes and stops the writer. Appends after this fail.
+    public func close() {
+        let alreadyClosed = queue.withLock { queue -> Bool in
+            defer { queue.closed = true }
+            return queue.closed
+        }
+        guard !alreadyClosed else { return }
+        wakeUp.lock()
+        wakeUp.signal()
+        wakeUp.unlock()
+        while let thread, !thread.isFinished { usleep(1_000) }
+    }
+
+    private func writerLoop() {
+        while true {
+            wakeUp.lock()
+            var batch: [Pending] = []
+            var closed = false
+            while true {
+                (batch, closed) = queue.withLock { queue in
+                    defer { queue.pending = [] }
+                    return (queue.pending, queue.closed)
+                }
+                if !batch.isEmpty || closed { break }
+                wakeUp.wait()
+            }
+            wakeUp.unlock()
+            if !batch.isEmpty { commit(batch) }
+            if closed && batch.isEmpty { return }
+        }
+    }
+
+    private func commit(_ batch: [Pending]) {
+        do {
+            let results = try writeTransaction(batch.map(\.record))
+            commits.withLock { $0 += 1 }
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+        } catch {
+            // One bad event must not fail the others: retry them one transaction each.
+            for pending in batch {
+                do {
+                    let result = try writeTransaction([pending.record])
+                    commits.withLock { $0 += 1 }
+                    pending.continuation.resume(returning: result[0])
+                } catch {
+                    pending.continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private func writeTransaction(_ records: [LabelRecord]) throws -> [StoredEvent] {
+        try writer.execute("BEGIN IMMEDIATE")
+        do {
+            let insert = try writer.prepare(
+                """
+                INSERT OR IGNORE INTO label_events
+                (annotator, slide, task, cell_id, kind, class, source, model_version, client_seq, client_time_ms, server_time_ms, previous_class)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                """)
+            let existing = try writer.prepare(
+                "SELECT id FROM label_events WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4")
+            var results: [StoredEvent] = []
+            for r in records {
+                try insert.run([
+                    .text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.cellID)), .text(r.kind.rawValue),
+                    r.className.map { .text($0) } ?? .null, .text(r.source), .int(Int64(r.modelVersion)),
+                    .int(Int64(bitPattern: r.clientSeq)), .int(r.clientTimeMs), .int(r.serverTimeMs),
+                    r.previousClass.map { .text($0) } ?? .null,
+                ])
+                if writer.changes == 1 {
+                    results.append(StoredEvent(eventID: writer.lastInsertRowID, record: r, duplicate: false))
+                } else {
+                    try existing.bind([.text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.clientSeq))])
+                    guard try existing.step() else { throw writer.error("event vanished") }
+                    results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))
+                }
+            }
+            try writer.execute("COMMIT")
+            return results
+        } catch {
+            try? writer.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    // MARK: Reading
+
+    /// Every event of one session, in the order they were stored.
+    public func events(annotator: String, slide: String, task: String) throws -> [StoredEvent] {
+        try query(
+            "WHERE annotator = ?1 AND slide = ?2 AND task = ?3 ORDER BY id", [.text(annotator), .text(slide), .text(task)])
+    }
+
+    /// Every event on a slide for a task, all annotators (for consensus and agreement).
+    public func events(slide: String, task: String) throws -> [StoredEvent] {
+        try query("WHERE slide = ?1 AND task = ?2 ORDER BY id", [.text(slide), .text(task)])
+    }
+
+    public func eventCount() throws -> Int {
+        readLock.lock()
+        defer { readLock.unlock() }
+        let statement = try reader.prepare("SELECT count(*) FROM label_events")
+        try statement.bind([])
+        return try statement.step() ? Int(statement.int(0)) : 0
+    }
+
+    private func query(_ clause: String, _ values: [SQLiteConnection.Statement.Value]) throws -> [StoredEvent] {
+        readLock.lock()
+        defer { readLock.unlock() }
+        let statement = try reader.prepare(
+            """
+            SELECT id, annotator, slide, task, cell_id, kind, class, source, model_version, client_seq, client_time_ms,
+                   server_time_ms, previous_class FROM label_events \(clause)
+            """)
+        try statement.bind(values)
+        var out: [StoredEvent] = []
+        while try statement.step() {
+            let record = LabelRecord(
+                annotator: statement.text(1) ?? "", slide: statement.text(2) ?? "", task: statement.text(3) ?? "",
+                cellID: UInt64(bitPattern: statement.int(4)), kind: LabelRecord.Kind(rawValue: statement.text(5) ?? "") ?? .label,
+                className: statement.text(6), source: statement.text(7) ?? "", modelVersion: UInt32(truncatingIfNeeded: statement.int(8)),
+                clientSeq: UInt64(bitPattern: statement.int(9)), clientTimeMs: statement.int(10), serverTimeMs: statement.int(11),
+                previousClass: statement.text(12))
+            out.append(StoredEvent(eventID: statement.int(0), record: record, duplicate: false))
+        }
+        return out
+    }
+
+    /// Remembers where a session was (its last patch).
+    public func saveSessionRegion(annotator: String, slide: String, task: String, region: (x: Int64, y: Int64, width: Int64, height: Int64), timeMs: Int64) throws {
+        readLock.lock()
+        defer { readLock.unlock() }
+        // Position is a convenience, not an acknowledged label: the read connection's autocommit is enough.
+        let statement = try reader.prepare(
+            """
+            INSERT INTO sessions (annotator, slide, task, region_x, region_y, region_width, region_height, updated_ms)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            ON CONFLICT (annotator, slide, task) DO UPDATE SET region_x = ?4, region_y = ?5, region_width = ?6,
+                region_height = ?7, updated_ms = ?8
+            """)
+        try statement.run([
+            .text(annotator), .text(slide), .text(task), .int(region.x), .int(region.y), .int(region.width), .int(region.height), .int(timeMs),
+        ])
+    }
+
+    public func sessionRegion(annotator: String, slide: String, task: String) throws -> (x: Int64, y: Int64, width: Int64, height: Int64)? {
+        readLock.lock()
+        defer { readLock.unlock() }
+        let statement = try reader.prepare(
+            "SELECT region_x, region_y, region_width, region_height FROM sessions WHERE annotator = ?1 AND slide = ?2 AND task = ?3")
+        try statement.bind([.text(annotator), .text(slide), .text(task)])
+        guard try statement.step(), !statement.isNull(0) else { return nil }
+        return (statement.int(0), statement.int(1), statement.int(2), statement.int(3))
+    }
+}
+
+/// The labels in force after replaying a session's events: label sets the class, undo restores the previous one.
+public struct LabelState: Sendable, Equatable {
+    public private(set) var classOfCell: [UInt64: String] = [:]
+    public private(set) var lastClientSeq: UInt64 = 0
+    public private(set) var eventCount = 0
+
+    public init() {}
+
+    public init(replaying events: [StoredEvent]) {
+        self.init()
+        for event in events { apply(event.record) }
+    }
+
+    public mutating func apply(_ record: LabelRecord) {
+        switch record.kind {
+        case .label: classOfCell[record.cellID] = record.className
+        case .undo: classOfCell[record.cellID] = record.previousClass
+        }
+        lastClientSeq = max(lastClientSeq, record.clientSeq)
+        eventCount += 1
+    }
+}
