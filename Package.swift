@@ -45,12 +45,26 @@ let package = Package(
         .target(name: "HaliCompression", dependencies: ["CZstd"]),
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
         .target(name: "HaliDatasets", dependencies: ["CPNG", "HaliImaging"]),
+        .target(name: "HaliTerminal", dependencies: ["HaliWire"]),
+        // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
+        .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "HaliTraining", dependencies: ["HaliNet", "HaliMath", "HaliDatasets", "HaliImaging"]),
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
+        .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex"]),
+
+        // MARK: Engine: sessions, models, active learning
+        .target(
+            name: "HaliEngine",
+            dependencies: [
+                "HaliCore", "HaliIndex", "HaliSlide", "HaliStore", "HaliLearning", "HaliMath", "HaliWire",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
 
         // MARK: Network
         .target(
@@ -64,7 +78,7 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,9 +106,12 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
+                "HaliTerminal", "HaliNet", "HaliTraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
 
         // MARK: Tests
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
@@ -119,6 +136,9 @@ let package = Package(
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
+        .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
+        .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
+        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
         .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging"]),

@@ -5,18 +5,22 @@ public struct Annotator: Sendable, Equatable {
     public var tokenDigest: String
     /// Task names this annotator may open; empty means every task.
     public var tasks: [String]
+    /// Slide ids this annotator may open; empty means every slide.
+    public var slides: [String]
 
-    public init(name: String, tokenDigest: String, tasks: [String] = []) {
+    public init(name: String, tokenDigest: String, tasks: [String] = [], slides: [String] = []) {
         self.name = name
         self.tokenDigest = tokenDigest.lowercased()
         self.tasks = tasks
+        self.slides = slides
     }
 
-    public init(name: String, token: String, tasks: [String] = []) {
-        self.init(name: name, tokenDigest: SHA256.hexDigest(token), tasks: tasks)
+    public init(name: String, token: String, tasks: [String] = [], slides: [String] = []) {
+        self.init(name: name, tokenDigest: SHA256.hexDigest(token), tasks: tasks, slides: slides)
     }
 
     public func mayOpen(task: String) -> Bool { tasks.isEmpty || tasks.contains(task) }
+    public func mayOpen(slide: String) -> Bool { slides.isEmpty || slides.contains(slide) }
 }
 
 /// Looks annotators up by token. Comparison is over digests and in constant time per entry, so the time taken

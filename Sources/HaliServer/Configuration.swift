@@ -1,4 +1,6 @@
+import Foundation
 import HaliCore
+import HaliEngine
 import HaliWire
 
 public struct ServerConfiguration: Sendable {
@@ -16,6 +18,15 @@ public struct ServerConfiguration: Sendable {
     /// How long a graceful shutdown waits for connections to finish their current request.
     public var shutdownGracePeriod: Duration = .seconds(5)
     public var serverName: String = "halid"
+    /// Holds `labels.sqlite` (the label store) and `index/` (slide indexes).
+    public var dataDirectory: String = "hali-data"
+    /// Ingest slides that have no index before listening (else they are refused with the reason).
+    public var ingestMissing = true
+    /// Pixel size for slides that record none.
+    public var micronsPerPixel: Double?
+    public var sessions = SessionSettings()
+    /// Concurrent retrains across all sessions (first come, first served).
+    public var trainingWidth = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
 
     public init(listen: [Endpoint], annotators: AnnotatorRegistry, tasks: [TaskDefinition] = TaskDefinition.builtIn, slidePaths: [String] = []) {
         self.listen = listen

@@ -1,4 +1,8 @@
+import Foundation
 import HaliCore
+import HaliEngine
+import HaliSlide
+import HaliStore
 import HaliTransport
 import HaliWire
 import Logging
@@ -9,6 +13,40 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Serialises everything written to one connection: replies from its own task and messages a session pushes after
+/// retraining.
+final class ConnectionOutbox: SessionSubscriber, @unchecked Sendable {
+    private let writer: NIOAsyncChannelOutboundWriter<Envelope>
+    private let lock = AsyncLock()
+
+    init(_ writer: NIOAsyncChannelOutboundWriter<Envelope>) { self.writer = writer }
+
+    func write(_ envelopes: [Envelope]) async throws {
+        guard !envelopes.isEmpty else { return }
+        try await lock.run { try await self.writer.write(contentsOf: envelopes) }
+    }
+
+    func push(_ envelope: Envelope) async { try? await write([envelope]) }
+}
+
+/// A FIFO async mutex.
+actor AsyncLock {
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func run<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+}
 
 /// Counters shown by `GetStatus` (and `hali status`).
 struct DaemonCounters {
@@ -43,10 +81,18 @@ public final class HaliDaemon: Sendable {
         var ready = false
     }
 
-    public init(configuration: ServerConfiguration, logger: Logger) {
+    private let store: LabelStore
+    private let registry: SessionRegistry
+
+    /// Opens the label store in `configuration.dataDirectory` (creating it); throws when the store cannot be opened.
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.catalog = SlideCatalog(logger: logger)
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        store = try LabelStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("labels.sqlite"))
+        registry = SessionRegistry(
+            store: store, tasks: configuration.tasks, settings: configuration.sessions, pool: TrainingPool(width: configuration.trainingWidth))
     }
 
     /// The addresses actually bound (with the real port when 0 was asked for), once listening.
@@ -63,7 +109,10 @@ public final class HaliDaemon: Sendable {
 
     /// Binds every endpoint and serves until `shutdown()` is called. Throws if an endpoint cannot be bound.
     public func run() async throws {
-        await catalog.load(paths: configuration.slidePaths)
+        await catalog.load(
+            paths: configuration.slidePaths, indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"),
+            ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel)
+        for slide in await catalog.all { await registry.add(slide) }
 
         typealias Listener = NIOAsyncChannel<NIOAsyncChannel<InboundFrame, Envelope>, Never>
         var listeners: [Listener] = []
@@ -125,7 +174,8 @@ public final class HaliDaemon: Sendable {
                 }
             }
         }
-        logger.info("stopped")
+        store.close()
+        logger.info("stopped", metadata: ["label_events": "\((try? store.eventCount()) ?? -1)"])
     }
 
     /// Starts a graceful shutdown; `run()` returns once every connection has ended. Safe to call more than once.
@@ -154,6 +204,8 @@ public final class HaliDaemon: Sendable {
     private struct ConnectionContext {
         var annotator: Annotator?
         var malformedInARow = 0
+        var session: LabellingSession?
+        let outbox: ConnectionOutbox
     }
 
     /// What handling one message asks the connection to do.
@@ -187,19 +239,23 @@ public final class HaliDaemon: Sendable {
                         Envelope(.error(ErrorReply(code: .resourceExhausted, message: "daemon is at its connection limit or shutting down", fatal: true))))
                     return
                 }
-                var context = ConnectionContext()
+                let outbox = ConnectionOutbox(outbound)
+                var context = ConnectionContext(outbox: outbox)
+                defer {
+                    if let session = context.session { Task { await session.unsubscribe(outbox) } }
+                }
                 do {
                     for try await frame in inbound {
                         counters.withLock { $0.framesReceived += 1 }
                         let outcome = await self.handle(frame, context: &context, log: log)
-                        try await outbound.write(contentsOf: outcome.replies)
+                        try await outbox.write(outcome.replies)
                         if outcome.close { return }
                     }
                 } catch let error as FrameError {
                     counters.withLock { $0.framesRejected += 1 }
                     log.warning("closing connection: bad framing", metadata: ["error": "\(error)"])
                     let code: ErrorCode = if case .tooLarge = error.kind { .frameTooLarge } else { .malformedFrame }
-                    try? await outbound.write(Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true))))
+                    try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
                 }
             }
         } catch {
@@ -245,7 +301,7 @@ public final class HaliDaemon: Sendable {
             return reply(
                 .welcome(
                     Welcome(
-                        serverVersion: HaliVersion.string, annotator: annotator.name, capabilities: ["ping", "status", "slides"],
+                        serverVersion: HaliVersion.string, annotator: annotator.name, capabilities: Self.capabilities,
                         maxFrameBytes: UInt32(configuration.maxFrameBytes), serverName: configuration.serverName)))
         }
 
@@ -260,9 +316,56 @@ public final class HaliDaemon: Sendable {
             return reply(.slideList(await catalog.list()))
         case .bye:
             return Outcome(replies: [], close: true)
-        case .openSession, .getPatch, .labelEvent, .undo, .nextPatch:
-            // Labelling sessions are a later capability; a client checks Welcome.capabilities before using them.
-            return fail(.unsupportedMessage, "\(envelope.body.name) is not served by halid \(HaliVersion.string) (capabilities: ping, status, slides)")
+        case .openSession(let open):
+            do {
+                let session = try await registry.open(annotator: annotator, slideID: open.slideID, taskName: open.task)
+                if let previous = context.session, previous !== session { await previous.unsubscribe(context.outbox) }
+                context.session = session
+                await session.subscribe(context.outbox)
+                log.info("session opened", metadata: ["session": "\(session.sessionID)"])
+                return reply(.sessionState(await session.state()))
+            } catch let error as EngineError {
+                return fail(error.code, error.message)
+            } catch {
+                return fail(.internal, "\(error)")
+            }
+        case .getPatch(let request):
+            guard let session = context.session else { return fail(.noSession, "get_patch needs open_session first") }
+            do {
+                return reply(.patch(try await patch(request, session: session)))
+            } catch let error as EngineError {
+                return fail(error.code, error.message)
+            } catch {
+                return fail(.internal, "\(error)")
+            }
+        case .labelEvent(let event):
+            guard let session = context.session else { return fail(.noSession, "label_event needs open_session first", seq: event.clientSeq) }
+            do {
+                return reply(.labelAck(try await session.label(event)))
+            } catch let error as EngineError {
+                return fail(error.code, error.message, seq: event.clientSeq)
+            } catch {
+                log.error("label not stored", metadata: ["error": "\(error)"])
+                return fail(.internal, "label not stored: \(error)", seq: event.clientSeq)
+            }
+        case .undo(let undo):
+            guard let session = context.session else { return fail(.noSession, "undo needs open_session first", seq: undo.clientSeq) }
+            do {
+                return reply(.labelAck(try await session.undo(undo)))
+            } catch let error as EngineError {
+                return fail(error.code, error.message, seq: undo.clientSeq)
+            } catch {
+                return fail(.internal, "undo not stored: \(error)", seq: undo.clientSeq)
+            }
+        case .nextPatch(let request):
+            guard let session = context.session else { return fail(.noSession, "next_patch needs open_session first") }
+            do {
+                return reply(.nextPatchPick(try await session.nextPatch(strategy: request.strategy)))
+            } catch let error as EngineError {
+                return fail(error.code, error.message)
+            } catch {
+                return fail(.internal, "\(error)")
+            }
         case .welcome, .slideList, .sessionState, .patch, .labelAck, .predictions, .nextPatchPick, .error, .pong, .serverStatus:
             return fail(.unsupportedMessage, "\(envelope.body.name) is a daemon-to-client message")
         }
@@ -275,9 +378,59 @@ public final class HaliDaemon: Sendable {
         return ServerStatus(
             serverVersion: HaliVersion.string,
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) * 1e-18,
-            connections: UInt32(counters.connections), sessions: 0, slides: UInt32(await catalog.count),
+            connections: UInt32(counters.connections), sessions: UInt32(await registry.sessionCount), slides: UInt32(await catalog.count),
             framesReceived: counters.framesReceived, framesRejected: counters.framesRejected,
             maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen)
+    }
+
+    static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch"]
+
+    /// Largest patch image sent, in pixels per side; coarser levels serve larger regions.
+    static let maxPatchPixels = 4096
+
+    private func patch(_ request: GetPatch, session: LabellingSession) async throws -> Patch {
+        let slide = session.slide
+        let region: Region
+        var patchID = ""
+        switch request.target {
+        case .region(let r):
+            guard r.width > 0, r.height > 0, r.x >= 0, r.y >= 0, r.x + r.width <= slide.slide.width, r.y + r.height <= slide.slide.height else {
+                throw EngineError(
+                    .invalidArgument,
+                    "region (\(r.x), \(r.y)) \(r.width)×\(r.height) is empty or outside the \(slide.slide.width)×\(slide.slide.height) slide")
+            }
+            region = r
+        case .patchID(let id):
+            let (r, index) = try await session.region(ofPatch: id)
+            await session.markPatchVisited(index)
+            region = r
+            patchID = id
+        case nil:
+            throw EngineError(.invalidArgument, "get_patch needs a region or a patch_id")
+        }
+        let (cells, version) = try await session.cells(in: region, includeContours: request.includeContours, remember: true)
+        var pixels: [UInt8] = []
+        var width = 0, height = 0
+        let level = Int(request.level)
+        guard level < slide.slide.levelCount else {
+            throw EngineError(.invalidArgument, "level \(level) does not exist (slide has \(slide.slide.levelCount))")
+        }
+        let downsample = slide.slide.levelDownsamples[level]
+        if request.includePixels {
+            width = Int((Double(region.width) / downsample).rounded(.up))
+            height = Int((Double(region.height) / downsample).rounded(.up))
+            guard width <= Self.maxPatchPixels, height <= Self.maxPatchPixels else {
+                throw EngineError(.invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
+            }
+            let (w, h) = (width, height)
+            pixels = try await NIOThreadPool.singleton.runIfActive {
+                try slide.slide.readRegion(x: region.x, y: region.y, level: level, width: w, height: h)
+            }
+        }
+        return Patch(
+            patchID: patchID, region: region, level: UInt32(level), downsample: downsample, mpp: slide.micronsPerPixel * downsample,
+            width: UInt32(width), height: UInt32(height), pixelFormat: request.includePixels ? .rgb8 : .none, pixels: pixels, cells: cells,
+            modelVersion: version)
     }
 
     static func wallClockNanoseconds() -> Int64 {

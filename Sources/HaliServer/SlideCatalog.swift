@@ -1,52 +1,73 @@
+import Foundation
+import HaliEngine
+import HaliIndex
+import HaliIngest
 import HaliSlide
 import HaliWire
 import Logging
 import NIOPosix
 
-/// The slides a daemon serves. Opening a slide reads its headers through OpenSlide, which blocks, so it runs on
-/// NIO's blocking thread pool, never on an event loop or a cooperative thread.
+/// The slides a daemon serves, each with its cell index. Opening a slide and reading or building its index block,
+/// so they run on NIO's blocking thread pool (or, for a missing index, in an ingest before the daemon listens).
 actor SlideCatalog {
-    private var slides: [String: Slide] = [:]
+    private var served: [String: ServedSlide] = [:]
     private var order: [String] = []
     private let logger: Logger
 
     init(logger: Logger) { self.logger = logger }
 
-    /// Opens every path; a slide that fails to open is logged with OpenSlide's message and left out, so one corrupt
-    /// file does not stop the daemon serving the others. Returns the errors.
+    /// Opens every slide and its index (`indexDirectory/<stem>.hidx`), ingesting it first when missing and
+    /// `ingestMissing` is set. A slide that fails is logged with the reason and left out, so one corrupt file does not
+    /// stop the daemon serving the others. Returns the failures.
     @discardableResult
-    func load(paths: [String]) async -> [SlideError] {
-        var failures: [SlideError] = []
+    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?) async -> [String] {
+        var failures: [String] = []
         for path in paths {
             do {
                 let slide = try await NIOThreadPool.singleton.runIfActive { () throws -> Slide in try Slide(path: path) }
+                let indexPath = IndexBuilder.indexPath(slidePath: path, outputDirectory: indexDirectory)
+                if !FileManager.default.fileExists(atPath: indexPath) {
+                    guard ingestMissing else {
+                        throw IngestError(path: path, message: "no index at \(indexPath): run `hali ingest \(path) --out \(indexDirectory)`")
+                    }
+                    logger.info("ingesting (first use)", metadata: ["path": "\(path)"])
+                    var options = IngestOptions()
+                    options.micronsPerPixel = slide.micronsPerPixel == nil ? micronsPerPixel : nil
+                    let log = logger
+                    let decile = MutexBoxInt()
+                    _ = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory) { p in
+                        let d = p.tilesTotal == 0 ? 10 : p.tilesDone * 10 / p.tilesTotal
+                        if decile.advance(to: d) {
+                            log.info("ingest progress", metadata: ["path": "\(path)", "tiles": "\(p.tilesDone)/\(p.tilesTotal)", "nuclei": "\(p.nuclei)"])
+                        }
+                    }
+                }
+                let (manifest, table) = try await NIOThreadPool.singleton.runIfActive { try IndexFile.read(path: indexPath) }
                 let id = Self.identifier(for: path, taken: Set(order))
-                slides[id] = slide
+                served[id] = ServedSlide(id: id, slide: slide, table: table, micronsPerPixel: manifest.slide.micronsPerPixel)
                 order.append(id)
-                logger.info("slide ready", metadata: ["id": "\(id)", "path": "\(path)", "size": "\(slide.width)x\(slide.height)"])
-            } catch let error as SlideError {
-                failures.append(error)
-                logger.error("slide not served", metadata: ["path": "\(path)", "error": "\(error.message)"])
+                logger.info(
+                    "slide ready", metadata: ["id": "\(id)", "path": "\(path)", "size": "\(slide.width)x\(slide.height)", "cells": "\(table.count)"])
             } catch {
-                logger.error("slide not served", metadata: ["path": "\(path)", "error": "\(error)"])
+                let message = (error as? SlideError)?.message ?? (error as? IngestError)?.message ?? (error as? IndexError)?.message ?? "\(error)"
+                failures.append("\(path): \(message)")
+                logger.error("slide not served", metadata: ["path": "\(path)", "error": "\(message)"])
             }
         }
         return failures
     }
 
     var count: Int { order.count }
+    var all: [ServedSlide] { order.compactMap { served[$0] } }
 
     func list() -> [SlideInfo] {
-        order.compactMap { id in
-            guard let slide = slides[id] else { return nil }
-            return SlideInfo(
-                id: id, name: String(slide.path.split(separator: "/").last ?? ""), width: slide.width, height: slide.height,
-                mppX: slide.micronsPerPixel?.x ?? 0, mppY: slide.micronsPerPixel?.y ?? 0,
-                levelCount: UInt32(slide.levelCount), vendor: slide.vendor)
+        all.map { s in
+            SlideInfo(
+                id: s.id, name: (s.slide.path as NSString).lastPathComponent, width: s.slide.width, height: s.slide.height,
+                mppX: s.micronsPerPixel, mppY: s.micronsPerPixel, levelCount: UInt32(s.slide.levelCount), vendor: s.slide.vendor,
+                cellCount: UInt64(s.table.count), ingested: true)
         }
     }
-
-    func slide(id: String) -> Slide? { slides[id] }
 
     /// The file name without its extension, made unique with a numeric suffix.
     static func identifier(for path: String, taken: Set<String>) -> String {
@@ -59,5 +80,18 @@ actor SlideCatalog {
             n += 1
         }
         return candidate
+    }
+}
+
+/// Reports each progress decile once.
+final class MutexBoxInt: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = -1
+    func advance(to new: Int) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard new > value else { return false }
+        value = new
+        return true
     }
 }

@@ -12,13 +12,14 @@ struct Hali: AsyncParsableCommand {
         abstract: "HALI: human-in-the-loop cell labelling. Client of halid, and local slide tools.",
         version: "0.1.0",
         subcommands: [
-            Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self, Eval.self,
+            LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
+            TrainBackboneCommand.self, EmbedCommand.self, Eval.self,
         ])
 }
 
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure HALI against labelled data: nucleus detection.", subcommands: [EvalDetectionCommand.self])
+        abstract: "Measure HALI against labelled data: nucleus detection, backbone features.", subcommands: [EvalDetectionCommand.self, EvalBackboneCommand.self])
 }
 
 /// How to reach and authenticate with a daemon; shared by every client subcommand.

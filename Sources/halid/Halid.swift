@@ -29,6 +29,12 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "A whole-slide image to serve (repeatable).")
     var slide: [String] = []
 
+    @Option(name: .long, help: "Microns per pixel for slides that do not record it.")
+    var mpp: Double?
+
+    @Flag(name: .long, help: "Do not ingest slides without an index at start-up (refuse them instead).")
+    var noIngest = false
+
     @Option(name: .long, help: "Largest frame body accepted, in bytes.")
     var maxFrameBytes: Int = 16 << 20
 
@@ -61,7 +67,16 @@ struct Halid: AsyncParsableCommand {
         }
         var configuration = ServerConfiguration(listen: endpoints, annotators: registry, slidePaths: slide)
         configuration.maxFrameBytes = maxFrameBytes
-        let daemon = HaliDaemon(configuration: configuration, logger: logger)
+        configuration.dataDirectory = dataDir
+        configuration.micronsPerPixel = mpp
+        configuration.ingestMissing = !noIngest
+        let daemon: HaliDaemon
+        do {
+            daemon = try HaliDaemon(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
 
         // SIGTERM/SIGINT start a graceful shutdown; a second signal is handled the same way (idempotent).
         signal(SIGTERM, SIG_IGN)

@@ -12,18 +12,22 @@ let token = "test-token-0123"
 
 /// Starts a daemon on an ephemeral loopback port, runs `body`, then shuts it down and waits for it to stop.
 func withDaemon(
-    maxFrameBytes: Int = 1 << 20, extraListen: [Endpoint] = [], slides: [String] = [],
+    maxFrameBytes: Int = 1 << 20, extraListen: [Endpoint] = [], slides: [String] = [], dataDirectory: String? = nil,
     _ body: (HaliDaemon, Endpoint) async throws -> Void
 ) async throws {
     var configuration = ServerConfiguration(
         listen: [.tcp(host: "127.0.0.1", port: 0)] + extraListen,
-        annotators: try AnnotatorRegistry([Annotator(name: "tester", token: token), Annotator(name: "other", token: "other-token")]),
+        annotators: try AnnotatorRegistry([
+            Annotator(name: "tester", token: token), Annotator(name: "other", token: "other-token", tasks: ["til"]),
+        ]),
         slidePaths: slides)
     configuration.maxFrameBytes = maxFrameBytes
     configuration.shutdownGracePeriod = .milliseconds(500)
+    configuration.dataDirectory = dataDirectory ?? NSTemporaryDirectory() + "halid-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    configuration.ingestMissing = false
     var logger = Logger(label: "test-halid")
     logger.logLevel = .critical
-    let daemon = HaliDaemon(configuration: configuration, logger: logger)
+    let daemon = try HaliDaemon(configuration: configuration, logger: logger)
     let running = Task { try await daemon.run() }
     let bound = await daemon.waitUntilListening()
     let endpoint = try Endpoint(parsing: bound[0])
@@ -77,7 +81,7 @@ func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async th
     @Test func handshakePingStatusAndSlides() async throws {
         let svs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
-        try await withDaemon(slides: [svs, "/definitely/missing.svs"]) { _, endpoint in
+        try await withDaemon(slides: [svs, "/definitely/missing.svs"], dataDirectory: try await freshDataDirectory()) { _, endpoint in
             try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
                 #expect(connection.welcome.annotator == "tester")
                 #expect(connection.welcome.protocolVersion == protocolVersion)
@@ -89,6 +93,7 @@ func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async th
                 let slides = try await connection.slides()
                 #expect(slides.map(\.id) == ["CMU-1-Small-Region"])
                 #expect(slides.first?.width == 2220)
+                #expect((slides.first?.cellCount ?? 0) > 200)
             }
         }
     }
@@ -233,14 +238,14 @@ func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async th
         }
     }
 
-    @Test func labellingMessagesAreRefusedUntilSupported() async throws {
+    @Test func unknownSlidesAndDaemonMessagesAreRefused() async throws {
         try await withDaemon { _, endpoint in
             try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
                 do {
                     _ = try await connection.request(.openSession(OpenSession(slideID: "x", task: "ki67")))
-                    Issue.record("open_session answered")
+                    Issue.record("open_session of an unknown slide answered")
                 } catch ClientError.server(let reply) {
-                    #expect(reply.code == .unsupportedMessage && !reply.fatal)
+                    #expect(reply.code == .notFound && !reply.fatal)
                 }
                 do {
                     _ = try await connection.request(.pong(Pong(nonce: 1, clientTimeNs: 0, serverTimeNs: 0)))

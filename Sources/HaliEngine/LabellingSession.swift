@@ -1,0 +1,409 @@
+import Foundation
+import HaliCore
+import HaliIndex
+import HaliLearning
+import HaliMath
+import HaliStore
+import HaliWire
+import NIOPosix
+
+/// Where a session's pushed messages go (a connection's outbound side).
+public protocol SessionSubscriber: AnyObject, Sendable {
+    func push(_ envelope: Envelope) async
+}
+
+public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    public var description: String { message }
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// Settings every session shares.
+public struct SessionSettings: Sendable {
+    public var policy = OnlinePolicy(retrainEvery: 5, minLabels: 20)
+    public var head: HeadKind = .logistic
+    /// Size of the Coreset subset S whose densest patch is picked next.
+    public var subsetSize = 200
+    /// Side of a next-patch window in microns (the paper's ~200-cell patch at ~30x).
+    public var patchSizeMicrons = 250.0
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+/// One annotator labelling one slide for one task: their labels, their model, their active learner.
+///
+/// Rebuilt from the label store when first opened (after a restart too): the events are replayed, the head is refitted
+/// and the active learner's distances recomputed. Heavy work (fits, k-center passes, full-slide scoring) runs on NIO's
+/// blocking thread pool through `TrainingPool`, never on the event loop, and one session's training never blocks
+/// another session's labels: acknowledgements need only the store.
+public actor LabellingSession {
+    public nonisolated let annotator: String
+    public nonisolated let task: TaskDefinition
+    public nonisolated let slide: ServedSlide
+    public nonisolated let sessionID: String
+    private let store: LabelStore
+    private let settings: SessionSettings
+    private let pool: TrainingPool
+
+    private var labels = LabelState()
+    private var labelsAtLastFit = 0
+    private var labelChangesSinceFit = 0
+    private var head: (any Head)?
+    private var modelVersion: UInt32 = 0
+    private var validationAccuracy = Double.nan
+    private var kcenter: IncrementalKCenter
+    private var kcenterLabelled = Set<Int>()
+    private var patchGrid: PatchGrid
+    private var donePatches: [Bool]
+    private var currentRegion: Region?
+    private var currentPatch: Int?
+    private var subscribers: [ObjectIdentifier: any SessionSubscriber] = [:]
+    private var rng: SeededRandom
+
+    init(
+        annotator: String, task: TaskDefinition, slide: ServedSlide, store: LabelStore, settings: SessionSettings, pool: TrainingPool
+    ) throws {
+        self.annotator = annotator
+        self.task = task
+        self.slide = slide
+        self.store = store
+        self.settings = settings
+        self.pool = pool
+        self.sessionID = "\(annotator)/\(slide.id)/\(task.name)"
+        self.kcenter = IncrementalKCenter(features: slide.features)
+        let side = settings.patchSizeMicrons / slide.micronsPerPixel
+        self.patchGrid = PatchGrid(
+            image: [Int](repeating: 0, count: slide.table.count), x: slide.table.centroidX.map(Double.init),
+            y: slide.table.centroidY.map(Double.init), extents: [(Double(slide.slide.width), Double(slide.slide.height))], side: side,
+            rowHeight: 12 / slide.micronsPerPixel)
+        self.donePatches = [Bool](repeating: false, count: patchGrid.patches.count)
+        self.rng = SeededRandom(seed: settings.seed)
+        let events = try store.events(annotator: annotator, slide: slide.id, task: task.name)
+        self.labels = LabelState(replaying: events)
+        if let r = try store.sessionRegion(annotator: annotator, slide: slide.id, task: task.name) {
+            currentRegion = Region(x: r.x, y: r.y, width: r.width, height: r.height)
+        }
+    }
+
+    /// After a restart: refit the model on the stored labels so suggestions come back at once.
+    func restore() async {
+        if labels.classOfCell.count >= settings.policy.minLabels { await retrain() }
+    }
+
+    // MARK: Subscribers
+
+    public func subscribe(_ subscriber: any SessionSubscriber) { subscribers[ObjectIdentifier(subscriber)] = subscriber }
+    public func unsubscribe(_ subscriber: any SessionSubscriber) { subscribers.removeValue(forKey: ObjectIdentifier(subscriber)) }
+
+    // MARK: State
+
+    public func state() -> SessionState {
+        SessionState(
+            sessionID: sessionID, slide: slideInfo(), task: task.name,
+            classes: task.classes.map { ClassDef(name: $0.name, color: $0.color, key: $0.key) },
+            labelsDone: UInt32(labels.classOfCell.count), modelVersion: modelVersion, validationAccuracy: validationAccuracy,
+            currentRegion: currentRegion, lastAckedSeq: labels.lastClientSeq)
+    }
+
+    nonisolated func slideInfo() -> SlideInfo {
+        SlideInfo(
+            id: slide.id, name: (slide.slide.path as NSString).lastPathComponent, width: slide.slide.width, height: slide.slide.height,
+            mppX: slide.micronsPerPixel, mppY: slide.micronsPerPixel, levelCount: UInt32(slide.slide.levelCount),
+            vendor: slide.slide.vendor, cellCount: UInt64(slide.table.count), ingested: true)
+    }
+
+    public var labelCount: Int { labels.classOfCell.count }
+    public var currentModelVersion: UInt32 { modelVersion }
+
+    // MARK: Patches
+
+    /// The cells of a region with this annotator's labels and the current model's suggestions.
+    public func cells(in region: Region, includeContours: Bool, remember: Bool) throws -> (cells: [Cell], modelVersion: UInt32) {
+        if remember {
+            currentRegion = region
+            try? store.saveSessionRegion(
+                annotator: annotator, slide: slide.id, task: task.name, region: (region.x, region.y, region.width, region.height),
+                timeMs: Self.nowMs())
+        }
+        let rows = slide.cells(inX: region.x, y: region.y, width: region.width, height: region.height)
+        let suggestions = suggestions(for: rows)
+        let table = slide.table
+        let cells = rows.enumerated().map { index, row -> Cell in
+            let id = CellTable.id(ofRow: row)
+            return Cell(
+                id: id, centroid: Point(x: Double(table.centroidX[row]), y: Double(table.centroidY[row])),
+                bbox: Region(
+                    x: Int64(table.minX[row].rounded(.down)), y: Int64(table.minY[row].rounded(.down)),
+                    width: Int64((table.maxX[row] - table.minX[row]).rounded(.up)), height: Int64((table.maxY[row] - table.minY[row]).rounded(.up))),
+                contour: includeContours ? Array(table.contour(ofRow: row)) : [],
+                label: labels.classOfCell[id].map { CellLabel(className: $0, source: .manual, annotator: annotator) },
+                suggestion: suggestions?[index], areaUm2: table.areaMicrons2[row].isFinite ? table.areaMicrons2[row] : 0)
+        }
+        return (cells, modelVersion)
+    }
+
+    public func markPatchVisited(_ patchIndex: Int) { currentPatch = patchIndex }
+
+    private func suggestions(for rows: [Int]) -> [Suggestion]? {
+        guard let head, labels.classOfCell.count >= settings.policy.minLabels, !rows.isEmpty else { return nil }
+        return head.predict(features: slide.features, rows: rows).map {
+            Suggestion(className: task.classes[$0.label].name, confidence: $0.confidence)
+        }
+    }
+
+    // MARK: Labels
+
+    /// Validates, stores durably, then applies a label. The returned ack is sent only after the store's commit.
+    public func label(_ event: LabelEvent) async throws -> LabelAck {
+        guard task.hasClass(event.className) else {
+            throw EngineError(.invalidArgument, "class \"\(event.className)\" is not in task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
+        }
+        guard slide.table.row(ofID: event.cellID) != nil else {
+            throw EngineError(.notFound, "cell \(event.cellID) does not exist on slide \(slide.id) (ids 1…\(slide.table.count))")
+        }
+        let source: String =
+            switch event.source {
+            case .acceptedSuggestion: "accepted"
+            case .correctedSuggestion: "corrected"
+            case .imported: "imported"
+            case .manual, .unspecified: "manual"
+            }
+        let record = LabelRecord(
+            annotator: annotator, slide: slide.id, task: task.name, cellID: event.cellID, kind: .label, className: event.className,
+            source: source, modelVersion: event.modelVersionShown, clientSeq: event.clientSeq, clientTimeMs: event.clientTimeMs,
+            serverTimeMs: Self.nowMs(), previousClass: labels.classOfCell[event.cellID])
+        let stored = try await store.append(record)
+        if !stored.duplicate { apply(record) }
+        return LabelAck(clientSeq: event.clientSeq, cellID: event.cellID, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
+    }
+
+    /// Reverts the latest label of `cellID` (0: of the session's most recent labelled cell).
+    public func undo(_ request: Undo) async throws -> LabelAck {
+        let events = try store.events(annotator: annotator, slide: slide.id, task: task.name)
+        let target: UInt64
+        if request.cellID != 0 {
+            target = request.cellID
+        } else {
+            guard let last = Self.lastUndoable(events) else { throw EngineError(.invalidArgument, "nothing to undo in this session") }
+            target = last
+        }
+        guard let current = labels.classOfCell[target] else {
+            throw EngineError(.invalidArgument, "cell \(target) has no label to undo")
+        }
+        let previous = events.last { $0.record.cellID == target && $0.record.kind == .label && $0.record.className == current }?.record.previousClass
+        let record = LabelRecord(
+            annotator: annotator, slide: slide.id, task: task.name, cellID: target, kind: .undo, className: nil, source: "undo",
+            modelVersion: modelVersion, clientSeq: request.clientSeq, clientTimeMs: Self.nowMs(), serverTimeMs: Self.nowMs(),
+            previousClass: previous)
+        let stored = try await store.append(record)
+        if !stored.duplicate { apply(record) }
+        return LabelAck(clientSeq: request.clientSeq, cellID: target, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
+    }
+
+    /// The most recent cell whose current label came from a label event (undos pop back through history).
+    static func lastUndoable(_ events: [StoredEvent]) -> UInt64? {
+        var stack: [UInt64] = []
+        for event in events {
+            switch event.record.kind {
+            case .label: stack.append(event.record.cellID)
+            case .undo: if let i = stack.lastIndex(of: event.record.cellID) { stack.remove(at: i) }
+            }
+        }
+        return stack.last
+    }
+
+    private func apply(_ record: LabelRecord) {
+        labels.apply(record)
+        let count = labels.classOfCell.count
+        // Labels since the last fit count corrections and undos too: each changes what the model should learn.
+        labelChangesSinceFit += 1
+        if count >= settings.policy.minLabels, head == nil || labelChangesSinceFit >= settings.policy.retrainEvery {
+            labelChangesSinceFit = 0
+            pool.request(self)
+        }
+    }
+
+    // MARK: Training (called by the pool)
+
+    /// Refits the head on the current labels, updates the active learner, then pushes predictions for the current
+    /// region and the next-patch pick to every subscriber.
+    func retrain() async {
+        let snapshot = labels.classOfCell.compactMap { id, name -> (Int, Int)? in
+            guard let row = slide.table.row(ofID: id), let cls = task.classes.firstIndex(where: { $0.name == name }) else { return nil }
+            return (row, cls)
+        }.sorted { $0.0 < $1.0 }
+        let rows = snapshot.map(\.0), classes = snapshot.map(\.1)
+        let features = slide.features
+        let kind = settings.head
+        let classCount = task.classes.count
+        let seed = settings.seed
+        // Distances to the labelled set: incremental when labels were only added, rebuilt after an undo or relabel.
+        let previousKC = kcenter
+        let wanted = Set(rows)
+        let added = wanted.subtracting(kcenterLabelled)
+        let removed = !kcenterLabelled.subtracting(wanted).isEmpty
+        let result = try? await NIOThreadPool.singleton.runIfActive { () -> (any Head, FitReport, IncrementalKCenter) in
+            var fitRNG = SeededRandom.derived(seed, UInt64(rows.count))
+            var head = kind.make(classCount: classCount, featureCount: features.columns)
+            let report = head.fit(features: features, rows: rows, labels: classes, rng: &fitRNG)
+            var kc = previousKC
+            if removed { kc.reset(labelled: rows) } else { kc.addLabelled(added.sorted()) }
+            return (head, report, kc)
+        }
+        guard let (newHead, report, newKC) = result else { return }
+        head = newHead
+        kcenter = newKC
+        kcenterLabelled = wanted
+        labelsAtLastFit = rows.count
+        modelVersion += 1
+        validationAccuracy = report.validationAccuracy ?? .nan
+        guard !subscribers.isEmpty else { return }
+        var messages: [Envelope] = []
+        if let region = currentRegion, let (cells, version) = try? cells(in: region, includeContours: false, remember: false) {
+            messages.append(
+                Envelope(
+                    .predictions(
+                        Predictions(
+                            modelVersion: version, validationAccuracy: validationAccuracy, labelsUsed: UInt32(rows.count), region: region,
+                            predictions: cells.compactMap { c in c.suggestion.map { CellPrediction(cellID: c.id, className: $0.className, confidence: $0.confidence) } }))))
+        }
+        if let pick = try? nextPatch(strategy: .coreset, markCurrentDone: false) { messages.append(Envelope(.nextPatchPick(pick))) }
+        for subscriber in subscribers.values {
+            for message in messages { await subscriber.push(message) }
+        }
+    }
+
+    // MARK: Next patch
+
+    /// The next window to label: by default the one holding most of the Coreset subset S (k-center greedy over the
+    /// features, S of `subsetSize` unlabelled cells outside windows already done). The window the annotator was on
+    /// is marked done first.
+    public func nextPatch(strategy: Strategy, markCurrentDone: Bool = true) throws -> NextPatchPick {
+        if markCurrentDone, let p = currentPatch { donePatches[p] = true }
+        if markCurrentDone, currentPatch == nil, let region = currentRegion {
+            // The annotator navigated by region: mark every window whose centre lies inside it.
+            for (i, patch) in patchGrid.patches.enumerated() {
+                let cx = (patch.minX + patch.maxX) / 2, cy = (patch.minY + patch.maxY) / 2
+                if cx >= Double(region.x), cx < Double(region.x + region.width), cy >= Double(region.y), cy < Double(region.y + region.height) {
+                    donePatches[i] = true
+                }
+            }
+        }
+        let candidates = patchGrid.patchOfCell.map { $0 >= 0 && !donePatches[$0] }
+        var chosen: Int?
+        var subset: [Int] = []
+        var used = strategy == .default ? Strategy.coreset : strategy
+        switch used {
+        case .coreset, .default:
+            subset = kcenter.select(count: settings.subsetSize, candidate: candidates)
+            chosen = patchGrid.bestPatch(holding: subset, done: donePatches)
+        case .entropy, .margin:
+            if let head {
+                let unlabelled = (0..<slide.table.count).filter { candidates[$0] && labels.classOfCell[CellTable.id(ofRow: $0)] == nil }
+                let p = head.probabilities(features: slide.features, rows: unlabelled)
+                let scores = used == .entropy ? Uncertainty.entropy(p) : Uncertainty.negativeMargin(p)
+                subset = Uncertainty.top(settings.subsetSize, scores: scores, candidates: unlabelled)
+                chosen = patchGrid.bestPatch(holding: subset, done: donePatches)
+            } else {
+                used = .coreset
+                subset = kcenter.select(count: settings.subsetSize, candidate: candidates)
+                chosen = patchGrid.bestPatch(holding: subset, done: donePatches)
+            }
+        case .random:
+            let open = (0..<patchGrid.patches.count).filter { !donePatches[$0] && !patchGrid.cellsOfPatch[$0].isEmpty }
+            chosen = open.isEmpty ? nil : open[rng.below(open.count)]
+        }
+        guard let index = chosen else { throw EngineError(.notFound, "every window of this slide with cells has been done") }
+        let patch = patchGrid.patches[index]
+        let region = Region(
+            x: Int64(patch.minX.rounded(.down)), y: Int64(patch.minY.rounded(.down)), width: Int64((patch.maxX - patch.minX).rounded(.up)),
+            height: Int64((patch.maxY - patch.minY).rounded(.up)))
+        let inS = subset.filter { patchGrid.patchOfCell[$0] == index }.count
+        let reason =
+            switch used {
+            case .random: "a random window not yet done"
+            case .entropy: "holds \(inS) of the \(subset.count) most uncertain cells (entropy)"
+            case .margin: "holds \(inS) of the \(subset.count) most uncertain cells (margin)"
+            default: "holds \(inS) of the \(subset.count) Coreset picks (k-center greedy)"
+            }
+        return NextPatchPick(
+            patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: UInt32(inS),
+            cellsInRegion: UInt32(patchGrid.cellsOfPatch[index].count))
+    }
+
+    /// The window a `p<index>` patch id names.
+    public func region(ofPatch id: String) throws -> (Region, Int) {
+        guard id.hasPrefix("p"), let index = Int(id.dropFirst()), index >= 0, index < patchGrid.patches.count else {
+            throw EngineError(.notFound, "no patch \"\(id)\" on slide \(slide.id)")
+        }
+        let p = patchGrid.patches[index]
+        return (
+            Region(
+                x: Int64(p.minX.rounded(.down)), y: Int64(p.minY.rounded(.down)), width: Int64((p.maxX - p.minX).rounded(.up)),
+                height: Int64((p.maxY - p.minY).rounded(.up))), index
+        )
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
+
+/// Runs retraining for all sessions with bounded concurrency (`width` at a time), first come first served, and
+/// at most one pending request per session (a burst of labels costs one retrain, on the latest labels).
+public final class TrainingPool: Sendable {
+    private let state = MutexBox(PoolState())
+    private let width: Int
+
+    struct PoolState {
+        var queue: [LabellingSession] = []
+        var queued = Set<ObjectIdentifier>()
+        var running = 0
+    }
+
+    public init(width: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)) { self.width = width }
+
+    func request(_ session: LabellingSession) {
+        let start = state.withLock { s -> Bool in
+            guard s.queued.insert(ObjectIdentifier(session)).inserted else { return false }
+            s.queue.append(session)
+            return true
+        }
+        if start { pump() }
+    }
+
+    private func pump() {
+        let next = state.withLock { s -> LabellingSession? in
+            guard s.running < width, !s.queue.isEmpty else { return nil }
+            s.running += 1
+            let session = s.queue.removeFirst()
+            s.queued.remove(ObjectIdentifier(session))
+            return session
+        }
+        guard let next else { return }
+        Task {
+            await next.retrain()
+            self.state.withLock { $0.running -= 1 }
+            self.pump()
+        }
+        pump()
+    }
+
+    /// Requests waiting or running, for status.
+    public var backlog: Int { state.withLock { $0.queue.count + $0.running } }
+}
+
+/// A lock-protected value (Synchronization.Mutex is ~Copyable and cannot be a stored `let` of a final class used
+/// from closures as freely; this wrapper keeps call sites short).
+final class MutexBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}

@@ -1,0 +1,83 @@
+// A dataset made ready for the experiments: labelling pool and held-aside test cells, their features, labels,
+// and the patch grid over the pool.
+
+import Foundation
+import HaliLearning
+import HaliMath
+
+public struct PreparedData: Sendable {
+    public var pool: CellData
+    public var poolX: Matrix
+    public var poolLabels: [Int]
+    public var test: CellData
+    public var testX: Matrix
+    public var testLabels: [Int]
+    public var classNames: [String]
+    public var grid: PatchGrid
+    public var features: FeatureKind
+    public var patchMicrons: Double
+    /// How the test part was chosen.
+    public var testDescription: String
+
+    public var classCount: Int { classNames.count }
+
+    public init(pool: CellData, poolX: Matrix, poolLabels: [Int], test: CellData, testX: Matrix, testLabels: [Int],
+                classNames: [String], grid: PatchGrid, features: FeatureKind, patchMicrons: Double, testDescription: String) {
+        self.pool = pool; self.poolX = poolX; self.poolLabels = poolLabels
+        self.test = test; self.testX = testX; self.testLabels = testLabels
+        self.classNames = classNames; self.grid = grid; self.features = features
+        self.patchMicrons = patchMicrons; self.testDescription = testDescription
+    }
+
+    /// - Parameters:
+    ///   - testDirectory: a separate held-aside set (e.g. consep/test); else every 4th image (sorted by name,
+    ///     indices 3, 7, …) of `directory` is held aside (with < 4 images: the last one).
+    ///   - featureProvider: computes raw features for a cell table (cheap by default; the CNN embedding when given).
+    ///   - imageRange: only these images of `directory` (1-based positions in name order), e.g. 71...100.
+    public static func make(directory: String, testDirectory: String?, useCase: UseCase, features: FeatureKind,
+                            patchMicrons: Double, cacheDirectory: String? = nil, imageRange: ClosedRange<Int>? = nil,
+                            featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
+        var all = try CellData.load(directory: directory)
+        if let r = imageRange {
+            all = all.subset(images: Array(max(r.lowerBound, 1) - 1..<min(r.upperBound, all.imageNames.count)))
+        }
+        let pool: CellData, test: CellData, desc: String
+        if let t = testDirectory {
+            pool = all
+            test = try CellData.load(directory: t)
+            desc = "all images of \(t)"
+        } else {
+            let n = all.imageNames.count
+            let testImages = n >= 4 ? (0..<n).filter { $0 % 4 == 3 } : [n - 1]
+            pool = all.subset(images: (0..<n).filter { !testImages.contains($0) })
+            test = all.subset(images: testImages)
+            let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
+            desc = n >= 4 ? "\(testImages.count) of the \(n) images\(range) of \(directory) (sorted by name, every 4th from the 4th)"
+                : "the last of the \(n) images\(range) of \(directory) (sorted by name)"
+        }
+        guard pool.count > 0, test.count > 0 else { throw ExperimentError.invalid("empty pool or test set") }
+        let provider: (CellData) throws -> Matrix = featureProvider ?? { try CheapFeatures.extract($0) }
+        let px = try FeatureCache.load(pool, kind: features, cacheDirectory: cacheDirectory) { try provider(pool) }
+        let tx = try FeatureCache.load(test, kind: features, cacheDirectory: cacheDirectory) { try provider(test) }
+        // z-score all cells together (unsupervised).
+        var joint = Matrix(rows: px.rows + tx.rows, columns: px.columns, values: px.values + tx.values)
+        standardize(&joint)
+        let d = px.columns
+        let poolX = Matrix(rows: px.rows, columns: d, values: Array(joint.values[0..<(px.rows * d)]))
+        let testX = Matrix(rows: tx.rows, columns: d, values: Array(joint.values[(px.rows * d)...]))
+        let mpp = pool.micronsPerPixel
+        let grid = PatchGrid(image: pool.image, x: pool.x.map { $0 * mpp }, y: pool.y.map { $0 * mpp },
+                             extents: pool.imageSizes.map { (Double($0.width) * mpp, Double($0.height) * mpp) },
+                             side: patchMicrons)
+        var names = useCase.classNames(pool)
+        if useCase.positive == nil { names = Array(Set(pool.classNames + test.classNames)).sorted() }
+        let idx = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
+        func labels(_ c: CellData) throws -> [Int] {
+            if useCase.positive != nil { return try useCase.labels(c) }
+            return c.className.map { idx[$0]! }
+        }
+        return PreparedData(pool: pool, poolX: poolX, poolLabels: try labels(pool), test: test, testX: testX,
+                            testLabels: try labels(test), classNames: names, grid: grid, features: features,
+                            patchMicrons: patchMicrons, testDescription: desc)
+    }
+}

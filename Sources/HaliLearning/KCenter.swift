@@ -1,0 +1,207 @@
+// Coreset active learning (Sener & Savarese, ICLR 2018) by k-center greedy (Gonzalez 1985; farthest-first traversal),
+// made incremental for frozen features (research notes §C.3).
+//
+// State kept between rounds: `minDistance[i]` = squared Euclidean distance of cell i to its nearest labelled cell
+// (+∞ while nothing is labelled), and ‖x_i‖² for every cell.
+//
+// Complexity (N cells, D features, b = |S| picks per round, L = heap entries re-examined):
+//  * `addLabelled`: one pass over the features per new label, O(N·D) time (a GEMM against a block of ≤ 32 new
+//    centres), O(N) memory in total. No pass ever revisits old labels.
+//  * `select` (lazy greedy, exact): O(N) to build a max-heap of the upper bounds minDistance, then per pick the heap
+//    top is refreshed against the picks made since it was last scored (O(D) each) until a fresh top is found;
+//    O(N + b·L·(log N + D)) in total, with L ≪ N in practice because bounds only shrink. Picks are identical to the
+//    plain greedy (`selectByFullPasses`, O(N·D·b)), which costs one full pass per pick.
+//  * When the embedding changes (fine-tuned backbone), call `reset(labelled:)` to rebuild: O(N·D·|L|/32) GEMMs.
+
+import HaliMath
+
+public struct IncrementalKCenter: Sendable {
+    public let features: Matrix
+    public private(set) var minDistance: [Float]
+    public private(set) var isLabelled: [Bool]
+    public private(set) var labelledCount = 0
+    let norms: [Float]
+
+    public init(features: Matrix) {
+        self.features = features
+        let d = features.columns
+        var n = [Float](repeating: 0, count: features.rows)
+        features.values.withUnsafeBufferPointer { x in
+            for r in 0..<features.rows {
+                var s: Float = 0
+                for c in 0..<d { let v = x[r * d + c]; s += v * v }
+                n[r] = s
+            }
+        }
+        norms = n
+        minDistance = [Float](repeating: .infinity, count: features.rows)
+        isLabelled = [Bool](repeating: false, count: features.rows)
+    }
+
+    public var count: Int { features.rows }
+
+    /// Squared distance between cells i and j by the same expansion the passes use.
+    @inline(__always) public func distance(_ i: Int, _ j: Int) -> Float {
+        let d = features.columns
+        var dot: Float = 0
+        features.values.withUnsafeBufferPointer { x in
+            for c in 0..<d { dot += x[i * d + c] * x[j * d + c] }
+        }
+        return max(norms[i] + norms[j] - 2 * dot, 0)
+    }
+
+    /// Adds labelled cells and updates every cell's distance to the labelled set: one pass per new label.
+    public mutating func addLabelled(_ cells: [Int]) {
+        let fresh = cells.filter { !isLabelled[$0] }
+        for c in fresh { isLabelled[c] = true }
+        labelledCount += fresh.count
+        Self.updateMinDistances(features: features, norms: norms, centres: fresh, minDistance: &minDistance)
+        for c in fresh { minDistance[c] = 0 }
+    }
+
+    /// Rebuilds the state for a new embedding or a new labelled set.
+    public mutating func reset(labelled: [Int]) {
+        minDistance = [Float](repeating: .infinity, count: count)
+        isLabelled = [Bool](repeating: false, count: count)
+        labelledCount = 0
+        addLabelled(labelled)
+    }
+
+    /// minDistance[i] = min(minDistance[i], ‖x_i − x_c‖²) for each centre c, in GEMM blocks of 32 centres.
+    static func updateMinDistances(features: Matrix, norms: [Float], centres: [Int], minDistance: inout [Float]) {
+        guard !centres.isEmpty else { return }
+        let n = features.rows
+        var start = 0
+        while start < centres.count {
+            let block = Array(centres[start..<min(start + 32, centres.count)])
+            let c = features.gathering(rows: block)
+            var g = Matrix(rows: n, columns: block.count)
+            BLAS.gemm(features, c, transposeB: true, into: &g)
+            let b = block.count
+            g.values.withUnsafeBufferPointer { gp in
+                minDistance.withUnsafeMutableBufferPointer { md in
+                    for i in 0..<n {
+                        var m = md[i]
+                        let ni = norms[i]
+                        for j in 0..<b {
+                            let dd = max(ni + norms[block[j]] - 2 * gp[i * b + j], 0)
+                            if dd < m { m = dd }
+                        }
+                        md[i] = m
+                    }
+                }
+            }
+            start += 32
+        }
+    }
+
+    /// k-center greedy subset S of size `count` among unlabelled cells allowed by `candidate` (nil = all):
+    /// repeatedly the candidate farthest from labelled ∪ S (ties → lowest index). Lazy evaluation, exact.
+    public func select(count k: Int, candidate: [Bool]? = nil) -> [Int] {
+        // Max-heap of (bound, index, version): ordered by bound desc, index asc.
+        var heap: [(Float, Int32, Int32)] = []
+        heap.reserveCapacity(count)
+        for i in 0..<count where !isLabelled[i] && (candidate?[i] ?? true) {
+            heap.append((minDistance[i], Int32(i), 0))
+        }
+        @inline(__always) func above(_ a: (Float, Int32, Int32), _ b: (Float, Int32, Int32)) -> Bool {
+            a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
+        }
+        func siftDown(_ start: Int) {
+            var i = start
+            let n = heap.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && above(heap[l], heap[m]) { m = l }
+                if r < n && above(heap[r], heap[m]) { m = r }
+                if m == i { return }
+                heap.swapAt(i, m); i = m
+            }
+        }
+        func siftUp(_ start: Int) {
+            var i = start
+            while i > 0 {
+                let p = (i - 1) / 2
+                if above(heap[i], heap[p]) { heap.swapAt(i, p); i = p } else { return }
+            }
+        }
+        func pop() -> (Float, Int32, Int32) {
+            let top = heap[0]
+            let last = heap.removeLast()
+            if !heap.isEmpty { heap[0] = last; siftDown(0) }
+            return top
+        }
+        if heap.count > 1 { for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) } }
+        var picks: [Int] = []
+        while picks.count < k && !heap.isEmpty {
+            var top = pop()
+            if Int(top.2) == picks.count { picks.append(Int(top.1)); continue }
+            // Refresh against picks made since this entry was scored.
+            for p in Int(top.2)..<picks.count { top.0 = min(top.0, distance(Int(top.1), picks[p])) }
+            top.2 = Int32(picks.count)
+            heap.append(top); siftUp(heap.count - 1)
+        }
+        return picks
+    }
+
+    /// The plain greedy: one full pass per pick (reference for `select`).
+    public func selectByFullPasses(count k: Int, candidate: [Bool]? = nil) -> [Int] {
+        var md = minDistance
+        var picks: [Int] = []
+        var taken = isLabelled
+        while picks.count < k {
+            var best = -1
+            var bestV = -Float.infinity
+            for i in 0..<count where !taken[i] && (candidate?[i] ?? true) && md[i] > bestV { best = i; bestV = md[i] }
+            if best < 0 { break }
+            picks.append(best); taken[best] = true
+            Self.updateMinDistances(features: features, norms: norms, centres: [best], minDistance: &md)
+        }
+        return picks
+    }
+}
+
+/// Brute-force references on tiny inputs (tests): greedy with direct Double distances, and the optimal k-center radius.
+public enum KCenterReference {
+    public static func squaredDistance(_ x: Matrix, _ i: Int, _ j: Int) -> Double {
+        var s = 0.0
+        for c in 0..<x.columns { let d = Double(x[i, c]) - Double(x[j, c]); s += d * d }
+        return s
+    }
+
+    /// Farthest-first from `labelled`, recomputing every distance from scratch at each step.
+    public static func greedy(_ x: Matrix, labelled: [Int], count k: Int) -> [Int] {
+        var centres = labelled
+        var picks: [Int] = []
+        for _ in 0..<k {
+            var best = -1
+            var bestV = -Double.infinity
+            for i in 0..<x.rows where !centres.contains(i) {
+                let v = centres.map { squaredDistance(x, i, $0) }.min() ?? .infinity
+                if v > bestV { best = i; bestV = v }
+            }
+            if best < 0 { break }
+            picks.append(best); centres.append(best)
+        }
+        return picks
+    }
+
+    /// Covering radius² of `centres` over all points.
+    public static func radius(_ x: Matrix, centres: [Int]) -> Double {
+        (0..<x.rows).map { i in centres.map { squaredDistance(x, i, $0) }.min() ?? .infinity }.max() ?? 0
+    }
+
+    /// Optimal k-center radius² given fixed `labelled` centres plus k more, by exhaustive search.
+    public static func optimalRadius(_ x: Matrix, labelled: [Int], count k: Int) -> Double {
+        let pool = (0..<x.rows).filter { !labelled.contains($0) }
+        var best = Double.infinity
+        func rec(_ from: Int, _ chosen: [Int]) {
+            if chosen.count == k { best = min(best, radius(x, centres: labelled + chosen)); return }
+            if from >= pool.count { return }
+            for p in from..<pool.count { rec(p + 1, chosen + [pool[p]]) }
+        }
+        rec(0, [])
+        return best
+    }
+}

@@ -1,0 +1,86 @@
+// Running a folded backbone over uint8 patches: normalisation from the weights' metadata, batches, threads.
+
+import Dispatch
+import HaliMath
+import HaliNet
+
+public struct Embedder: Sendable {
+    public var net: FoldedResNet
+    public var metadata: BackboneMetadata
+    public var batchSize = 128
+
+    public init(net: FoldedResNet, metadata: BackboneMetadata) { self.net = net; self.metadata = metadata }
+
+    /// Penultimate features (count × D, row-major) of uint8 NHWC patches (count × side × side × 3).
+    /// `threads` > 1 runs that many batches at once, each with single-threaded OpenBLAS.
+    public func features(pixels: [UInt8], count: Int, height: Int, width: Int, threads: Int = 1) -> [Float] {
+        let D = net.config.featureDimension
+        let batches = (count + batchSize - 1) / batchSize
+        let out = UnsafeMutableBufferPointer<Float>.allocate(capacity: count * D)
+        defer { out.deallocate() }
+        let outBase = UnsafeSendablePointer(out.baseAddress!)
+        let per = height * width * 3
+        let mean = metadata.mean, std = metadata.std
+        let run: @Sendable (Int) -> Void = { bi in
+            let lo = bi * batchSize, hi = min(count, lo + batchSize)
+            var x = Tensor(n: hi - lo, h: height, w: width, c: 3)
+            let inv: [Float] = std.map { 1 / (255 * $0) }
+            let sh: [Float] = (0..<3).map { -mean[$0] / std[$0] }
+            pixels.withUnsafeBufferPointer { p in
+                x.data.withUnsafeMutableBufferPointer { xd in
+                    for i in 0..<((hi - lo) * height * width) {
+                        let s = lo * per + i * 3
+                        xd[i * 3] = Float(p[s]) * inv[0] + sh[0]
+                        xd[i * 3 + 1] = Float(p[s + 1]) * inv[1] + sh[1]
+                        xd[i * 3 + 2] = Float(p[s + 2]) * inv[2] + sh[2]
+                    }
+                }
+            }
+            let f = net.features(x)
+            f.data.withUnsafeBufferPointer { fp in
+                (outBase.pointer + lo * D).update(from: fp.baseAddress!, count: (hi - lo) * D)
+            }
+        }
+        if threads <= 1 {
+            for b in 0..<batches { run(b) }
+        } else {
+            let saved = BLAS.threadCount
+            BLAS.threadCount = 1
+            let next = AtomicCounter()
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                while true {
+                    let b = next.increment()
+                    if b >= batches { break }
+                    run(b)
+                }
+            }
+            BLAS.threadCount = saved
+        }
+        return Array(out)
+    }
+
+    /// Features of a patch set (its side must be the network input side).
+    public func features(_ set: PatchSet, threads: Int = 1) -> [Float] {
+        features(pixels: set.pixels, count: set.count, height: set.side, width: set.side, threads: threads)
+    }
+
+    /// Arg-max class of the network's own head.
+    public func predict(_ set: PatchSet) -> [Int] {
+        let D = net.config.featureDimension
+        let f = features(set)
+        let logits = net.logits(features: Tensor(n: set.count, h: 1, w: 1, c: D, data: f))
+        let K = net.config.numClasses
+        return (0..<set.count).map { b in (0..<K).max { logits.data[b * K + $0] < logits.data[b * K + $1] }! }
+    }
+}
+
+struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+}
+
+final class AtomicCounter: @unchecked Sendable {
+    private var value = 0
+    private let q = DispatchQueue(label: "hali.counter")
+    func increment() -> Int { q.sync { let v = value; value += 1; return v } }
+}

@@ -1,0 +1,183 @@
+// Labelled nucleus patches from the shared data layouts (DIR/images/*.png, DIR/cells.csv, DIR/meta.json),
+// centred on the centroids and resampled so that every patch covers the same area in microns.
+
+import Foundation
+import HaliDatasets
+import HaliImaging
+
+/// The classes the backbone is trained on: CoNSeP's spindle and CRC's fibroblast are both "stromal".
+public enum NucleusClass {
+    public static let names = ["epithelial", "stromal", "inflammatory", "other"]
+
+    /// Class index for a cells.csv class name, nil for names outside the training classes.
+    public static func index(of raw: String) -> Int? {
+        switch raw.lowercased() {
+        case "epithelial", "malignant", "dysplastic/malignant epithelial", "healthy epithelial", "neoplastic": return 0
+        case "spindle", "fibroblast", "stromal", "endothelial", "muscle": return 1
+        case "inflammatory", "lymphocyte", "plasma", "neutrophil", "eosinophil": return 2
+        case "other", "miscellaneous", "dead", "necrosis": return 3
+        default: return nil
+        }
+    }
+}
+
+/// Patches stored as uint8 NHWC (`count × side × side × 3`), with labels (indices into `classNames`).
+public struct PatchSet: Sendable {
+    public var side: Int
+    public var pixels: [UInt8]
+    public var labels: [Int]
+    public var classNames: [String]
+    /// Source image of each patch (for splits by image).
+    public var images: [String]
+
+    public init(side: Int, classNames: [String]) { self.side = side; pixels = []; labels = []; self.classNames = classNames; images = [] }
+
+    public var count: Int { labels.count }
+    public var patchBytes: Int { side * side * 3 }
+
+    public mutating func append(_ other: PatchSet) {
+        precondition(other.side == side)
+        pixels += other.pixels; labels += other.labels; images += other.images
+    }
+
+    public func subset(_ idx: [Int]) -> PatchSet {
+        var s = PatchSet(side: side, classNames: classNames)
+        s.pixels.reserveCapacity(idx.count * patchBytes)
+        for i in idx {
+            s.pixels += pixels[(i * patchBytes)..<((i + 1) * patchBytes)]
+            s.labels.append(labels[i]); s.images.append(images[i])
+        }
+        return s
+    }
+
+    /// Centre crop to `side` (patches may be stored larger for shift augmentation).
+    public func centreCropped(to newSide: Int) -> PatchSet {
+        guard newSide != side else { return self }
+        let o = (side - newSide) / 2
+        var s = PatchSet(side: newSide, classNames: classNames)
+        s.labels = labels; s.images = images
+        s.pixels.reserveCapacity(count * newSide * newSide * 3)
+        for i in 0..<count {
+            for y in 0..<newSide {
+                let start = ((i * side + y + o) * side + o) * 3
+                s.pixels += pixels[start..<(start + newSide * 3)]
+            }
+        }
+        return s
+    }
+}
+
+public enum PatchExtractor {
+    /// Samples a `side`×`side` RGB patch centred on (cx, cy) with output pixel size `scale` source pixels
+    /// (scale = target µm/px ÷ source µm/px). Each output pixel averages ⌈scale⌉² bilinear samples over its
+    /// footprint (anti-aliasing when shrinking); outside the image the edge is replicated.
+    public static func patch(_ img: RGBImage, cx: Double, cy: Double, side: Int, scale: Double, into out: inout [UInt8]) {
+        let sub = max(1, Int(scale.rounded(.up)))
+        let W = img.width, H = img.height
+        img.pixels.withUnsafeBufferPointer { p in
+            for oy in 0..<side {
+                for ox in 0..<side {
+                    var acc = (0.0, 0.0, 0.0)
+                    for sy in 0..<sub {
+                        for sx in 0..<sub {
+                            // pixel-centre convention: output pixel centre at offset (o + 0.5 − side/2)·scale
+                            let fx = cx + (Double(ox) + (Double(sx) + 0.5) / Double(sub) - Double(side) / 2) * scale
+                            let fy = cy + (Double(oy) + (Double(sy) + 0.5) / Double(sub) - Double(side) / 2) * scale
+                            let x0 = Int(fx.rounded(.down)), y0 = Int(fy.rounded(.down))
+                            let ax = fx - Double(x0), ay = fy - Double(y0)
+                            let xa = min(max(x0, 0), W - 1), xb = min(max(x0 + 1, 0), W - 1)
+                            let ya = min(max(y0, 0), H - 1), yb = min(max(y0 + 1, 0), H - 1)
+                            for c in 0..<3 {
+                                let v00 = Double(p[(ya * W + xa) * 3 + c]), v01 = Double(p[(ya * W + xb) * 3 + c])
+                                let v10 = Double(p[(yb * W + xa) * 3 + c]), v11 = Double(p[(yb * W + xb) * 3 + c])
+                                let v = (v00 * (1 - ax) + v01 * ax) * (1 - ay) + (v10 * (1 - ax) + v11 * ax) * ay
+                                switch c { case 0: acc.0 += v; case 1: acc.1 += v; default: acc.2 += v }
+                            }
+                        }
+                    }
+                    let n = Double(sub * sub)
+                    out.append(UInt8(min(255, max(0, (acc.0 / n).rounded()))))
+                    out.append(UInt8(min(255, max(0, (acc.1 / n).rounded()))))
+                    out.append(UInt8(min(255, max(0, (acc.2 / n).rounded()))))
+                }
+            }
+        }
+    }
+}
+
+/// One labelled set on disk (`DIR/images`, `DIR/cells.csv` with a `class` column, `DIR/meta.json`).
+public struct LabelledCells: Sendable {
+    public struct Cell: Sendable { public var x: Double, y: Double, className: String }
+    public var directory: String
+    public var micronsPerPixel: Double
+    /// image file name → cells, images in sorted order.
+    public var imageNames: [String]
+    public var cells: [String: [Cell]]
+    public var classNames: [String]
+
+    public static func load(_ directory: String) throws -> LabelledCells {
+        let csvPath = directory + "/cells.csv"
+        guard let d = FileManager.default.contents(atPath: csvPath) else { throw DatasetError.notFound(csvPath) }
+        var lines = String(decoding: d, as: UTF8.self).split(whereSeparator: \.isNewline).makeIterator()
+        guard let header = lines.next() else { throw DatasetError.malformed("\(csvPath) is empty") }
+        let cols = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let ci = cols.firstIndex(of: "image"), let cx = cols.firstIndex(of: "x"), let cy = cols.firstIndex(of: "y"),
+              let cc = cols.firstIndex(of: "class") else {
+            throw DatasetError.malformed("\(csvPath): header must contain image,x,y,class")
+        }
+        var cells: [String: [Cell]] = [:]
+        var classes = Set<String>()
+        while let line = lines.next() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard f.count > max(ci, cx, cy, cc), let x = Double(f[cx]), let y = Double(f[cy]) else {
+                throw DatasetError.malformed("\(csvPath): cannot parse '\(line)'")
+            }
+            let c = f[cc].trimmingCharacters(in: .whitespaces)
+            classes.insert(c)
+            cells[String(f[ci]), default: []].append(Cell(x: x, y: y, className: c))
+        }
+        var mpp = 0.25
+        if let md = FileManager.default.contents(atPath: directory + "/meta.json"),
+           let obj = (try? JSONSerialization.jsonObject(with: md)) as? [String: Any] {
+            if let v = (obj["approx_mpp"] as? NSNumber)?.doubleValue { mpp = v }
+            else if let mag = obj["magnification"] as? String, let m = Double(mag.lowercased().replacingOccurrences(of: "x", with: "")), m > 0 { mpp = 10 / m }
+        }
+        return LabelledCells(directory: directory, micronsPerPixel: mpp, imageNames: cells.keys.sorted(), cells: cells,
+                             classNames: classes.sorted())
+    }
+
+    /// Patches of the given images (all when nil), labels from `label` (cells it maps to nil are skipped).
+    /// Images are decoded on up to `threads` threads.
+    public func patches(images: [String]? = nil, side: Int, micronsPerPixel target: Double, classNames: [String],
+                        label: @Sendable (String) -> Int?, threads: Int = 2) throws -> PatchSet {
+        let names = images ?? imageNames
+        let scale = target / micronsPerPixel
+        let results = ConcurrentResults<Result<PatchSet, Error>>(count: names.count)
+        let dir = directory, table = cells
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
+            for i in stride(from: t, to: names.count, by: max(1, threads)) {
+                results.set(i, Result {
+                    var s = PatchSet(side: side, classNames: classNames)
+                    let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
+                    for c in table[names[i]] ?? [] {
+                        guard let l = label(c.className) else { continue }
+                        PatchExtractor.patch(img, cx: c.x, cy: c.y, side: side, scale: scale, into: &s.pixels)
+                        s.labels.append(l); s.images.append(names[i])
+                    }
+                    return s
+                })
+            }
+        }
+        var out = PatchSet(side: side, classNames: classNames)
+        for r in results.values { out.append(try r!.get()) }
+        return out
+    }
+}
+
+/// Slots written by concurrent workers (each index by one worker).
+final class ConcurrentResults<T>: @unchecked Sendable {
+    private(set) var values: [T?]
+    private let lock = NSLock()
+    init(count: Int) { values = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ v: T) { lock.lock(); values[i] = v; lock.unlock() }
+}

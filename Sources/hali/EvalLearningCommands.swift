@@ -1,0 +1,176 @@
+// `hali eval effectiveness | efficiency | report`: the HALI paper's two experiments with a simulated annotator
+// (docs/learning.md). Registered under `hali eval` by the package owner.
+// The guard keeps the `hali` target compiling until it depends on HaliLearning and HaliExperiments.
+
+#if canImport(HaliExperiments) && canImport(HaliLearning)
+
+import ArgumentParser
+import Foundation
+import HaliExperiments
+import HaliLearning
+
+struct LearningDataOptions: ParsableArguments {
+    @Option(name: .long, help: "Dataset directory (images/ + cells.csv with classes + meta.json).")
+    var dataset: String
+
+    @Option(name: .customLong("test-dataset"), help: "Held-aside dataset (default: every 4th image of --dataset).")
+    var testDataset: String?
+
+    @Option(name: .long, help: "Binary use case: this class vs the rest (default: all classes).")
+    var positive: String?
+
+    @Option(name: .long, help: "Features: cheap or cnn.")
+    var features: FeatureKind = .cheap
+
+    @Option(name: .customLong("patch-um"), help: "Side of the square patches in µm (~200 cells at 30x ≈ 250 µm).")
+    var patchMicrons: Double = 250
+
+    @Option(name: .long, help: "Directory caching computed features (none by default).")
+    var cache: String?
+
+    @Option(name: .long, help: "Only these images of --dataset, 1-based positions in name order, e.g. 71-100.")
+    var images: String?
+
+    @Option(name: .long, help: "CNN weights (.safetensors) for --features cnn.")
+    var weights: String = "Deploy/models/hali-nuclei-v1.safetensors"
+
+    func prepare() throws -> PreparedData {
+        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
+        return try PreparedData.make(directory: dataset, testDirectory: testDataset, useCase: UseCase(positive: positive),
+                                     features: features, patchMicrons: patchMicrons, cacheDirectory: cache,
+                                     imageRange: try range(), featureProvider: provider)
+    }
+
+    func range() throws -> ClosedRange<Int>? {
+        guard let images else { return nil }
+        let parts = images.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] >= 1, parts[0] <= parts[1] else { throw ValidationError("--images wants A-B, e.g. 71-100") }
+        return parts[0]...parts[1]
+    }
+}
+
+extension FeatureKind: ExpressibleByArgument {}
+extension HeadKind: ExpressibleByArgument {}
+extension StrategyKind: ExpressibleByArgument {}
+extension EfficiencyPolicy: ExpressibleByArgument {}
+
+func learningJSON<T: Encodable>(_ value: T) throws -> String {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return String(decoding: try enc.encode(value), as: UTF8.self)
+}
+
+
+struct EvalEffectivenessCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "effectiveness",
+        abstract: "Effectiveness of HALI-labelled data: AUC of test accuracy vs N labels, active learner vs controls.")
+
+    @OptionGroup var data: LearningDataOptions
+    @Option(help: "Labels per run.") var budget = 200
+    @Option(help: "Seeds (repeats), paired between arms.") var repeats = 10
+    @Option(help: "Base seed.") var seed: UInt64 = 1
+    @Option(help: "Head trained for the curves: paper (the paper's MLP recipe) or logistic.") var head: HeadKind = .paper
+    @Option(help: "Active learner: coreset, entropy, margin or random.") var strategy: StrategyKind = .coreset
+    @Option(name: .customLong("per-patch"), help: "Cells the annotator labels in each visited patch (reading order).") var perPatch = 20
+    @Option(name: .customLong("subset-size"), help: "Size of the active learner's subset S.") var subsetSize = 20
+    @Option(name: .customLong("initial-per-class"), help: "Cells per class labelled before the active learner starts.") var initialPerClass = 5
+    @Option(name: .customLong("eval-step"), help: "Train and score every this many labels (1 = every N).") var evalStep = 1
+    @Option(help: "Worker threads (repeats run in parallel; results do not depend on it).") var threads = 1
+    @Flag(help: "Print the result as JSON.") var json = false
+    @Option(help: "Write the curves as a PNG.") var plot: String?
+
+    func run() async throws {
+        let prepared = try data.prepare()
+        var cfg = EffectivenessConfig()
+        cfg.budget = budget; cfg.repeats = repeats; cfg.seed = seed; cfg.head = head; cfg.strategy = strategy
+        cfg.perPatch = perPatch; cfg.subsetSize = subsetSize; cfg.initialPerClass = initialPerClass
+        cfg.evalStep = evalStep; cfg.threads = threads
+        let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.dataset, positive: data.positive)
+        if let plot {
+            try LearningReport.plotEffectiveness(result, path: plot, title: "\(data.positive ?? "all classes") - \(prepared.features.rawValue)")
+        }
+        if json { print(try learningJSON(result)); return }
+        print(LearningReport.effectivenessText(result))
+    }
+}
+
+struct EvalEfficiencyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "efficiency",
+        abstract: "Efficiency of labelling with suggestions: cells per action and per modelled second (KLM), with/without.")
+
+    @OptionGroup var data: LearningDataOptions
+    @Option(help: "Patches to label (the most class-balanced ~200-cell windows).") var patches = 5
+    @Option(name: .customLong("patch-cells"), help: "Cells per patch the annotator looks for.") var patchCells = 200
+    @Option(name: .customLong("min-labels"), help: "Labels before the first model and suggestions.") var minLabels = 20
+    @Option(name: .customLong("retrain-every"), help: "Refit after this many new labels.") var retrainEvery = 5
+    @Option(help: "Head: logistic (fast default) or paper.") var head: HeadKind = .logistic
+    @Option(help: "Annotator policy with suggestions: batch (fix wrong ones, then accept all) or sequential.") var annotator: EfficiencyPolicy = .batch
+    @Option(help: "Seed.") var seed: UInt64 = 1
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        let prepared = try data.prepare()
+        var cfg = EfficiencyConfig()
+        cfg.patches = patches; cfg.policy = OnlinePolicy(retrainEvery: retrainEvery, minLabels: minLabels)
+        cfg.head = head; cfg.annotator = annotator; cfg.seed = seed; cfg.targetCells = patchCells
+        let result = Efficiency.run(data: prepared, config: cfg, datasetName: data.dataset, positive: data.positive)
+        if json { print(try learningJSON(result)); return }
+        print(LearningReport.efficiencyText(result))
+    }
+}
+
+struct EvalReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Runs both experiments on the paper's use cases and writes a Fig 4a-style Markdown table and PNG curves.")
+
+    @Option(name: .customLong("data-root"), help: "The shared data directory.") var dataRoot = "../shared/data"
+    @Option(help: "Output directory.") var out = "docs/eval"
+    @Option(help: "Seeds per use case.") var repeats = 10
+    @Option(help: "Labels per run.") var budget = 200
+    @Option(name: .customLong("eval-step"), help: "Train and score every this many labels.") var evalStep = 5
+    @Option(help: "Features: cheap or cnn.") var features: FeatureKind = .cheap
+    @Option(help: "Head for the effectiveness curves.") var head: HeadKind = .paper
+    @Option(help: "Worker threads.") var threads = 1
+    @Option(help: "Only these use cases (comma-separated ids; default all).") var only: String?
+    @Option(help: "Directory caching computed features.") var cache: String?
+    @Option(help: "CNN weights for --features cnn.") var weights = "Deploy/models/hali-nuclei-v1.safetensors"
+    @Flag(help: "Use all of CRC and CoNSeP train → test (the CNN backbone was trained on CRC 1–70 and CoNSeP train).") var fullSplits = false
+
+    func run() async throws {
+        let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in only.map { $0.split(separator: ",").map(String.init).contains(uc.id) } ?? true }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var rows: [LearningReport.Row] = []
+        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
+        for uc in cases {
+            FileHandle.standardError.write(Data("report: \(uc.id) …\n".utf8))
+            let prepared = try PreparedData.make(directory: uc.dataset, testDirectory: uc.testDataset,
+                                                 useCase: UseCase(positive: uc.positive), features: features,
+                                                 patchMicrons: uc.patchMicrons, cacheDirectory: cache, imageRange: uc.imageRange,
+                                                 featureProvider: provider)
+            var ecfg = EffectivenessConfig()
+            ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
+            let eff = Effectiveness.run(data: prepared, config: ecfg, datasetName: uc.dataset, positive: uc.positive)
+            let fcfg = EfficiencyConfig()
+            let effi = Efficiency.run(data: prepared, config: fcfg, datasetName: uc.dataset, positive: uc.positive)
+            let tag = "\(uc.id)-\(features.rawValue)-\(head.rawValue)\(fullSplits ? "-full" : "")"
+            let png = "\(out)/learning-\(tag).png"
+            try LearningReport.plotEffectiveness(eff, path: png, title: "\(uc.title) - \(features.rawValue)")
+            try learningJSON(eff).write(toFile: "\(out)/learning-\(tag)-effectiveness.json", atomically: true, encoding: .utf8)
+            try learningJSON(effi).write(toFile: "\(out)/learning-\(tag)-efficiency.json", atomically: true, encoding: .utf8)
+            rows.append(LearningReport.Row(useCase: uc, effectiveness: eff, efficiency: effi, plot: (png as NSString).lastPathComponent))
+            FileHandle.standardError.write(Data("report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n".utf8))
+        }
+        let md = LearningReport.markdown(rows, features: features, repeats: repeats, budget: budget, evalStep: evalStep, head: head,
+                                         fullSplits: fullSplits)
+        let path = "\(out)/learning-report-\(features.rawValue)-\(head.rawValue)\(fullSplits ? "-full" : "").md"
+        try md.write(toFile: path, atomically: true, encoding: .utf8)
+        print(md)
+        FileHandle.standardError.write(Data("report: wrote \(path)\n".utf8))
+    }
+}
+
+#endif

@@ -1,0 +1,125 @@
+import Foundation
+import HaliDatasets
+import HaliLearning
+import HaliMath
+import Testing
+
+@testable import HaliExperiments
+
+/// A synthetic dataset: 8 images of 100×100 µm (mpp 1), 40 cells each, class 1 shifted in feature space.
+func syntheticData(seed: UInt64 = 3) -> PreparedData {
+    var rng = SeededRandom(seed: seed)
+    func table(_ images: Int, _ name: String) -> (CellData, Matrix, [Int]) {
+        var t = CellData(directory: name, imageNames: (0..<images).map { "\(name)\($0).png" }, imagePaths: [],
+                         imageSizes: Array(repeating: (100, 100), count: images), micronsPerPixel: 1)
+        var v: [Float] = []
+        var y: [Int] = []
+        for im in 0..<images {
+            for _ in 0..<40 {
+                let x = Double(rng.uniform(0, 100)), yy = Double(rng.uniform(0, 100))
+                // Class depends on position a little (so patches differ in composition) and on the features.
+                let c = rng.unit() < (x < 50 ? 0.2 : 0.6) ? 1 : 0
+                t.image.append(im); t.x.append(x); t.y.append(yy); t.className.append(c == 1 ? "pos" : "neg")
+                y.append(c)
+                for j in 0..<6 { v.append(rng.gaussian() + (j < 2 && c == 1 ? 1.5 : 0)) }
+            }
+        }
+        return (t, Matrix(rows: y.count, columns: 6, values: v), y)
+    }
+    let (pool, px, py) = table(6, "pool")
+    let (test, tx, ty) = table(2, "test")
+    let grid = PatchGrid(image: pool.image, x: pool.x, y: pool.y, extents: Array(repeating: (100.0, 100.0), count: 6), side: 50)
+    return PreparedData(pool: pool, poolX: px, poolLabels: py, test: test, testX: tx, testLabels: ty,
+                        classNames: ["neg", "pos"], grid: grid, features: .cheap, patchMicrons: 50, testDescription: "synthetic")
+}
+
+@Test func effectivenessIsDeterministic() throws {
+    let data = syntheticData()
+    var cfg = EffectivenessConfig()
+    cfg.budget = 40; cfg.repeats = 2; cfg.evalStep = 20; cfg.perPatch = 10; cfg.subsetSize = 8; cfg.seed = 42
+    cfg.head = .paper
+    let a = Effectiveness.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
+    let b = Effectiveness.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
+    #expect(a.evaluatedN == [0, 20, 40])
+    for (x, y) in zip(a.arms, b.arms) {
+        #expect(x.accuracy.mean == y.accuracy.mean && x.balancedAccuracy.mean == y.balancedAccuracy.mean)
+    }
+    #expect(a.gain == b.gain)
+    // Threads do not change results.
+    cfg.threads = 2
+    let c = Effectiveness.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
+    #expect(zip(a.arms, c.arms).allSatisfy { $0.accuracy.mean == $1.accuracy.mean })
+    // A different seed gives different curves.
+    cfg.seed = 43
+    let d = Effectiveness.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
+    #expect(d.arms[0].accuracy.mean != a.arms[0].accuracy.mean)
+}
+
+@Test func annotatorSequencesFollowTheRules() {
+    let data = syntheticData()
+    var cfg = EffectivenessConfig()
+    cfg.budget = 50; cfg.perPatch = 10; cfg.subsetSize = 8
+    for arm in Arm.allCases {
+        var visited = 0
+        let s = Effectiveness.sequence(arm: arm, data: data, config: cfg, repeat: 0, patchesVisited: &visited)
+        #expect(s.count == 50 && Set(s).count == 50, "\(arm)")
+        // Every arm starts with the same 5 cells per class, interleaved.
+        #expect(s.prefix(10).map { data.poolLabels[$0] } == [0, 1, 0, 1, 0, 1, 0, 1, 0, 1])
+        if arm == .active || arm == .sequential {
+            // After the initial cells, whole runs of ≤ perPatch cells from one patch, in reading order.
+            let rest = Array(s.dropFirst(10))
+            var i = 0
+            while i < rest.count {
+                let p = data.grid.patchOfCell[rest[i]]
+                let run = rest[i...].prefix { data.grid.patchOfCell[$0] == p }
+                let order = data.grid.cellsOfPatch[p].filter { run.contains($0) }
+                #expect(Array(run) == order)
+                i += run.count
+            }
+        }
+    }
+}
+
+@Test func efficiencyCountsAddUp() {
+    let data = syntheticData()
+    var cfg = EfficiencyConfig()
+    cfg.patches = 2; cfg.targetCells = 40
+    cfg.policy = OnlinePolicy(retrainEvery: 5, minLabels: 10)
+    for policy in EfficiencyPolicy.allCases {
+        cfg.annotator = policy
+        let r = Efficiency.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
+        #expect(r.patches.count == 2)
+        for p in r.patches {
+            #expect(p.cells >= 30 && p.cells <= 50)
+            #expect(p.with.manual + p.with.acceptOne + p.with.correct + p.with.acceptedInAll == p.cells)
+            #expect(p.with.manual == min(10, p.cells))
+            #expect(p.without.actions == p.cells)
+        }
+    }
+}
+
+@Test func pngEncoderWritesValidChunks() {
+    #expect(PNGWriter.crc32(Array("IEND".utf8)) == 0xAE42_6082)
+    #expect(PNGWriter.adler32(Array("Wikipedia".utf8)) == 0x11E6_0398)
+    let c = Canvas(width: 3, height: 2)
+    let png = c.png()
+    #expect(Array(png.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+    #expect(Array(png.suffix(12)) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82])
+}
+
+@Test func pngRoundTripsThroughLibpng() throws {
+    var c = Canvas(width: 301, height: 97)
+    c.line(0, 0, 300, 96, (200, 10, 30), thickness: 3)
+    c.fillRect(20, 20, 80, 60, (10, 120, 200), alpha: 0.5)
+    c.text("GAIN +4.3%", x: 100, y: 40, (0, 0, 0))
+    var rng = SeededRandom(seed: 1)
+    for i in 0..<500 { c.rgb[(i * 37) % c.rgb.count] = UInt8(rng.below(256)) }  // some noise
+    let path = NSTemporaryDirectory() + "hali-png-\(getpid()).png"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    let bytes = c.png()
+    #expect(bytes.count < c.rgb.count / 2)
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    let back = try PNGReader.readRGB(path: path)
+    #expect(back.width == 301 && back.height == 97)
+    #expect(back.pixels == c.rgb)
+}

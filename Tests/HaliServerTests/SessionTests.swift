@@ -1,0 +1,193 @@
+import Foundation
+import HaliClient
+import HaliCore
+import HaliIngest
+import HaliServer
+import HaliWire
+import Testing
+
+let svsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+
+/// A data directory whose index holds the nuclei the real detector finds in a 1024×1024 window of CMU-1, built once
+/// per test run (about a second with the optimised detector). An actor, not a blocking global: tests run on the
+/// cooperative pool and must not wait on it synchronously.
+actor IndexFixture {
+    static let shared = IndexFixture()
+    private var directory: String?
+
+    func indexedDirectory() async throws -> String {
+        if let directory { return directory }
+        let built = NSTemporaryDirectory() + "halid-session-fixture-\(getpid())"
+        var options = IngestOptions()
+        options.region = (x: 700, y: 1000, width: 1024, height: 1024)
+        _ = try await IndexBuilder.build(slidePath: svsPath, options: options, outputDirectory: built + "/index")
+        directory = built
+        return built
+    }
+}
+
+/// A fresh data directory holding a copy of the fixture's index and no labels.
+func freshDataDirectory() async throws -> String {
+    let fixture = try await IndexFixture.shared.indexedDirectory()
+    let directory = NSTemporaryDirectory() + "halid-session-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(atPath: fixture + "/index", toPath: directory + "/index")
+    return directory
+}
+
+/// The simulated annotator's rule: large nuclei are "positive". Learnable from the measurement features.
+func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianArea ? "positive" : "negative" }
+
+@Suite(.serialized) struct SessionTests {
+    @Test func labelTrainSuggestPickRestart() async throws {
+        let data = try await freshDataDirectory()
+        var labelled: [UInt64: String] = [:]
+        try await withDaemon(slides: [svsPath], dataDirectory: data) { _, endpoint in
+            try await HaliConnection.withConnection(to: endpoint, hello: hello()) { c in
+                #expect(c.welcome.capabilities.contains("labels"))
+                guard case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67"))).body
+                else { throw ClientError.unexpectedReply(expected: "session_state", got: "") }
+                #expect(state.labelsDone == 0 && state.modelVersion == 0)
+                #expect(state.classes.map(\.name) == ["positive", "negative"])
+                #expect((state.slide?.cellCount ?? 0) > 200)
+
+                let region = Region(x: 700, y: 1000, width: 1024, height: 1024)
+                guard case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(region), includePixels: true))).body
+                else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
+                #expect(patch.cells.count > 200)
+                #expect(patch.pixels.count == 1024 * 1024 * 3 && patch.pixelFormat == .rgb8)
+                #expect(patch.cells.allSatisfy { $0.suggestion == nil && $0.label == nil })
+                let medianArea = patch.cells.map(\.areaUm2).sorted()[patch.cells.count / 2]
+
+                // 25 manual labels; the 20th trains the first model, the 25th the second.
+                var seq: UInt64 = 0
+                for cell in patch.cells.prefix(25) {
+                    seq += 1
+                    let name = truth(cell, medianArea: medianArea)
+                    guard case .labelAck(let ack) = try await c.request(
+                        .labelEvent(LabelEvent(clientSeq: seq, cellID: cell.id, className: name, source: .manual, clientTimeMs: 0))).body
+                    else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                    #expect(ack.durable && ack.clientSeq == seq && ack.cellID == cell.id)
+                    labelled[cell.id] = name
+                }
+                // Predictions and a pick are pushed after training.
+                var predictions: Predictions?
+                var pick: NextPatchPick?
+                let deadline = ContinuousClock.now + .seconds(20)
+                while (predictions == nil || pick == nil), ContinuousClock.now < deadline {
+                    guard let pushed = try await c.receive() else { break }
+                    if case .predictions(let p) = pushed.body { predictions = p }
+                    if case .nextPatchPick(let n) = pushed.body { pick = n }
+                }
+                let p = try #require(predictions)
+                #expect(p.modelVersion >= 1)
+                #expect(p.labelsUsed >= 20)
+                #expect(p.predictions.count == patch.cells.count)
+                #expect(pick != nil)
+
+                // Suggestions now come with the patch; accepting the correct ones and correcting the rest.
+                guard case .patch(let suggested) = try await c.request(.getPatch(GetPatch(target: .region(region)))).body
+                else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
+                let unlabelled = suggested.cells.filter { $0.label == nil }
+                #expect(unlabelled.allSatisfy { $0.suggestion != nil })
+                let agreement = Double(unlabelled.filter { $0.suggestion?.className == truth($0, medianArea: medianArea) }.count) / Double(unlabelled.count)
+                #expect(agreement > 0.7, "suggestions agree with the annotator's rule on \(agreement) of cells")
+                for cell in unlabelled.prefix(5) {
+                    seq += 1
+                    let name = truth(cell, medianArea: medianArea)
+                    let source: LabelSource = cell.suggestion?.className == name ? .acceptedSuggestion : .correctedSuggestion
+                    _ = try await c.request(
+                        .labelEvent(LabelEvent(clientSeq: seq, cellID: cell.id, className: name, source: source, clientTimeMs: 0, modelVersionShown: suggested.modelVersion)))
+                    labelled[cell.id] = name
+                }
+                guard case .nextPatchPick(let next) = try await c.request(.nextPatch(NextPatch())).body
+                else { throw ClientError.unexpectedReply(expected: "next_patch_pick", got: "") }
+                #expect(next.strategy == .coreset && next.cellsInRegion > 0 && !next.patchID.isEmpty)
+                guard case .patch(let picked) = try await c.request(.getPatch(GetPatch(target: .patchID(next.patchID)))).body
+                else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
+                #expect(picked.region == next.region)
+
+                // Bad input is refused without ending the session.
+                for (bad, code) in [
+                    (LabelEvent(clientSeq: 900, cellID: 999_999, className: "positive", source: .manual, clientTimeMs: 0), ErrorCode.notFound),
+                    (LabelEvent(clientSeq: 901, cellID: 1, className: "tumour", source: .manual, clientTimeMs: 0), ErrorCode.invalidArgument),
+                ] {
+                    do {
+                        _ = try await c.request(.labelEvent(bad))
+                        Issue.record("bad label accepted")
+                    } catch ClientError.server(let e) {
+                        #expect(e.code == code && e.clientSeq == bad.clientSeq && !e.fatal)
+                    }
+                }
+            }
+        }
+
+        // Restart on the same data directory: labels and the model come back.
+        try await withDaemon(slides: [svsPath], dataDirectory: data) { _, endpoint in
+            try await HaliConnection.withConnection(to: endpoint, hello: hello()) { c in
+                guard case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67"))).body
+                else { throw ClientError.unexpectedReply(expected: "session_state", got: "") }
+                #expect(state.labelsDone == UInt32(labelled.count))
+                #expect(state.lastAckedSeq == 30)
+                #expect(state.modelVersion >= 1, "the model is refitted from the stored labels")
+                guard case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 700, y: 1000, width: 1024, height: 1024))))).body
+                else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
+                var restored: [UInt64: String] = [:]
+                for cell in patch.cells { if let l = cell.label { restored[cell.id] = l.className } }
+                #expect(restored == labelled)
+                #expect(patch.cells.filter { $0.label == nil }.allSatisfy { $0.suggestion != nil })
+            }
+        }
+    }
+
+    @Test func accessRulesAndUndo() async throws {
+        let data = try await freshDataDirectory()
+        try await withDaemon(slides: [svsPath], dataDirectory: data) { _, endpoint in
+            // "other" may open only the til task.
+            try await HaliConnection.withConnection(to: endpoint, hello: hello("other-token")) { c in
+                do {
+                    _ = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67")))
+                    Issue.record("a forbidden task opened")
+                } catch ClientError.server(let e) {
+                    #expect(e.code == .permissionDenied)
+                }
+                do {
+                    _ = try await c.request(.labelEvent(LabelEvent(clientSeq: 1, cellID: 1, className: "other", source: .manual, clientTimeMs: 0)))
+                    Issue.record("a label without a session was accepted")
+                } catch ClientError.server(let e) {
+                    #expect(e.code == .noSession)
+                }
+                do {
+                    _ = try await c.request(.openSession(OpenSession(slideID: "nope", task: "til")))
+                    Issue.record("an unknown slide opened")
+                } catch ClientError.server(let e) {
+                    #expect(e.code == .notFound)
+                }
+                _ = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til")))
+                // Label, relabel, undo: the cell goes back to its first class; a resent seq is stored once.
+                _ = try await c.request(.labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "other", source: .manual, clientTimeMs: 0)))
+                _ = try await c.request(.labelEvent(LabelEvent(clientSeq: 2, cellID: 5, className: "inflammatory", source: .manual, clientTimeMs: 0)))
+                guard case .labelAck(let resent) = try await c.request(
+                    .labelEvent(LabelEvent(clientSeq: 2, cellID: 5, className: "inflammatory", source: .manual, clientTimeMs: 0))).body
+                else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                #expect(resent.durable)
+                guard case .labelAck(let undone) = try await c.request(.undo(Undo(clientSeq: 3))).body
+                else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                #expect(undone.cellID == 5)
+                guard case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til"))).body
+                else { throw ClientError.unexpectedReply(expected: "session_state", got: "") }
+                #expect(state.labelsDone == 1 && state.lastAckedSeq == 3)
+                guard case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 2220, height: 2967))))).body
+                else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
+                #expect(patch.cells.first { $0.id == 5 }?.label?.className == "other")
+                do {
+                    _ = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 2000, y: 0, width: 500, height: 10)))))
+                    Issue.record("a region outside the slide was served")
+                } catch ClientError.server(let e) {
+                    #expect(e.code == .invalidArgument)
+                }
+            }
+        }
+    }
+}
