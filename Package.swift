@@ -111,6 +111,7 @@ let package = Package(
             ]
         ),
 
+        .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
         .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
 
         // MARK: Tests

@@ -35,24 +35,38 @@ echo "== building (release)"
 swift build -c release
 bin=$(swift build -c release --show-bin-path)
 
-port=${HALI_PORT:-7070}
 mkdir -p hali-data
+echo "== ingest: every nucleus of the slide"
+"$bin/hali" slide-info "$slide"
+"$bin/hali" ingest "$slide" --out hali-data/index
+"$bin/hali" cells "$slide" --index-dir hali-data/index
+
+port=${HALI_PORT:-7070}
 "$bin/halid" --listen "127.0.0.1:$port" --data-dir hali-data --slide "$slide" 2> hali-data/halid.log &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   grep -q listening hali-data/halid.log 2>/dev/null && break
   kill -0 $daemon 2>/dev/null || { cat hali-data/halid.log; exit 1; }
   sleep 0.1
 done
 
 export HALI_SERVER="127.0.0.1:$port"
-"$bin/hali" slide-info "$slide"
+slide_id=$(basename "${slide%.*}")
 echo
 "$bin/hali" status --token-file hali-data/token
 echo
-"$bin/hali" slides --token-file hali-data/token
-echo
 "$bin/hali" ping --token-file hali-data/token -n 1000
 echo
-echo "daemon log: hali-data/halid.log"
+if [[ -t 0 && -t 1 ]]; then
+  echo "== labelling $slide_id (task til: inflammatory vs other). Keys: ? help, 1/2 classes, n next patch, q quit"
+  sleep 2
+  "$bin/hali" label --token-file hali-data/token "$slide_id" til
+else
+  echo "== no terminal here: driving hali label in a pseudo-terminal instead (Tests/interop/pty_label.py)"
+  HALI_BIN="$bin/hali" HALI_TOKEN=$(cat hali-data/token) HALI_SLIDE="$slide_id" HALI_TASK=til \
+    HALI_SCREEN_DUMP=hali-data/label-screen.txt python3 Tests/interop/pty_label.py
+  echo "last screen of the session:"
+  cat hali-data/label-screen.txt
+fi
+echo "daemon log: hali-data/halid.log; labels: hali-data/labels.sqlite"

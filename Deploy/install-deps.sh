@@ -30,10 +30,16 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The Python client (protocol interop) needs Google's protobuf runtime; the demo drives the terminal client with
+# pexpect when there is no terminal; the tests run under pytest.
+need=()
+python3 -c 'import google.protobuf' 2>/dev/null || need+=('protobuf>=4.21,<7')
+python3 -c 'import pexpect' 2>/dev/null || need+=('pexpect')
 if [[ "${1:-}" == "--python" ]]; then
-  if ! python3 -c 'import google.protobuf' 2>/dev/null; then
-    echo "install-deps: pip install protobuf"
-    python3 -m pip install -q --disable-pip-version-check 'protobuf>=4.21,<7'
-  fi
+  python3 -c 'import pytest' 2>/dev/null || need+=('pytest')
+fi
+if ((${#need[@]})); then
+  echo "install-deps: pip install ${need[*]}"
+  python3 -m pip install -q --disable-pip-version-check "${need[@]}"
 fi
 echo "install-deps: ok"

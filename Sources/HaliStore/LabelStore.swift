@@ -66,6 +66,8 @@ public final class LabelStore: @unchecked Sendable {
     private let queue = Mutex(WriterQueue())
     private let wakeUp = NSCondition()
     private var thread: Thread?
+    private var checkpointThread: Thread?
+    private let checkpointer: SQLiteConnection
     private let commits = Mutex<UInt64>(0)
 
     private struct Pending {
@@ -125,6 +127,9 @@ public final class LabelStore: @unchecked Sendable {
         try writer.execute("PRAGMA journal_mode = WAL")
         try writer.execute("PRAGMA synchronous = FULL")
         try writer.execute("PRAGMA foreign_keys = ON")
+        // Checkpoints copy the WAL into the database file and fsync it; done inside a commit they stall every label
+        // waiting on that commit. A separate connection checkpoints in the background instead (see `checkpointLoop`).
+        try writer.execute("PRAGMA wal_autocheckpoint = 0")
         let current = try Self.userVersion(writer)
         guard current <= Self.migrations.count else {
             throw StoreError(
@@ -144,10 +149,15 @@ public final class LabelStore: @unchecked Sendable {
             }
         }
         reader = try SQLiteConnection(path: path)
+        checkpointer = try SQLiteConnection(path: path)
         let thread = Thread { [unowned self] in self.writerLoop() }
         thread.name = "hali-label-store"
         self.thread = thread
         thread.start()
+        let checkpoints = Thread { [unowned self] in self.checkpointLoop() }
+        checkpoints.name = "hali-label-store-checkpoint"
+        self.checkpointThread = checkpoints
+        checkpoints.start()
     }
 
     deinit { close() }
@@ -197,6 +207,17 @@ public final class LabelStore: @unchecked Sendable {
         wakeUp.signal()
         wakeUp.unlock()
         while let thread, !thread.isFinished { usleep(1_000) }
+        while let checkpointThread, !checkpointThread.isFinished { usleep(1_000) }
+        try? checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// Every second, copies committed WAL frames into the database (PASSIVE: never waits for the writer), so the WAL
+    /// stays small without any commit paying for it.
+    private func checkpointLoop() {
+        while !queue.withLock({ $0.closed }) {
+            for _ in 0..<10 where !queue.withLock({ $0.closed }) { usleep(100_000) }
+            try? checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        }
     }
 
     private func writerLoop() {

@@ -13,7 +13,7 @@ struct Hali: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
-            TrainBackboneCommand.self, EmbedCommand.self, Eval.self,
+            TrainBackboneCommand.self, EmbedCommand.self, HashToken.self, Eval.self,
         ])
 }
 
@@ -164,5 +164,19 @@ struct SlideInfoCommand: ParsableCommand {
             FileHandle.standardError.write(Data("hali: \(error)\n".utf8))
             throw ExitCode(1)
         }
+    }
+}
+
+struct HashToken: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-token", abstract: "Print the SHA-256 digest of a token, for halid --annotators-file.")
+
+    @Argument(help: "The token (a random one is made when omitted).")
+    var token: String?
+
+    func run() {
+        let value = token ?? (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        if token == nil { print("token   \(value)") }
+        print(token == nil ? "sha256  \(SHA256.hexDigest(value))" : SHA256.hexDigest(value))
     }
 }

@@ -26,6 +26,9 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "An annotator and their token, NAME:TOKEN (repeatable).")
     var annotator: [String] = []
 
+    @Option(name: .long, help: "File of annotators, one per line: NAME SHA256_OF_TOKEN [TASK,TASK…|*] [SLIDE,SLIDE…|*] (# comments). `hali hash-token` prints the digest.")
+    var annotatorsFile: String?
+
     @Option(name: .long, help: "A whole-slide image to serve (repeatable).")
     var slide: [String] = []
 
@@ -92,8 +95,24 @@ struct Halid: AsyncParsableCommand {
     }
 
     private func annotators(logger: Logger) throws -> [Annotator] {
-        if !annotator.isEmpty {
-            return try annotator.map { entry in
+        var fromFile: [Annotator] = []
+        if let annotatorsFile {
+            guard let text = try? String(contentsOfFile: annotatorsFile, encoding: .utf8) else {
+                throw ConfigurationError("cannot read --annotators-file \(annotatorsFile)")
+            }
+            for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                if fields.isEmpty { continue }
+                guard fields.count >= 2 else { throw ConfigurationError("\(annotatorsFile):\(number + 1): expected NAME SHA256 [TASKS] [SLIDES]") }
+                func list(_ i: Int) -> [String] {
+                    i < fields.count && fields[i] != "*" ? fields[i].split(separator: ",").map(String.init) : []
+                }
+                fromFile.append(Annotator(name: fields[0], tokenDigest: fields[1], tasks: list(2), slides: list(3)))
+            }
+        }
+        if !annotator.isEmpty || !fromFile.isEmpty {
+            return try fromFile + annotator.map { entry in
                 guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex else {
                     throw ConfigurationError("--annotator \"\(entry)\": expected NAME:TOKEN")
                 }

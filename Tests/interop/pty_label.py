@@ -593,17 +593,6 @@ def run_real() -> None:
         raise
 
 
-def test_label_client_fake_daemon():
-    run_fake()
-
-
-def test_label_client_real_daemon():
-    import pytest
-    if not os.environ.get("HALI_SERVER"):
-        pytest.skip("HALI_SERVER not set")
-    run_real()
-
-
 if __name__ == "__main__":
     args = sys.argv[1:]
     png = args[args.index("--png") + 1] if "--png" in args else None

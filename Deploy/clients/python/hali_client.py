@@ -104,6 +104,23 @@ class HaliClient:
     def slides(self):
         return list(self.request(pb.Envelope(list_slides=pb.ListSlides())).slide_list.slides)
 
+    def open_session(self, slide_id: str, task: str):
+        return self.request(pb.Envelope(open_session=pb.OpenSession(slide_id=slide_id, task=task))).session_state
+
+    def get_patch(self, x: int, y: int, width: int, height: int, level: int = 0, pixels: bool = False):
+        region = pb.Region(x=x, y=y, width=width, height=height)
+        return self.request(pb.Envelope(get_patch=pb.GetPatch(region=region, level=level, include_pixels=pixels))).patch
+
+    def label(self, client_seq: int, cell_id: int, class_name: str, source=None):
+        """Sends a LabelEvent and returns its LabelAck (raises HaliError on refusal)."""
+        event = pb.LabelEvent(client_seq=client_seq, cell_id=cell_id, class_name=class_name,
+                              source=source if source is not None else pb.LABEL_SOURCE_MANUAL,
+                              client_time_ms=int(time.time() * 1000))
+        return self.request(pb.Envelope(label_event=event)).label_ack
+
+    def next_patch(self):
+        return self.request(pb.Envelope(next_patch=pb.NextPatch())).next_patch_pick
+
     def close(self) -> None:
         try:
             self.send(pb.Envelope(bye=pb.Bye(reason="python client done")))
