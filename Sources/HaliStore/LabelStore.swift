@@ -60,25 +60,10 @@ public struct StoredEvent: Sendable, Equatable {
 /// by a newer HALI is refused.
 public final class LabelStore: @unchecked Sendable {
     public let path: String
-    private let writer: SQLiteConnection
     private let reader: SQLiteConnection
     private let readLock = NSLock()
-    private let queue = Mutex(WriterQueue())
-    private let wakeUp = NSCondition()
-    private var thread: Thread?
-    private var checkpointThread: Thread?
-    private let checkpointer: SQLiteConnection
-    private let commits = Mutex<UInt64>(0)
+    private let core: WriterCore
 
-    private struct Pending {
-        var record: LabelRecord
-        var continuation: CheckedContinuation<StoredEvent, any Error>
-    }
-
-    private struct WriterQueue {
-        var pending: [Pending] = []
-        var closed = false
-    }
 
     /// Schema migrations; index i takes the store from version i to i + 1.
     static let migrations: [String] = [
@@ -123,7 +108,7 @@ public final class LabelStore: @unchecked Sendable {
     /// Opens the store migrated only up to `version` (for migration tests).
     init(path: String, migrateTo version: Int) throws {
         self.path = path
-        writer = try SQLiteConnection(path: path)
+        let writer = try SQLiteConnection(path: path)
         try writer.execute("PRAGMA journal_mode = WAL")
         try writer.execute("PRAGMA synchronous = FULL")
         try writer.execute("PRAGMA foreign_keys = ON")
@@ -149,15 +134,7 @@ public final class LabelStore: @unchecked Sendable {
             }
         }
         reader = try SQLiteConnection(path: path)
-        checkpointer = try SQLiteConnection(path: path)
-        let thread = Thread { [unowned self] in self.writerLoop() }
-        thread.name = "hali-label-store"
-        self.thread = thread
-        thread.start()
-        let checkpoints = Thread { [unowned self] in self.checkpointLoop() }
-        checkpoints.name = "hali-label-store-checkpoint"
-        self.checkpointThread = checkpoints
-        checkpoints.start()
+        core = WriterCore(path: path, writer: writer, checkpointer: try SQLiteConnection(path: path))
     }
 
     deinit { close() }
@@ -175,21 +152,14 @@ public final class LabelStore: @unchecked Sendable {
     }
 
     /// Transactions committed so far (each may hold many events).
-    public var commitCount: UInt64 { commits.withLock { $0 } }
+    public var commitCount: UInt64 { core.commits.withLock { $0 } }
 
     /// Stores one event durably. Returns once it is committed and fsync'd; a resend of a stored client_seq returns
     /// the original event with `duplicate = true`.
     public func append(_ record: LabelRecord) async throws -> StoredEvent {
         try await withCheckedThrowingContinuation { continuation in
-            let accepted = queue.withLock { queue -> Bool in
-                guard !queue.closed else { return false }
-                queue.pending.append(Pending(record: record, continuation: continuation))
-                return true
-            }
-            if accepted {
-                wakeUp.lock()
-                wakeUp.signal()
-                wakeUp.unlock()
+            if core.enqueue(WriterCore.Pending(record: record, continuation: continuation)) {
+                // Queued; the writer thread resumes the continuation after the commit.
             } else {
                 continuation.resume(throwing: StoreError(path: path, message: "the label store is closed"))
             }
@@ -197,101 +167,7 @@ public final class LabelStore: @unchecked Sendable {
     }
 
     /// Flushes pending writes and stops the writer. Appends after this fail.
-    public func close() {
-        let alreadyClosed = queue.withLock { queue -> Bool in
-            defer { queue.closed = true }
-            return queue.closed
-        }
-        guard !alreadyClosed else { return }
-        wakeUp.lock()
-        wakeUp.signal()
-        wakeUp.unlock()
-        while let thread, !thread.isFinished { usleep(1_000) }
-        while let checkpointThread, !checkpointThread.isFinished { usleep(1_000) }
-        try? checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    }
-
-    /// Every second, copies committed WAL frames into the database (PASSIVE: never waits for the writer), so the WAL
-    /// stays small without any commit paying for it.
-    private func checkpointLoop() {
-        while !queue.withLock({ $0.closed }) {
-            for _ in 0..<10 where !queue.withLock({ $0.closed }) { usleep(100_000) }
-            try? checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        }
-    }
-
-    private func writerLoop() {
-        while true {
-            wakeUp.lock()
-            var batch: [Pending] = []
-            var closed = false
-            while true {
-                (batch, closed) = queue.withLock { queue in
-                    defer { queue.pending = [] }
-                    return (queue.pending, queue.closed)
-                }
-                if !batch.isEmpty || closed { break }
-                wakeUp.wait()
-            }
-            wakeUp.unlock()
-            if !batch.isEmpty { commit(batch) }
-            if closed && batch.isEmpty { return }
-        }
-    }
-
-    private func commit(_ batch: [Pending]) {
-        do {
-            let results = try writeTransaction(batch.map(\.record))
-            commits.withLock { $0 += 1 }
-            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
-        } catch {
-            // One bad event must not fail the others: retry them one transaction each.
-            for pending in batch {
-                do {
-                    let result = try writeTransaction([pending.record])
-                    commits.withLock { $0 += 1 }
-                    pending.continuation.resume(returning: result[0])
-                } catch {
-                    pending.continuation.resume(throwing: error)
-                }
-            }
-        }
-    }
-
-    private func writeTransaction(_ records: [LabelRecord]) throws -> [StoredEvent] {
-        try writer.execute("BEGIN IMMEDIATE")
-        do {
-            let insert = try writer.prepare(
-                """
-                INSERT OR IGNORE INTO label_events
-                (annotator, slide, task, cell_id, kind, class, source, model_version, client_seq, client_time_ms, server_time_ms, previous_class)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                """)
-            let existing = try writer.prepare(
-                "SELECT id FROM label_events WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4")
-            var results: [StoredEvent] = []
-            for r in records {
-                try insert.run([
-                    .text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.cellID)), .text(r.kind.rawValue),
-                    r.className.map { .text($0) } ?? .null, .text(r.source), .int(Int64(r.modelVersion)),
-                    .int(Int64(bitPattern: r.clientSeq)), .int(r.clientTimeMs), .int(r.serverTimeMs),
-                    r.previousClass.map { .text($0) } ?? .null,
-                ])
-                if writer.changes == 1 {
-                    results.append(StoredEvent(eventID: writer.lastInsertRowID, record: r, duplicate: false))
-                } else {
-                    try existing.bind([.text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.clientSeq))])
-                    guard try existing.step() else { throw writer.error("event vanished") }
-                    results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))
-                }
-            }
-            try writer.execute("COMMIT")
-            return results
-        } catch {
-            try? writer.execute("ROLLBACK")
-            throw error
-        }
-    }
+    public func close() { core.close() }
 
     // MARK: Reading
 
@@ -362,6 +238,155 @@ public final class LabelStore: @unchecked Sendable {
         guard try statement.step(), !statement.isNull(0) else { return nil }
         return (statement.int(0), statement.int(1), statement.int(2), statement.int(3))
     }
+}
+
+/// The writer and checkpoint threads and everything they touch. Owned by `LabelStore`, and referenced strongly by
+/// its threads until `close()` ends them, so no thread ever reaches into a store that is being deinitialised.
+final class WriterCore: @unchecked Sendable {
+    struct Pending {
+        var record: LabelRecord
+        var continuation: CheckedContinuation<StoredEvent, any Error>
+    }
+
+    struct WriterQueue {
+        var pending: [Pending] = []
+        var closed = false
+    }
+
+    let path: String
+    let writer: SQLiteConnection
+    let checkpointer: SQLiteConnection
+    let queue = Mutex(WriterQueue())
+    let wakeUp = NSCondition()
+    let commits = Mutex<UInt64>(0)
+    private var thread: Thread?
+    private var checkpointThread: Thread?
+
+    init(path: String, writer: SQLiteConnection, checkpointer: SQLiteConnection) {
+        self.path = path
+        self.writer = writer
+        self.checkpointer = checkpointer
+        let thread = Thread { self.writerLoop() }
+        thread.name = "hali-label-store"
+        self.thread = thread
+        let checkpoints = Thread { self.checkpointLoop() }
+        checkpoints.name = "hali-label-store-checkpoint"
+        self.checkpointThread = checkpoints
+        thread.start()
+        checkpoints.start()
+    }
+
+    /// False when the store is closed.
+    func enqueue(_ pending: Pending) -> Bool {
+        let accepted = queue.withLock { queue -> Bool in
+            guard !queue.closed else { return false }
+            queue.pending.append(pending)
+            return true
+        }
+        if accepted {
+            wakeUp.lock()
+            wakeUp.signal()
+            wakeUp.unlock()
+        }
+        return accepted
+    }
+
+    func close() {
+        let alreadyClosed = queue.withLock { queue -> Bool in
+            defer { queue.closed = true }
+            return queue.closed
+        }
+        guard !alreadyClosed else { return }
+        wakeUp.lock()
+        wakeUp.signal()
+        wakeUp.unlock()
+        while let thread, !thread.isFinished { usleep(1_000) }
+        while let checkpointThread, !checkpointThread.isFinished { usleep(1_000) }
+        try? checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// Every second, copies committed WAL frames into the database (PASSIVE: never waits for the writer), so the WAL
+    /// stays small without any commit paying for it.
+    func checkpointLoop() {
+        while !queue.withLock({ $0.closed }) {
+            for _ in 0..<10 where !queue.withLock({ $0.closed }) { usleep(100_000) }
+            try? checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        }
+    }
+
+    func writerLoop() {
+        while true {
+            wakeUp.lock()
+            var batch: [Pending] = []
+            var closed = false
+            while true {
+                (batch, closed) = queue.withLock { queue in
+                    defer { queue.pending = [] }
+                    return (queue.pending, queue.closed)
+                }
+                if !batch.isEmpty || closed { break }
+                wakeUp.wait()
+            }
+            wakeUp.unlock()
+            if !batch.isEmpty { commit(batch) }
+            if closed && batch.isEmpty { return }
+        }
+    }
+
+    func commit(_ batch: [Pending]) {
+        do {
+            let results = try writeTransaction(batch.map(\.record))
+            commits.withLock { $0 += 1 }
+            for (pending, result) in zip(batch, results) { pending.continuation.resume(returning: result) }
+        } catch {
+            // One bad event must not fail the others: retry them one transaction each.
+            for pending in batch {
+                do {
+                    let result = try writeTransaction([pending.record])
+                    commits.withLock { $0 += 1 }
+                    pending.continuation.resume(returning: result[0])
+                } catch {
+                    pending.continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    func writeTransaction(_ records: [LabelRecord]) throws -> [StoredEvent] {
+        try writer.execute("BEGIN IMMEDIATE")
+        do {
+            let insert = try writer.prepare(
+                """
+                INSERT OR IGNORE INTO label_events
+                (annotator, slide, task, cell_id, kind, class, source, model_version, client_seq, client_time_ms, server_time_ms, previous_class)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                """)
+            let existing = try writer.prepare(
+                "SELECT id FROM label_events WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4")
+            var results: [StoredEvent] = []
+            for r in records {
+                try insert.run([
+                    .text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.cellID)), .text(r.kind.rawValue),
+                    r.className.map { .text($0) } ?? .null, .text(r.source), .int(Int64(r.modelVersion)),
+                    .int(Int64(bitPattern: r.clientSeq)), .int(r.clientTimeMs), .int(r.serverTimeMs),
+                    r.previousClass.map { .text($0) } ?? .null,
+                ])
+                if writer.changes == 1 {
+                    results.append(StoredEvent(eventID: writer.lastInsertRowID, record: r, duplicate: false))
+                } else {
+                    try existing.bind([.text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.clientSeq))])
+                    guard try existing.step() else { throw writer.error("event vanished") }
+                    results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))
+                }
+            }
+            try writer.execute("COMMIT")
+            return results
+        } catch {
+            try? writer.execute("ROLLBACK")
+            throw error
+        }
+    }
+
 }
 
 /// The labels in force after replaying a session's events: label sets the class, undo restores the previous one.
