@@ -17,11 +17,14 @@ struct Halid: AsyncParsableCommand {
             """,
         version: HaliVersion.string)
 
-    @Option(name: .long, help: "Address to listen on: HOST:PORT or unix:PATH (repeatable).")
-    var listen: [String] = ["127.0.0.1:7070"]
+    @Option(name: .long, help: "JSON configuration file (Deploy/halid.example.json); flags add to or override it.")
+    var config: String?
 
-    @Option(name: .long, help: "Directory for the daemon's state (token, label store, slide indexes).")
-    var dataDir: String = "hali-data"
+    @Option(name: .long, help: "Address to listen on: HOST:PORT or unix:PATH (repeatable; default 127.0.0.1:7070).")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Directory for the daemon's state (token, label store, slide indexes; default hali-data).")
+    var dataDir: String?
 
     @Option(name: .long, help: "An annotator and their token, NAME:TOKEN (repeatable).")
     var annotator: [String] = []
@@ -38,21 +41,29 @@ struct Halid: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not ingest slides without an index at start-up (refuse them instead).")
     var noIngest = false
 
-    @Option(name: .long, help: "Largest frame body accepted, in bytes.")
-    var maxFrameBytes: Int = 16 << 20
+    @Option(name: .long, help: "Largest frame body accepted, in bytes (default 16 MiB).")
+    var maxFrameBytes: Int?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard (1024...(1 << 30)).contains(maxFrameBytes) else {
-            throw ValidationError("--max-frame-bytes must be between 1024 and 1073741824")
-        }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
-    }
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let file: DaemonConfigFile
+        do {
+            file = try config.map { try DaemonConfigFile.load(path: $0) } ?? DaemonConfigFile()
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+        let logLevel = self.logLevel ?? file.log_level ?? "info"
+        let maxFrameBytes = self.maxFrameBytes ?? file.max_frame_bytes ?? (16 << 20)
+        let dataDir = self.dataDir ?? file.data_dir ?? "hali-data"
+        let listen = self.listen.isEmpty ? (file.listen ?? ["127.0.0.1:7070"]) : self.listen
+        let slide = (file.slides ?? []) + self.slide
+        let mpp = self.mpp ?? file.mpp
+        guard (1024...(1 << 30)).contains(maxFrameBytes) else {
+            throw ValidationError("max frame bytes must be between 1024 and 1073741824")
+        }
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown log level \(logLevel)") }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -62,13 +73,15 @@ struct Halid: AsyncParsableCommand {
 
         let endpoints: [Endpoint]
         let registry: AnnotatorRegistry
+        let tasks: [TaskDefinition]
         do {
             endpoints = try listen.map { try Endpoint(parsing: $0) }
-            registry = try AnnotatorRegistry(try annotators(logger: logger))
+            registry = try AnnotatorRegistry(try file.annotatorList() + annotators(dataDir: dataDir, configured: !file.annotatorList().isEmpty, logger: logger))
+            tasks = try file.taskDefinitions() ?? TaskDefinition.builtIn
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
         }
-        var configuration = ServerConfiguration(listen: endpoints, annotators: registry, slidePaths: slide)
+        var configuration = ServerConfiguration(listen: endpoints, annotators: registry, tasks: tasks, slidePaths: slide)
         configuration.maxFrameBytes = maxFrameBytes
         configuration.dataDirectory = dataDir
         configuration.micronsPerPixel = mpp
@@ -94,7 +107,7 @@ struct Halid: AsyncParsableCommand {
         try await daemon.run()
     }
 
-    private func annotators(logger: Logger) throws -> [Annotator] {
+    private func annotators(dataDir: String, configured: Bool, logger: Logger) throws -> [Annotator] {
         var fromFile: [Annotator] = []
         if let annotatorsFile {
             guard let text = try? String(contentsOfFile: annotatorsFile, encoding: .utf8) else {
@@ -111,7 +124,7 @@ struct Halid: AsyncParsableCommand {
                 fromFile.append(Annotator(name: fields[0], tokenDigest: fields[1], tasks: list(2), slides: list(3)))
             }
         }
-        if !annotator.isEmpty || !fromFile.isEmpty {
+        if !annotator.isEmpty || !fromFile.isEmpty || configured {
             return try fromFile + annotator.map { entry in
                 guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex else {
                     throw ConfigurationError("--annotator \"\(entry)\": expected NAME:TOKEN")

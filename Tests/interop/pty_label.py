@@ -586,6 +586,10 @@ def run_real() -> None:
                      color=env.get("HALI_COLOR", "truecolor"))
     try:
         run_common_checks(t)
+        dump = env.get("HALI_SCREEN_DUMP")
+        if dump:  # the screen as the annotator last saw it, before quitting
+            with open(dump, "w") as f:
+                f.write(t.screen.text())
         status = t.quit()
         assert status == 0, f"exit status {status}"
     except BaseException:
