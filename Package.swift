@@ -52,10 +52,11 @@ let package = Package(
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliNet", "HaliTraining"]),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
-        .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex"]),
+        .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliTraining", "HaliNet", "HaliMath"]),
 
         // MARK: Engine: sessions, models, active learning
         .target(
@@ -78,7 +79,7 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliTraining",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -106,11 +107,12 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliNet", "HaliTraining",
+                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
 
+        .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"]),
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
         .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
 
@@ -137,12 +139,14 @@ let package = Package(
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
+        .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
+        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
         .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
-        .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging"]),
+        .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliTraining"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]

@@ -10,7 +10,8 @@ public final class ServedSlide: Sendable {
     public let slide: Slide
     public let table: CellTable
     public let features: Matrix
-    /// "measurements" (shape and stain statistics from ingest) until CNN embeddings are in the index.
+    /// "cnn:<weights>" when the index holds CNN embeddings (hali ingest --weights), else "measurements" (shape and
+    /// stain statistics from ingest, standardised).
     public let featureKind: String
     public let micronsPerPixel: Double
     let grid: CellGrid
@@ -20,8 +21,13 @@ public final class ServedSlide: Sendable {
         self.slide = slide
         self.table = table
         self.micronsPerPixel = micronsPerPixel
-        self.features = SlideFeatures.measurements(table)
-        self.featureKind = "measurements"
+        if table.embeddingDimension > 0 {
+            self.features = Matrix(rows: table.count, columns: table.embeddingDimension, values: table.embeddings)
+            self.featureKind = "cnn:\(table.embeddingSource)"
+        } else {
+            self.features = SlideFeatures.measurements(table)
+            self.featureKind = "measurements"
+        }
         self.grid = CellGrid(table: table, bucket: 256)
     }
 

@@ -52,7 +52,7 @@ public enum LearningReport {
         }
         func consep(_ id: String, _ title: String, _ pos: String, _ paper: Double) -> UseCaseSpec {
             clean
-                // 11 pool images of 192 µm: 96 µm patches (~85 cells) leave the active learner a choice.
+                // 11 pool images of 192 µm: 96 µm patches (~105 cells) leave the active learner a choice.
                 ? UseCaseSpec(id: id, title: title, dataset: root + "/consep/test", testDataset: nil, positive: pos,
                               patchMicrons: 96, imageRange: nil, paperEfficiency: paper)
                 : UseCaseSpec(id: id, title: title, dataset: root + "/consep/train", testDataset: root + "/consep/test",

@@ -34,6 +34,8 @@ public enum IndexFile {
         var stainNames: [String]
         var classNames: [String]
         var columns: [Column]
+        var embeddingDimension: Int?
+        var embeddingSource: String?
     }
 
     // MARK: Writing
@@ -72,9 +74,16 @@ public enum IndexFile {
         try add("contour_points", table.contourPoints)
         try add("class_index", table.classIndex, type: "i16")
         try add("class_probability", table.classProbability)
+        if table.embeddingDimension > 0 {
+            // Half precision halves the largest column; features are used for distances and a linear head, where
+            // float16's 3 significant digits are plenty.
+            try add("embedding", table.embeddings.map { Float16($0).bitPattern }, type: "f16")
+        }
 
         let header = Header(
-            manifest: manifest, rows: table.count, stainNames: table.stainNames, classNames: table.classNames, columns: columns)
+            manifest: manifest, rows: table.count, stainNames: table.stainNames, classNames: table.classNames, columns: columns,
+            embeddingDimension: table.embeddingDimension > 0 ? table.embeddingDimension : nil,
+            embeddingSource: table.embeddingDimension > 0 ? table.embeddingSource : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let headerBytes = Array(try encoder.encode(header))
@@ -144,7 +153,7 @@ public enum IndexFile {
 
         var offset = bodyStart
         var raw: [String: [UInt8]] = [:]
-        let elementSize = ["f32": 4, "u32": 4, "i16": 2]
+        let elementSize = ["f32": 4, "u32": 4, "i16": 2, "f16": 2]
         for column in header.columns {
             guard let size = elementSize[column.type] else { throw fail("column \(column.name) has unknown type \(column.type)") }
             guard column.bytes >= 0, offset + column.bytes <= bytes.count - 16 else { throw fail("column \(column.name) runs past the end") }
@@ -202,6 +211,14 @@ public enum IndexFile {
         table.classNames = header.classNames
         guard table.classIndex.allSatisfy({ $0 >= -1 && Int($0) < header.classNames.count }) else { throw fail("class index out of range") }
         table.classProbability = try floats("class_probability", count: rows)
+        if let dimension = header.embeddingDimension, dimension > 0 {
+            guard let data = raw["embedding"], data.count == rows * dimension * 2 else { throw fail("embedding column size") }
+            table.embeddingDimension = dimension
+            table.embeddingSource = header.embeddingSource ?? ""
+            table.embeddings = data.withUnsafeBytes { b in
+                (0..<(rows * dimension)).map { Float(Float16(bitPattern: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+            }
+        }
         return (header.manifest, table)
     }
 

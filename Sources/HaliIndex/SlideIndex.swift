@@ -19,6 +19,7 @@ public struct CellTable: Sendable, Equatable {
             && a.stainStatistics.count == b.stainStatistics.count && zip(a.stainStatistics, b.stainStatistics).allSatisfy(same)
             && a.contourStart == b.contourStart && same(a.contourPoints, b.contourPoints) && a.classNames == b.classNames
             && a.classIndex == b.classIndex && same(a.classProbability, b.classProbability)
+            && a.embeddingDimension == b.embeddingDimension && same(a.embeddings, b.embeddings)
     }
 
     public var centroidX: [Float] = []
@@ -45,6 +46,13 @@ public struct CellTable: Sendable, Equatable {
     public var classNames: [String] = []
     public var classIndex: [Int16] = []
     public var classProbability: [Float] = []
+    /// Per-cell CNN features (the backbone's penultimate layer): row i is
+    /// `embeddings[i * embeddingDimension ..< (i + 1) * embeddingDimension]`; empty when ingest ran without weights.
+    /// Stored as IEEE half precision in the index.
+    public var embeddingDimension = 0
+    public var embeddings: [Float] = []
+    /// Which weights made the embeddings (their file name), for the record.
+    public var embeddingSource = ""
 
     public init() {}
 
@@ -72,6 +80,8 @@ public struct CellTable: Sendable, Equatable {
         public var contour: [Double] = []
         public var className: String?
         public var classProbability: Double = .nan
+        /// CNN features of this cell (empty when none).
+        public var embedding: [Float] = []
 
         public init(centroidX: Double, centroidY: Double, minX: Double, minY: Double, maxX: Double, maxY: Double) {
             self.centroidX = centroidX
@@ -84,7 +94,7 @@ public struct CellTable: Sendable, Equatable {
     }
 
     /// Builds a table from rows, sorting them into id order (y, then x, then the rest of the row for ties).
-    public init(rows unsorted: [Row], stainNames: [String]) {
+    public init(rows unsorted: [Row], stainNames: [String], embeddingSource: String = "") {
         let rows = unsorted.sorted { a, b in
             if a.centroidY != b.centroidY { return a.centroidY < b.centroidY }
             if a.centroidX != b.centroidX { return a.centroidX < b.centroidX }
@@ -94,6 +104,10 @@ public struct CellTable: Sendable, Equatable {
         self.init()
         self.stainNames = stainNames
         stainStatistics = Array(repeating: [], count: stainNames.count * 4)
+        embeddingDimension = rows.first?.embedding.count ?? 0
+        self.embeddingSource = embeddingDimension > 0 ? embeddingSource : ""
+        precondition(rows.allSatisfy { $0.embedding.count == embeddingDimension }, "rows with different embedding sizes")
+        embeddings.reserveCapacity(rows.count * embeddingDimension)
         var classLookup: [String: Int16] = [:]
         for row in rows {
             centroidX.append(Float(row.centroidX))
@@ -128,6 +142,8 @@ public struct CellTable: Sendable, Equatable {
                 classIndex.append(-1)
             }
             classProbability.append(Float(row.classProbability))
+            // Rounded to half precision here, as the index stores them, so a table reads back exactly as it was built.
+            embeddings.append(contentsOf: row.embedding.map { Float(Float16($0)) })
         }
     }
 }

@@ -3,6 +3,8 @@ import HaliCore
 import HaliImaging
 import HaliIndex
 import HaliSlide
+import HaliTraining
+import HaliMath
 
 public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String
@@ -30,6 +32,10 @@ public struct IngestOptions: Sendable {
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Skip tiles with no tissue in the low-resolution tissue mask.
     public var skipGlass = true
+    /// When set, every cell also gets its CNN embedding (the backbone's penultimate layer) in the index.
+    public var embedder: Embedder?
+    /// Names the weights in the manifest and index (e.g. their file name).
+    public var embeddingSource = ""
     /// Restrict the ingest to this level-0 rectangle (x, y, width, height); nil = the whole slide.
     public var region: (x: Int64, y: Int64, width: Int64, height: Int64)?
 
@@ -44,6 +50,7 @@ public struct IngestOptions: Sendable {
         return [
             "detector": "hali-watershed", "detector_version": "1", "stain": stain.rawValue, "parameters": parameters,
             "mpp": String(micronsPerPixel), "overlap_um": String(overlapMicrons), "skip_glass": String(skipGlass),
+            "embedding": embedder == nil ? "none" : embeddingSource,
         ]
     }
 }
@@ -151,7 +158,11 @@ public enum SlideIngest {
         let job = TileJob(
             slide: slide, slidePath: slidePath, level: level, downsample: downsample, levelMpp: levelMpp,
             levelWidth: Int(levelWidth), levelHeight: Int(levelHeight), tile: tile, overlap: overlap,
-            detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix))
+            detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix), embedder: options.embedder)
+        // Tiles already run on every core: one OpenBLAS thread each, not two competing pools.
+        let savedBLASThreads = BLAS.threadCount
+        if options.embedder != nil { BLAS.threadCount = 1 }
+        defer { BLAS.threadCount = savedBLASThreads }
         let stainNames = options.stain.stainNames
         let plannedTiles = tiles
         var rowsByTile = [[CellTable.Row]](repeating: [], count: tiles.count)
@@ -180,7 +191,7 @@ public enum SlideIngest {
             }
         }
 
-        let table = CellTable(rows: rowsByTile.flatMap { $0 }, stainNames: stainNames)
+        let table = CellTable(rows: rowsByTile.flatMap { $0 }, stainNames: stainNames, embeddingSource: options.embeddingSource)
         let elapsed = clock.now - start
         var manifest = IndexManifest(
             slide: identity, source: "hali-watershed", settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
@@ -288,6 +299,7 @@ struct TileJob: Sendable {
     let tile: Int
     let overlap: Int
     let detector: NucleusDetector
+    let embedder: Embedder?
 
     func run(index: Int, tile t: (x: Int, y: Int, width: Int, height: Int)) throws -> (Int, [CellTable.Row], Double) {
         let rx = max(0, t.x - overlap), ry = max(0, t.y - overlap)
@@ -301,14 +313,31 @@ struct TileJob: Sendable {
         } catch {
             throw IngestError(path: slidePath, message: "tile at level-\(level) (\(t.x), \(t.y)): \(error.message)")
         }
-        let found = detector.detect(RGBImage(width: rw, height: rh, pixels: pixels), micronsPerPixel: levelMpp)
+        let image = RGBImage(width: rw, height: rh, pixels: pixels)
+        let found = detector.detect(image, micronsPerPixel: levelMpp)
         // Ownership: the centroid must fall inside this tile's core (pixels t.x ..< t.x + width), read-level pixels.
         let coreX = Double(t.x) - 0.5, coreY = Double(t.y) - 0.5
         var rows: [CellTable.Row] = []
+        var owned: [Nucleus] = []
         for nucleus in found {
             let cx = nucleus.centroid.x + Double(rx), cy = nucleus.centroid.y + Double(ry)
             guard cx >= coreX, cx < coreX + Double(t.width), cy >= coreY, cy < coreY + Double(t.height) else { continue }
             rows.append(SlideIngest.row(for: nucleus, originX: Double(rx), originY: Double(ry), downsample: downsample))
+            owned.append(nucleus)
+        }
+        if let embedder, !owned.isEmpty {
+            // Patches of the network's size in microns around each centroid, cut from this tile's pixels (the
+            // context is wider than half a patch, so they are the slide's pixels whatever the tiling).
+            let side = embedder.metadata.patchPixels
+            let scale = embedder.metadata.micronsPerPixel / levelMpp
+            var patches: [UInt8] = []
+            patches.reserveCapacity(owned.count * side * side * 3)
+            for nucleus in owned {  // appends side × side × 3 bytes per nucleus
+                PatchExtractor.patch(image, cx: nucleus.centroid.x, cy: nucleus.centroid.y, side: side, scale: scale, into: &patches)
+            }
+            let features = embedder.features(pixels: patches, count: owned.count, height: side, width: side, threads: 1)
+            let dimension = features.count / owned.count
+            for i in rows.indices { rows[i].embedding = Array(features[(i * dimension)..<((i + 1) * dimension)]) }
         }
         return (index, rows, Double(rw * rh) / 1e6)
     }

@@ -24,6 +24,8 @@ public struct ServerConfiguration: Sendable {
     public var ingestMissing = true
     /// Pixel size for slides that record none.
     public var micronsPerPixel: Double?
+    /// Backbone weights for first-use ingests: cells get CNN embeddings, which the models and the active learner use.
+    public var weightsPath: String?
     public var sessions = SessionSettings()
     /// Concurrent retrains across all sessions (first come, first served).
     public var trainingWidth = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)

@@ -111,7 +111,8 @@ public final class HaliDaemon: Sendable {
     public func run() async throws {
         await catalog.load(
             paths: configuration.slidePaths, indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"),
-            ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel)
+            ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel,
+            weightsPath: configuration.weightsPath)
         for slide in await catalog.all { await registry.add(slide) }
 
         typealias Listener = NIOAsyncChannel<NIOAsyncChannel<InboundFrame, Envelope>, Never>

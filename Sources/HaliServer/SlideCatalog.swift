@@ -3,6 +3,7 @@ import HaliEngine
 import HaliIndex
 import HaliIngest
 import HaliSlide
+import HaliTraining
 import HaliWire
 import Logging
 import NIOPosix
@@ -20,7 +21,7 @@ actor SlideCatalog {
     /// `ingestMissing` is set. A slide that fails is logged with the reason and left out, so one corrupt file does not
     /// stop the daemon serving the others. Returns the failures.
     @discardableResult
-    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?) async -> [String] {
+    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?, weightsPath: String?) async -> [String] {
         var failures: [String] = []
         for path in paths {
             do {
@@ -33,6 +34,11 @@ actor SlideCatalog {
                     logger.info("ingesting (first use)", metadata: ["path": "\(path)"])
                     var options = IngestOptions()
                     options.micronsPerPixel = slide.micronsPerPixel == nil ? micronsPerPixel : nil
+                    if let weightsPath {
+                        let (net, metadata) = try WeightsFile.load(path: weightsPath)
+                        options.embedder = Embedder(net: net.folded(), metadata: metadata)
+                        options.embeddingSource = (weightsPath as NSString).lastPathComponent
+                    }
                     let log = logger
                     let decile = MutexBoxInt()
                     _ = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory) { p in

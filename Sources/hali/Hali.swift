@@ -19,7 +19,10 @@ struct Hali: AsyncParsableCommand {
 
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure HALI against labelled data: nucleus detection, backbone features.", subcommands: [EvalDetectionCommand.self, EvalBackboneCommand.self])
+        abstract: "Measure HALI against labelled data: detection, backbone features, the learning loop.", subcommands: [
+            EvalDetectionCommand.self, EvalBackboneCommand.self, EvalEffectivenessCommand.self, EvalEfficiencyCommand.self,
+            EvalReportCommand.self,
+        ])
 }
 
 /// How to reach and authenticate with a daemon; shared by every client subcommand.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HaliIndex
 import HaliIngest
+import HaliTraining
 
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,6 +39,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Flag(help: "Rebuild even if an up-to-date index exists.")
     var force = false
 
+    @Option(help: "Backbone weights (.safetensors): store every cell's CNN embedding in the index, for the models and the active learner.")
+    var weights: String?
+
     func run() async throws {
         guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
         guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
@@ -46,6 +50,16 @@ struct IngestCommand: AsyncParsableCommand {
         options.micronsPerPixel = mpp
         options.threads = threads
         options.tileSize = tileSize
+        if let weights {
+            do {
+                let (net, metadata) = try WeightsFile.load(path: weights)
+                options.embedder = Embedder(net: net.folded(), metadata: metadata)
+                options.embeddingSource = (weights as NSString).lastPathComponent
+            } catch {
+                FileHandle.standardError.write(Data("hali ingest: weights \(weights): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         var external: (path: String, format: ExternalDetections.Format)?
         if let detections {
             guard let format = ExternalDetections.Format.guess(path: detections) else {
@@ -114,6 +128,7 @@ struct CellsCommand: ParsableCommand {
         print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
         print("source    \(manifest.source), \(manifest.created)")
         print("cells     \(table.count)")
+        print("features  \(table.embeddingDimension > 0 ? "CNN embeddings, \(table.embeddingDimension)-d, from \(table.embeddingSource)" : "measurements only (ingest with --weights for CNN embeddings)")")
         if manifest.tissueAreaMicrons2 > 0 {
             print(String(format: "tissue    %.3f mm², %.0f cells/mm²", manifest.tissueAreaMicrons2 / 1e6, Double(table.count) / (manifest.tissueAreaMicrons2 / 1e6)))
         }

@@ -30,6 +30,7 @@ struct DaemonConfigFile: Decodable {
     var tasks: [TaskEntry]?
     var annotators: [AnnotatorEntry]?
     var log_level: String?
+    var weights: String?
 
     static func load(path: String) throws -> DaemonConfigFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("cannot read --config \(path)") }

@@ -38,6 +38,9 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "Microns per pixel for slides that do not record it.")
     var mpp: Double?
 
+    @Option(name: .long, help: "Backbone weights for slides ingested at start-up (cells get CNN embeddings).")
+    var weights: String?
+
     @Flag(name: .long, help: "Do not ingest slides without an index at start-up (refuse them instead).")
     var noIngest = false
 
@@ -86,6 +89,7 @@ struct Halid: AsyncParsableCommand {
         configuration.dataDirectory = dataDir
         configuration.micronsPerPixel = mpp
         configuration.ingestMissing = !noIngest
+        configuration.weightsPath = weights ?? file.weights
         let daemon: HaliDaemon
         do {
             daemon = try HaliDaemon(configuration: configuration, logger: logger)
