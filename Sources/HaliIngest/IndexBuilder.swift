@@ -11,10 +11,13 @@ public enum IndexBuilder {
         case built(path: String, result: IngestResult)
     }
 
+    /// A slide's name without folder and extension: its index file's name and, in the daemon, its id.
+    public static func slideStem(_ slidePath: String) -> String {
+        ((slidePath as NSString).lastPathComponent as NSString).deletingPathExtension
+    }
+
     public static func indexPath(slidePath: String, outputDirectory: String) -> String {
-        let file = (slidePath as NSString).lastPathComponent
-        let stem = (file as NSString).deletingPathExtension
-        return (outputDirectory as NSString).appendingPathComponent(stem + ".hidx")
+        (outputDirectory as NSString).appendingPathComponent(slideStem(slidePath) + ".hidx")
     }
 
     /// Detects nuclei (or imports `detections`) and writes the index atomically. Nothing is written on error.

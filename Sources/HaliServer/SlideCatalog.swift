@@ -77,8 +77,7 @@ actor SlideCatalog {
 
     /// The file name without its extension, made unique with a numeric suffix.
     static func identifier(for path: String, taken: Set<String>) -> String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        let stem = file.lastIndex(of: ".").map { String(file[..<$0]) } ?? file
+        let stem = IndexBuilder.slideStem(path)
         var candidate = stem.isEmpty ? "slide" : stem
         var n = 2
         while taken.contains(candidate) {

@@ -4,11 +4,8 @@ Starts the built daemon (HALID, default .build/debug/halid) on a free loopback p
 talks to it through Deploy/clients/python/hali_client.py. Run with: python3 -m pytest -q Tests/interop
 """
 import os
-import socket
 import struct
-import subprocess
 import sys
-import time
 
 import pytest
 
@@ -16,42 +13,16 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "Deploy", "clients", "python"))
 import hali_client  # noqa: E402
 from hali_client import HaliClient, HaliError, pb  # noqa: E402
+from conftest import RunningDaemon  # noqa: E402
 
 TOKEN = "python-interop-token"
-SLIDE = os.path.join(ROOT, "..", "shared", "data", "slides", "CMU-1-Small-Region.svs")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    halid = os.environ.get("HALID", os.path.join(ROOT, ".build", "debug", "halid"))
-    if not os.path.exists(halid):
-        pytest.fail(f"{halid} not built: run swift build first")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("halid") / "halid.log", "w+")
-    proc = subprocess.Popen(
-        [halid, "--listen", f"127.0.0.1:{port}", "--annotator", f"py:{TOKEN}", "--slide", SLIDE,
-         "--max-frame-bytes", "65536", "--data-dir", str(tmp_path_factory.mktemp("data"))],
-        stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail("halid exited: " + log.read())
-            time.sleep(0.05)
-    yield port
-    proc.terminate()
-    assert proc.wait(timeout=10) == 0, "halid did not shut down cleanly on SIGTERM"
-    log.close()
+    running = RunningDaemon(tmp_path_factory, "--annotator", f"py:{TOKEN}", "--max-frame-bytes", "65536")
+    yield running.port
+    assert running.stop() == 0, "halid did not shut down cleanly on SIGTERM"
 
 
 def test_handshake_ping_status_slides(daemon):
