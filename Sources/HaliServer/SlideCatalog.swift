@@ -49,6 +49,13 @@ actor SlideCatalog {
                     }
                 }
                 let (manifest, table) = try await NIOThreadPool.singleton.runIfActive { try IndexFile.read(path: indexPath) }
+                // An index is served only for the file it was built from (slides are identified by file name).
+                let (size, _, fingerprint) = try SlideFingerprint.compute(path: path)
+                guard manifest.slide.fingerprint == fingerprint, manifest.slide.sizeBytes == size else {
+                    throw IngestError(
+                        path: path,
+                        message: "\(indexPath) was built from another file (\(manifest.slide.path)); run `hali ingest --force` or give slides distinct file names")
+                }
                 let id = Self.identifier(for: path, taken: Set(order))
                 served[id] = ServedSlide(id: id, slide: slide, table: table, micronsPerPixel: manifest.slide.micronsPerPixel)
                 order.append(id)
