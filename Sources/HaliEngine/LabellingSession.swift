@@ -282,7 +282,10 @@ public actor LabellingSession {
     /// The next window to label: by default the one holding most of the Coreset subset S (k-center greedy over the
     /// features, S of `subsetSize` unlabelled cells outside windows already done). The window the annotator was on
     /// is marked done first.
-    public func nextPatch(strategy: Strategy, markCurrentDone: Bool = true) throws -> NextPatchPick {
+    /// - Parameter sizeMicrons: when > 0, the returned region is a square of this side centred on the picked cells in
+    ///   the chosen window (clamped to the slide), e.g. a smaller view for an 80×24 terminal; the patch id still
+    ///   names the window.
+    public func nextPatch(strategy: Strategy, sizeMicrons: Double = 0, markCurrentDone: Bool = true) throws -> NextPatchPick {
         if markCurrentDone, let p = currentPatch { donePatches[p] = true }
         if markCurrentDone, currentPatch == nil, let region = currentRegion {
             // The annotator navigated by region: mark every window whose centre lies inside it.
@@ -319,10 +322,20 @@ public actor LabellingSession {
         }
         guard let index = chosen else { throw EngineError(.notFound, "every window of this slide with cells has been done") }
         let patch = patchGrid.patches[index]
-        let region = Region(
+        var region = Region(
             x: Int64(patch.minX.rounded(.down)), y: Int64(patch.minY.rounded(.down)), width: Int64((patch.maxX - patch.minX).rounded(.up)),
             height: Int64((patch.maxY - patch.minY).rounded(.up)))
-        let inS = subset.filter { patchGrid.patchOfCell[$0] == index }.count
+        let picked = subset.filter { patchGrid.patchOfCell[$0] == index }
+        let inS = picked.count
+        if sizeMicrons > 0 {
+            let side = min(Int64((sizeMicrons / slide.micronsPerPixel).rounded()), min(slide.slide.width, slide.slide.height))
+            let members = picked.isEmpty ? patchGrid.cellsOfPatch[index] : picked
+            let cx = members.map { Double(slide.table.centroidX[$0]) }.reduce(0, +) / Double(max(1, members.count))
+            let cy = members.map { Double(slide.table.centroidY[$0]) }.reduce(0, +) / Double(max(1, members.count))
+            region = Region(
+                x: min(max(0, Int64(cx) - side / 2), slide.slide.width - side), y: min(max(0, Int64(cy) - side / 2), slide.slide.height - side),
+                width: side, height: side)
+        }
         let reason =
             switch used {
             case .random: "a random window not yet done"
@@ -330,9 +343,11 @@ public actor LabellingSession {
             case .margin: "holds \(inS) of the \(subset.count) most uncertain cells (margin)"
             default: "holds \(inS) of the \(subset.count) Coreset picks (k-center greedy)"
             }
+        let cellsInRegion = sizeMicrons > 0
+            ? slide.cells(inX: region.x, y: region.y, width: region.width, height: region.height).count : patchGrid.cellsOfPatch[index].count
         return NextPatchPick(
             patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: UInt32(inS),
-            cellsInRegion: UInt32(patchGrid.cellsOfPatch[index].count))
+            cellsInRegion: UInt32(cellsInRegion))
     }
 
     /// The window a `p<index>` patch id names.

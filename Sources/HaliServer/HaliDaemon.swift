@@ -361,7 +361,10 @@ public final class HaliDaemon: Sendable {
         case .nextPatch(let request):
             guard let session = context.session else { return fail(.noSession, "next_patch needs open_session first") }
             do {
-                return reply(.nextPatchPick(try await session.nextPatch(strategy: request.strategy)))
+                guard request.patchSizeUm >= 0, request.patchSizeUm <= 5_000 else {
+                    return fail(.invalidArgument, "patch_size_um \(request.patchSizeUm) is outside 0…5000")
+                }
+                return reply(.nextPatchPick(try await session.nextPatch(strategy: request.strategy, sizeMicrons: request.patchSizeUm)))
             } catch let error as EngineError {
                 return fail(error.code, error.message)
             } catch {

@@ -107,6 +107,9 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 guard case .patch(let picked) = try await c.request(.getPatch(GetPatch(target: .patchID(next.patchID)))).body
                 else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
                 #expect(picked.region == next.region)
+                guard case .nextPatchPick(let small) = try await c.request(.nextPatch(NextPatch(patchSizeUm: 60))).body
+                else { throw ClientError.unexpectedReply(expected: "next_patch_pick", got: "") }
+                #expect(small.region.width == Int64((60 / 0.499).rounded()) && small.region.height == small.region.width)
 
                 // Bad input is refused without ending the session.
                 for (bad, code) in [
