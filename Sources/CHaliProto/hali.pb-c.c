@@ -2686,7 +2686,7 @@ const ProtobufCMessageDescriptor hali__v1__welcome__descriptor =
   (ProtobufCMessageInit) hali__v1__welcome__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__slide_info__field_descriptors[10] =
+static const ProtobufCFieldDescriptor hali__v1__slide_info__field_descriptors[11] =
 {
   {
     "id",
@@ -2808,6 +2808,18 @@ static const ProtobufCFieldDescriptor hali__v1__slide_info__field_descriptors[10
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "level_downsamples",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_DOUBLE,
+    offsetof(Hali__V1__SlideInfo, n_level_downsamples),
+    offsetof(Hali__V1__SlideInfo, level_downsamples),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__slide_info__field_indices_by_name[] = {
   8,   /* field[8] = cell_count */
@@ -2815,6 +2827,7 @@ static const unsigned hali__v1__slide_info__field_indices_by_name[] = {
   0,   /* field[0] = id */
   9,   /* field[9] = ingested */
   6,   /* field[6] = level_count */
+  10,   /* field[10] = level_downsamples */
   4,   /* field[4] = mpp_x */
   5,   /* field[5] = mpp_y */
   1,   /* field[1] = name */
@@ -2824,7 +2837,7 @@ static const unsigned hali__v1__slide_info__field_indices_by_name[] = {
 static const ProtobufCIntRange hali__v1__slide_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor hali__v1__slide_info__descriptor =
 {
@@ -2834,7 +2847,7 @@ const ProtobufCMessageDescriptor hali__v1__slide_info__descriptor =
   "Hali__V1__SlideInfo",
   "hali.v1",
   sizeof(Hali__V1__SlideInfo),
-  10,
+  11,
   hali__v1__slide_info__field_descriptors,
   hali__v1__slide_info__field_indices_by_name,
   1,  hali__v1__slide_info__number_ranges,

@@ -113,7 +113,8 @@ public actor LabellingSession {
         SlideInfo(
             id: slide.id, name: (slide.slide.path as NSString).lastPathComponent, width: slide.slide.width, height: slide.slide.height,
             mppX: slide.micronsPerPixel, mppY: slide.micronsPerPixel, levelCount: UInt32(slide.slide.levelCount),
-            vendor: slide.slide.vendor, cellCount: UInt64(slide.table.count), ingested: true)
+            vendor: slide.slide.vendor, cellCount: UInt64(slide.table.count), ingested: true,
+            levelDownsamples: slide.slide.levelDownsamples)
     }
 
     public var labelCount: Int { labels.classOfCell.count }

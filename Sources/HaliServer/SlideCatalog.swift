@@ -78,7 +78,7 @@ actor SlideCatalog {
             SlideInfo(
                 id: s.id, name: (s.slide.path as NSString).lastPathComponent, width: s.slide.width, height: s.slide.height,
                 mppX: s.micronsPerPixel, mppY: s.micronsPerPixel, levelCount: UInt32(s.slide.levelCount), vendor: s.slide.vendor,
-                cellCount: UInt64(s.table.count), ingested: true)
+                cellCount: UInt64(s.table.count), ingested: true, levelDownsamples: s.slide.levelDownsamples)
         }
     }
 

@@ -314,10 +314,13 @@ public struct SlideInfo: Sendable, Equatable {
     public var vendor: String
     public var cellCount: UInt64
     public var ingested: Bool
+    /// Level-0 pixels per pixel of each pyramid level; empty when the daemon did not say.
+    public var levelDownsamples: [Double]
     public init(
         id: String, name: String, width: Int64, height: Int64, mppX: Double, mppY: Double, levelCount: UInt32,
-        vendor: String, cellCount: UInt64 = 0, ingested: Bool = false
+        vendor: String, cellCount: UInt64 = 0, ingested: Bool = false, levelDownsamples: [Double] = []
     ) {
+        self.levelDownsamples = levelDownsamples
         self.id = id
         self.name = name
         self.width = width

@@ -228,13 +228,16 @@ extension SlideInfo {
         m.pointee.vendor = a.string(vendor)
         m.pointee.cell_count = cellCount
         m.pointee.ingested = boolean(ingested)
+        m.pointee.n_level_downsamples = levelDownsamples.count
+        m.pointee.level_downsamples = a.array(levelDownsamples)
         return m
     }
     init(c: UnsafeMutablePointer<Hali__V1__SlideInfo>?) {
         let c = c!.pointee
         self.init(
             id: string(c.id), name: string(c.name), width: c.width, height: c.height, mppX: c.mpp_x, mppY: c.mpp_y,
-            levelCount: c.level_count, vendor: string(c.vendor), cellCount: c.cell_count, ingested: boolean(c.ingested))
+            levelCount: c.level_count, vendor: string(c.vendor), cellCount: c.cell_count, ingested: boolean(c.ingested),
+            levelDownsamples: array(c.level_downsamples, c.n_level_downsamples) { $0 })
     }
 }
 

@@ -8,7 +8,7 @@ let everyMessage: [Envelope] = {
     let region = Region(x: -5, y: 1_000_000_007, width: 640, height: 480)
     let slide = SlideInfo(
         id: "cmu-1", name: "CMU-1-Small-Region.svs", width: 2220, height: 2967, mppX: 0.499, mppY: 0.4991,
-        levelCount: 3, vendor: "aperio", cellCount: 12_345, ingested: true)
+        levelCount: 3, vendor: "aperio", cellCount: 12_345, ingested: true, levelDownsamples: [1, 4.0002, 16.5])
     let cell = Cell(
         id: 77, centroid: Point(x: 12.5, y: -3.25), bbox: Region(x: 1, y: 2, width: 3, height: 4),
         contour: [1, 2, 3.5, 4, 5, 6.25], label: CellLabel(className: "positive", source: .correctedSuggestion, annotator: "ann"),

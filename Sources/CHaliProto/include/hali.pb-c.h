@@ -530,10 +530,15 @@ struct  Hali__V1__SlideInfo
    */
   uint64_t cell_count;
   protobuf_c_boolean ingested;
+  /*
+   * level-0 pixels per pixel of each level (added in 0.1.0; may be empty)
+   */
+  size_t n_level_downsamples;
+  double *level_downsamples;
 };
 #define HALI__V1__SLIDE_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__slide_info__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
 
 
 struct  Hali__V1__SlideList
