@@ -266,3 +266,34 @@ enum ColorDeconvolutionTestMath {
         #expect(det.detect(RGBImage(width: w, height: h, pixels: px), micronsPerPixel: 0.25) == nuclei)
     }
 }
+
+@Suite struct BoundedReconstructionTests {
+    /// 1×7 literal: a marker peak of 5 under a mask ramp; k steps spread it k pixels, clipped by the mask.
+    @Test func spreadsOnePixelPerStep() {
+        let mask = FloatImage(width: 7, height: 1, data: [9, 9, 9, 9, 9, 9, 3])
+        let marker = FloatImage(width: 7, height: 1, data: [0, 0, 0, 5, 0, 0, 0])
+        #expect(Morphology.reconstructByDilation(marker: marker, mask: mask, steps: 1).data == [0, 0, 5, 5, 5, 0, 0])
+        #expect(Morphology.reconstructByDilation(marker: marker, mask: mask, steps: 2).data == [0, 5, 5, 5, 5, 5, 0])
+        #expect(Morphology.reconstructByDilation(marker: marker, mask: mask, steps: 3).data == [5, 5, 5, 5, 5, 5, 3])
+    }
+
+    @Test func equalsFullReconstructionWithEnoughSteps() {
+        var seed: UInt32 = 99
+        func next() -> Float {
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(seed >> 16) / 65536
+        }
+        let (w, h) = (23, 17)
+        let mask = FloatImage(width: w, height: h, data: (0..<(w * h)).map { _ in next() })
+        let marker = FloatImage(width: w, height: h, data: mask.data.map { $0 * next() })
+        let full = Morphology.reconstructByDilation(marker: marker, mask: mask)
+        let bounded = Morphology.reconstructByDilation(marker: marker, mask: mask, steps: w * h)
+        #expect(bounded.data == full.data)
+        // Fewer steps never exceed the full reconstruction and never fall below the clipped marker.
+        let short = Morphology.reconstructByDilation(marker: marker, mask: mask, steps: 2)
+        for i in 0..<(w * h) {
+            #expect(short.data[i] <= full.data[i])
+            #expect(short.data[i] >= min(marker.data[i], mask.data[i]))
+        }
+    }
+}
