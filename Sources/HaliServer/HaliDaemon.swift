@@ -27,7 +27,34 @@ final class ConnectionOutbox: SessionSubscriber, @unchecked Sendable {
         try await lock.run { try await self.writer.write(contentsOf: envelopes) }
     }
 
-    func push(_ envelope: Envelope) async { try? await write([envelope]) }
+    /// Pushed messages (Predictions, picks) are advice that the next one supersedes. They are written from their own
+    /// task so a session's retrain never waits on a slow reader, and at most `maxPendingPushes` wait per connection:
+    /// a client that stops reading loses advice, and slows no one else.
+    func push(_ envelope: Envelope) async {
+        let admitted = pending.withLock { count -> Bool in
+            guard count < Self.maxPendingPushes else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else { return }
+        Task {
+            try? await self.write([envelope])
+            self.pending.withLock { $0 -= 1 }
+        }
+    }
+
+    static let maxPendingPushes = 4
+    private let pending = MutexCounter()
+}
+
+final class MutexCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func withLock<R>(_ body: (inout Int) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
 }
 
 /// A FIFO async mutex.

@@ -14,16 +14,21 @@ let svsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deleti
 /// cooperative pool and must not wait on it synchronously.
 actor IndexFixture {
     static let shared = IndexFixture()
-    private var directory: String?
+    // One build shared by every caller: an actor method that awaits can be re-entered, so the first caller's task is
+    // kept and awaited by the others.
+    private var build: Task<String, any Error>?
 
     func indexedDirectory() async throws -> String {
-        if let directory { return directory }
-        let built = NSTemporaryDirectory() + "halid-session-fixture-\(getpid())"
-        var options = IngestOptions()
-        options.region = (x: 700, y: 1000, width: 1024, height: 1024)
-        _ = try await IndexBuilder.build(slidePath: svsPath, options: options, outputDirectory: built + "/index")
-        directory = built
-        return built
+        if build == nil {
+            build = Task {
+                let built = NSTemporaryDirectory() + "halid-session-fixture-\(getpid())"
+                var options = IngestOptions()
+                options.region = (x: 700, y: 1000, width: 1024, height: 1024)
+                _ = try await IndexBuilder.build(slidePath: svsPath, options: options, outputDirectory: built + "/index")
+                return built
+            }
+        }
+        return try await build!.value
     }
 }
 
