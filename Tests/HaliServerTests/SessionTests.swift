@@ -4,6 +4,8 @@ import HaliCore
 import HaliIngest
 import HaliServer
 import HaliWire
+import NIOCore
+import NIOPosix
 import Testing
 
 let svsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -194,6 +196,37 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                     Issue.record("a region outside the slide was served")
                 } catch ClientError.server(let e) {
                     #expect(e.code == .invalidArgument)
+                }
+            }
+        }
+    }
+
+    /// A client that asks for megabytes of pixels and never reads them is held back by TCP and NIO's watermarks; a
+    /// second client labelling on the same daemon is answered throughout.
+    @Test func stalledReaderDoesNotSlowOthers() async throws {
+        let data = try await freshDataDirectory()
+        try await withDaemon(slides: [svsPath], dataDirectory: data) { _, endpoint in
+            guard case .tcp(let host, let port) = endpoint else { return }
+            let stalled = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+            try await stalled.executeThenClose { _, outbound in
+                try await outbound.write(framed(Envelope(requestID: 1, .hello(hello()))))
+                try await outbound.write(framed(Envelope(requestID: 2, .openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67")))))
+                for i in 0..<12 {  // 12 × 3 MiB of pixels requested, none read
+                    try await outbound.write(
+                        framed(Envelope(requestID: UInt64(3 + i), .getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 1024, height: 1024)), includePixels: true)))))
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                try await HaliConnection.withConnection(to: endpoint, hello: hello("other-token")) { c in
+                    _ = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til")))
+                    var slowest = Duration.zero
+                    for seq in 1...30 {
+                        let start = ContinuousClock.now
+                        _ = try await c.request(.labelEvent(LabelEvent(clientSeq: UInt64(seq), cellID: UInt64(seq), className: "other", source: .manual, clientTimeMs: 0)))
+                        slowest = max(slowest, ContinuousClock.now - start)
+                    }
+                    #expect(slowest < .seconds(2), "a label took \(slowest) while another client stalled")
                 }
             }
         }
