@@ -107,7 +107,7 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments",
+                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
