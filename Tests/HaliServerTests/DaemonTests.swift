@@ -81,7 +81,11 @@ func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async th
     @Test func handshakePingStatusAndSlides() async throws {
         let svs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
-        try await withDaemon(slides: [svs, "/definitely/missing.svs"], dataDirectory: try await freshDataDirectory()) { _, endpoint in
+        let corrupt = NSTemporaryDirectory() + "halid-corrupt-\(getpid()).svs"
+        try Data(contentsOf: URL(fileURLWithPath: svs)).prefix(5000).write(to: URL(fileURLWithPath: corrupt))
+        defer { unlink(corrupt) }
+        // A missing file and a truncated SVS are logged and left out; the good slide is served.
+        try await withDaemon(slides: [svs, "/definitely/missing.svs", corrupt], dataDirectory: try await freshDataDirectory()) { _, endpoint in
             try await HaliConnection.withConnection(to: endpoint, hello: hello()) { connection in
                 #expect(connection.welcome.annotator == "tester")
                 #expect(connection.welcome.protocolVersion == protocolVersion)
