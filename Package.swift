@@ -58,6 +58,8 @@ let package = Package(
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliTraining", "HaliNet", "HaliMath"]),
 
+        .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest"]),
+
         // MARK: Engine: sessions, models, active learning
         .target(
             name: "HaliEngine",
@@ -107,7 +109,7 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore",
+                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -139,6 +141,7 @@ let package = Package(
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
+        .testTarget(name: "HaliInteropTests", dependencies: ["HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
         .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),

@@ -1,0 +1,184 @@
+import Foundation
+import HaliCore
+import HaliIndex
+import HaliStore
+
+/// Writers of labels in each viewer's format. Every writer puts one object per labelled cell, at the cell's outline
+/// (when the index has one and the format takes polygons) or its centroid, in level-0 pixels.
+public enum Exporter {
+    /// Writes `labels` to `path`; returns the number of cells written. Cells not in the index are skipped.
+    @discardableResult
+    public static func write(
+        _ labels: ExportLabels, format: InteropFormat, slide: InteropSlide, task: TaskDefinition, to path: String
+    ) throws -> Int {
+        let cells = labels.cellIDs.filter { slide.table.row(ofID: $0) != nil }
+        switch format {
+        case .geojson: try writeAtomically(geojson(labels, cells: cells, slide: slide, task: task), to: path)
+        case .csv: try writeAtomically(Data(csv(labels, cells: cells, slide: slide).utf8), to: path)
+        case .asap: try writeAtomically(Data(asap(labels, cells: cells, slide: slide, task: task).utf8), to: path)
+        case .dsa: try writeAtomically(dsa(labels, cells: cells, slide: slide, task: task), to: path)
+        case .sliderunner: try sliderunner(labels, cells: cells, slide: slide, task: task, path: path)
+        }
+        return cells.count
+    }
+
+    static func rounded(_ value: Float) -> Double { (Double(value) * 100).rounded() / 100 }
+
+    /// The closed outline of a cell (first vertex repeated), or nil when the index has none.
+    static func ring(_ slide: InteropSlide, row: Int) -> [[Double]]? {
+        let contour = slide.table.contour(ofRow: row)
+        guard contour.count >= 6 else { return nil }
+        var points: [[Double]] = []
+        var i = contour.startIndex
+        while i + 1 < contour.endIndex {
+            points.append([rounded(contour[i]), rounded(contour[i + 1])])
+            i += 2
+        }
+        points.append(points[0])
+        return points
+    }
+
+    // MARK: QuPath GeoJSON
+
+    static func geojson(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide, task: TaskDefinition) throws -> Data {
+        var features: [[String: Any]] = []
+        for cell in cells {
+            let row = slide.table.row(ofID: cell)!
+            let className = labels.classOfCell[cell]!
+            let geometry: [String: Any]
+            if let ring = ring(slide, row: row) {
+                geometry = ["type": "Polygon", "coordinates": [ring]]
+            } else {
+                geometry = ["type": "Point", "coordinates": [rounded(slide.table.centroidX[row]), rounded(slide.table.centroidY[row])]]
+            }
+            var measurements: [String: Any] = [:]
+            let area = slide.table.areaMicrons2[row]
+            if area.isFinite { measurements["Area µm^2"] = Double(area) }
+            let properties: [String: Any] = [
+                "objectType": "detection",
+                "classification": ["name": className, "color": rgb(task.color(of: className))],
+                "measurements": measurements,
+                "metadata": ["hali_cell_id": String(cell), "hali_annotator": labels.name, "hali_task": task.name],
+            ]
+            features.append(["type": "Feature", "id": uuid(slide: slide.id, cell: cell), "geometry": geometry, "properties": properties])
+        }
+        return try JSONSerialization.data(
+            withJSONObject: ["type": "FeatureCollection", "features": features], options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// A stable UUID-shaped id per (slide, cell), so re-exports give the same ids.
+    static func uuid(slide: String, cell: UInt64) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in slide.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let a = String(format: "%08x", UInt32(truncatingIfNeeded: hash >> 32))
+        let b = String(format: "%04x", UInt16(truncatingIfNeeded: hash >> 16))
+        let c = String(format: "%04x", UInt16(truncatingIfNeeded: hash) & 0x0fff | 0x4000)
+        let d = String(format: "%04x", UInt16(truncatingIfNeeded: cell >> 48) & 0x3fff | 0x8000)
+        let e = String(format: "%012llx", cell & 0xffff_ffff_ffff)
+        return "\(a)-\(b)-\(c)-\(d)-\(e)"
+    }
+
+    // MARK: CSV
+
+    static func csvField(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    static func csv(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide) -> String {
+        var out = "x,y,class,cell_id,annotator\n"
+        for cell in cells {
+            let row = slide.table.row(ofID: cell)!
+            out += "\(rounded(slide.table.centroidX[row])),\(rounded(slide.table.centroidY[row])),\(csvField(labels.classOfCell[cell]!)),\(cell),\(csvField(labels.name))\n"
+        }
+        return out
+    }
+
+    // MARK: ASAP XML
+
+    static func xmlEscape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func asap(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide, task: TaskDefinition) -> String {
+        var out = "<?xml version=\"1.0\"?>\n<ASAP_Annotations>\n\t<Annotations>\n"
+        for cell in cells {
+            let row = slide.table.row(ofID: cell)!
+            let className = labels.classOfCell[cell]!
+            var points: [[Double]]
+            let type: String
+            if var ring = ring(slide, row: row) {
+                ring.removeLast()  // ASAP closes polygons itself
+                points = ring
+                type = "Polygon"
+            } else {
+                points = [[rounded(slide.table.centroidX[row]), rounded(slide.table.centroidY[row])]]
+                type = "Dot"
+            }
+            out += "\t\t<Annotation Name=\"cell \(cell)\" Type=\"\(type)\" PartOfGroup=\"\(xmlEscape(className))\" Color=\"\(task.color(of: className))\">\n\t\t\t<Coordinates>\n"
+            for (order, point) in points.enumerated() {
+                out += "\t\t\t\t<Coordinate Order=\"\(order)\" X=\"\(point[0])\" Y=\"\(point[1])\" />\n"
+            }
+            out += "\t\t\t</Coordinates>\n\t\t</Annotation>\n"
+        }
+        out += "\t</Annotations>\n\t<AnnotationGroups>\n"
+        for labelClass in task.classes {
+            out += "\t\t<Group Name=\"\(xmlEscape(labelClass.name))\" PartOfGroup=\"None\" Color=\"\(labelClass.color)\">\n\t\t\t<Attributes />\n\t\t</Group>\n"
+        }
+        out += "\t</AnnotationGroups>\n</ASAP_Annotations>\n"
+        return out
+    }
+
+    // MARK: DSA annotation JSON
+
+    static func dsa(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide, task: TaskDefinition) throws -> Data {
+        var elements: [[String: Any]] = []
+        for cell in cells {
+            let row = slide.table.row(ofID: cell)!
+            let className = labels.classOfCell[cell]!
+            elements.append([
+                "type": "point",
+                "center": [rounded(slide.table.centroidX[row]), rounded(slide.table.centroidY[row]), 0],
+                "group": className,
+                "label": ["value": className],
+                "lineColor": task.color(of: className),
+                "user": ["hali_cell_id": Int(cell)],
+            ])
+        }
+        let document: [String: Any] = [
+            "name": "HALI \(task.name) (\(labels.name))",
+            "description": "HALI labels for task \(task.name) on slide \(slide.id), \(labels.name == "consensus" ? "majority consensus" : "annotator \(labels.name)")",
+            "elements": elements,
+        ]
+        return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    // MARK: SlideRunner
+
+    static func sliderunner(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide, task: TaskDefinition, path: String) throws {
+        let spots = cells.map { cell -> SlideRunnerFile.Spot in
+            let row = slide.table.row(ofID: cell)!
+            let votes = (labels.votes[cell] ?? [labels.name: labels.classOfCell[cell]!]).sorted { $0.key < $1.key }
+            return SlideRunnerFile.Spot(
+                x: Int64(Double(slide.table.centroidX[row]).rounded()), y: Int64(Double(slide.table.centroidY[row]).rounded()),
+                labels: votes.map { SlideRunnerFile.SpotLabel(person: $0.key, className: $0.value) },
+                agreedClass: labels.classOfCell[cell], description: "hali cell \(cell)")
+        }
+        var classes = task.classes.map { SlideRunnerFile.ClassEntry(name: $0.name, color: $0.color) }
+        for name in Set(spots.flatMap { $0.labels.map(\.className) }).sorted() where !task.hasClass(name) {
+            classes.append(SlideRunnerFile.ClassEntry(name: name, color: "#808080"))
+        }
+        let directory = (slide.manifest.slide.path as NSString).deletingLastPathComponent
+        do {
+            try SlideRunnerFile.write(
+                path: path, slide: SlideRunnerFile.SlideEntry(filename: slide.fileName, width: slide.width, height: slide.height, directory: directory),
+                classes: classes, spots: spots)
+        } catch let error as StoreError {
+            throw InteropError(path: path, message: error.message)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+import HaliCore
+import HaliIndex
+import HaliIngest
+import HaliStore
+
+/// Label exchange with the viewers pathologists use: QuPath (GeoJSON), ASAP (XML), SlideRunner (SQLite), Digital
+/// Slide Archive (annotation JSON), and plain CSV. Coordinates are always level-0 pixels of the slide.
+public enum InteropFormat: String, Sendable, CaseIterable {
+    case geojson, csv, asap, dsa, sliderunner
+
+    /// Formats `Importer` reads (DSA is export-only).
+    public var canImport: Bool { self != .dsa }
+}
+
+public struct InteropError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}
+
+/// A slide as the exporters and importers see it: its id (file stem), its cells, and its size and pixel size.
+public struct InteropSlide: Sendable {
+    public var id: String
+    public var table: CellTable
+    public var manifest: IndexManifest
+
+    public init(id: String, table: CellTable, manifest: IndexManifest) {
+        self.id = id
+        self.table = table
+        self.manifest = manifest
+    }
+
+    public var width: Int64 { manifest.slide.width }
+    public var height: Int64 { manifest.slide.height }
+    public var micronsPerPixel: Double { manifest.slide.micronsPerPixel }
+    /// The slide's file name (no folder), as viewers that key annotations by file name (ASAP, SlideRunner) expect.
+    public var fileName: String { (manifest.slide.path as NSString).lastPathComponent }
+
+    /// Loads `DATA_DIR/index/<stem>.hidx` for a slide given by path or id.
+    public static func load(dataDirectory: String, slide: String) throws -> InteropSlide {
+        let id = IndexBuilder.slideStem(slide)
+        let path = (dataDirectory as NSString).appendingPathComponent("index/\(id).hidx")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw InteropError(path: path, message: "no index for slide \"\(id)\": run `hali ingest` first")
+        }
+        let (manifest, table) = try IndexFile.read(path: path)
+        return InteropSlide(id: id, table: table, manifest: manifest)
+    }
+
+    func centroid(ofCell id: UInt64) -> (x: Double, y: Double)? {
+        guard let row = table.row(ofID: id) else { return nil }
+        return (Double(table.centroidX[row]), Double(table.centroidY[row]))
+    }
+}
+
+/// The labels to export: one class per cell, and, per cell, each annotator's class (for SlideRunner's per-person
+/// labels).
+public struct ExportLabels: Sendable, Equatable {
+    /// The annotator's name, or "consensus".
+    public var name: String
+    public var classOfCell: [UInt64: String]
+    public var votes: [UInt64: [String: String]]
+
+    public init(name: String, classOfCell: [UInt64: String], votes: [UInt64: [String: String]]) {
+        self.name = name
+        self.classOfCell = classOfCell
+        self.votes = votes
+    }
+
+    /// The cells in id order.
+    public var cellIDs: [UInt64] { classOfCell.keys.sorted() }
+
+    /// The labels in force for one annotator.
+    public static func annotator(_ annotator: String, store: LabelStore, slide: String, task: String) throws -> ExportLabels {
+        let state = LabelState(replaying: try store.events(annotator: annotator, slide: slide, task: task))
+        return ExportLabels(
+            name: annotator, classOfCell: state.classOfCell, votes: state.classOfCell.mapValues { [annotator: $0] })
+    }
+
+    /// Majority over annotators per cell (each annotator's labels in force); a tie for first place gives no label.
+    public static func consensus(store: LabelStore, slide: String, task: String) throws -> ExportLabels {
+        var byAnnotator: [String: [StoredEvent]] = [:]
+        for event in try store.events(slide: slide, task: task) { byAnnotator[event.record.annotator, default: []].append(event) }
+        var votes: [UInt64: [String: String]] = [:]
+        for (annotator, events) in byAnnotator {
+            for (cell, className) in LabelState(replaying: events).classOfCell { votes[cell, default: [:]][annotator] = className }
+        }
+        var classOfCell: [UInt64: String] = [:]
+        for (cell, ballots) in votes {
+            var counts: [String: Int] = [:]
+            for className in ballots.values { counts[className, default: 0] += 1 }
+            let best = counts.values.max() ?? 0
+            let winners = counts.filter { $0.value == best }
+            if winners.count == 1 { classOfCell[cell] = winners.first!.key }
+        }
+        return ExportLabels(name: "consensus", classOfCell: classOfCell, votes: votes)
+    }
+}
+
+extension TaskDefinition {
+    func color(of className: String) -> String { classes.first { $0.name == className }?.color ?? "#808080" }
+}
+
+/// "#rrggbb" → [r, g, b] (grey for anything else).
+func rgb(_ hex: String) -> [Int] {
+    var text = hex.hasPrefix("#") ? String(hex.dropFirst()) : hex
+    if text.count == 3 { text = text.map { "\($0)\($0)" }.joined() }
+    guard text.count == 6, let value = Int(text, radix: 16) else { return [128, 128, 128] }
+    return [(value >> 16) & 255, (value >> 8) & 255, value & 255]
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+func writeAtomically(_ data: Data, to path: String) throws {
+    do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+        throw InteropError(path: path, message: "cannot write: \((error as NSError).localizedDescription)")
+    }
+}

@@ -1,0 +1,135 @@
+"""Checks `hali export` files with the readers other tools use: Python's json, xml.etree and sqlite3 always;
+shapely (geometry validity) and SlideRunner_dataAccess (SlideRunner's own database layer) when installed, else
+those tests skip. Needs a built `hali` (HALI env var, else .build/debug/hali) with the export/import commands."""
+import json
+import os
+import sqlite3
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import ROOT, SLIDE
+
+HALI = os.environ.get("HALI", os.path.join(ROOT, ".build", "debug", "hali"))
+TASK_CLASSES = {"epithelial", "inflammatory", "spindle", "other"}  # built-in task "phenotype"
+
+
+def hali(*arguments):
+    return subprocess.run([HALI, *arguments], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    if not os.path.exists(HALI):
+        pytest.fail(f"{HALI} not built: run swift build first")
+    if hali("export", "--help").returncode != 0:
+        pytest.skip("this hali has no export command")
+    work = tmp_path_factory.mktemp("exports")
+    data = work / "data"
+    # 20 cells: squares (outlines) and points, 40 px apart.
+    features, labels = [], ["x,y,class"]
+    classes = sorted(TASK_CLASSES)
+    for k in range(20):
+        x, y = 1000 + 40 * (k % 5), 800 + 40 * (k // 5)
+        if k % 2 == 0:
+            ring = [[x - 6, y - 6], [x + 6, y - 6], [x + 6, y + 6], [x - 6, y + 6], [x - 6, y - 6]]
+            geometry = {"type": "Polygon", "coordinates": [ring]}
+        else:
+            geometry = {"type": "Point", "coordinates": [x, y]}
+        features.append({"type": "Feature", "geometry": geometry, "properties": {"objectType": "detection"}})
+        labels.append(f"{x},{y},{classes[k % 4]}")
+    (work / "cells.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    (work / "labels.csv").write_text("\n".join(labels) + "\n")
+    run = hali("ingest", SLIDE, "--detections", str(work / "cells.geojson"), "--out", str(data / "index"))
+    assert run.returncode == 0, run.stderr
+    run = hali("import", SLIDE, "--task", "phenotype", "--annotator", "ann", "--format", "csv", str(work / "labels.csv"),
+               "--data-dir", str(data))
+    assert run.returncode == 0, run.stderr
+    files = {}
+    for fmt in ["geojson", "csv", "asap", "dsa", "sliderunner"]:
+        files[fmt] = work / f"out.{fmt}"
+        run = hali("export", SLIDE, "--task", "phenotype", "--annotator", "ann", "--format", fmt, "--out", str(files[fmt]),
+                   "--data-dir", str(data))
+        assert run.returncode == 0, run.stderr
+    return files
+
+
+def test_geojson_is_a_qupath_feature_collection(exports):
+    root = json.loads(exports["geojson"].read_text())
+    assert root["type"] == "FeatureCollection" and len(root["features"]) == 20
+    for feature in root["features"]:
+        assert feature["type"] == "Feature"
+        assert feature["geometry"]["type"] in ("Polygon", "Point")
+        properties = feature["properties"]
+        assert properties["objectType"] == "detection"
+        assert properties["classification"]["name"] in TASK_CLASSES
+        color = properties["classification"]["color"]
+        assert len(color) == 3 and all(isinstance(c, int) and 0 <= c <= 255 for c in color)
+        assert isinstance(properties["measurements"], dict)
+        if feature["geometry"]["type"] == "Polygon":
+            ring = feature["geometry"]["coordinates"][0]
+            assert len(ring) >= 4 and ring[0] == ring[-1]
+
+
+def test_geojson_geometries_are_valid_for_shapely(exports):
+    shapely_geometry = pytest.importorskip("shapely.geometry")
+    for feature in json.loads(exports["geojson"].read_text())["features"]:
+        shape = shapely_geometry.shape(feature["geometry"])
+        assert shape.is_valid
+        if shape.geom_type == "Polygon":
+            assert shape.area == pytest.approx(144, rel=0.01)  # 12 × 12 px squares
+
+
+def test_asap_xml_defines_every_group(exports):
+    root = ET.parse(exports["asap"]).getroot()
+    assert root.tag == "ASAP_Annotations"
+    groups = {g.get("Name") for g in root.find("AnnotationGroups").findall("Group")}
+    assert groups == TASK_CLASSES
+    annotations = root.find("Annotations").findall("Annotation")
+    assert len(annotations) == 20
+    for annotation in annotations:
+        assert annotation.get("Type") in ("Dot", "Polygon")
+        assert annotation.get("PartOfGroup") in groups
+        coordinates = annotation.find("Coordinates").findall("Coordinate")
+        assert len(coordinates) == (1 if annotation.get("Type") == "Dot" else 4)
+        assert [int(c.get("Order")) for c in coordinates] == list(range(len(coordinates)))
+
+
+def test_dsa_annotation_points_are_three_dimensional(exports):
+    document = json.loads(exports["dsa"].read_text())
+    assert isinstance(document["name"], str) and len(document["elements"]) == 20
+    for element in document["elements"]:
+        assert element["type"] == "point" and len(element["center"]) == 3 and element["center"][2] == 0
+        assert element["group"] in TASK_CLASSES and element["label"]["value"] == element["group"]
+
+
+def test_sliderunner_schema_with_sqlite3(exports):
+    db = sqlite3.connect(exports["sliderunner"])
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    columns = {t: {row[1] for row in db.execute(f"PRAGMA table_info({t})")}
+               for t in ["Slides", "Classes", "Persons", "Annotations", "Annotations_coordinates", "Annotations_label", "Log"]}
+    assert {"uid", "slide", "guid", "lastModified", "deleted", "type", "agreedClass", "description", "clickable"} <= columns["Annotations"]
+    assert {"coordinateX", "coordinateY", "coordinateZ", "slide", "annoId", "orderIdx"} <= columns["Annotations_coordinates"]
+    assert {"person", "class", "exact_id", "annoId"} <= columns["Annotations_label"]
+    assert db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'").fetchone()[0] == 0
+    assert db.execute("SELECT name FROM Persons").fetchall() == [("ann",)]
+    assert db.execute("SELECT count(*) FROM Annotations WHERE type = 1 AND agreedClass > 0").fetchone()[0] == 20
+    assert db.execute("SELECT count(*) FROM Log").fetchone()[0] == 20
+
+
+def test_sliderunner_dataaccess_reads_the_spots(exports, tmp_path):
+    database = pytest.importorskip("SlideRunner_dataAccess.database")  # needs opencv too
+    copy = tmp_path / "copy.sqlite"  # opening adds SlideRunner's triggers; keep the export as written
+    copy.write_bytes(exports["sliderunner"].read_bytes())
+    db = database.Database()
+    db.open(str(copy))
+    assert [name for _, name in db.listOfSlides()] == [os.path.basename(SLIDE)]
+    db.loadIntoMemory(1)
+    assert len(db.annotations) == 20
+    classes = {uid: name for name, uid, *_ in db.getAllClasses()}
+    assert set(classes.values()) == TASK_CLASSES
+    for annotation in db.annotations.values():
+        assert type(annotation).__name__ == "spotAnnotation"
+        assert classes[annotation.agreedClass] in TASK_CLASSES
+        assert len(annotation.labels) == 1
