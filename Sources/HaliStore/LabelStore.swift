@@ -362,7 +362,7 @@ final class WriterCore: @unchecked Sendable {
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                 """)
             let existing = try writer.prepare(
-                "SELECT id FROM label_events WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4")
+                "SELECT id, cell_id, kind, class FROM label_events WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4")
             var results: [StoredEvent] = []
             for r in records {
                 try insert.run([
@@ -376,6 +376,12 @@ final class WriterCore: @unchecked Sendable {
                 } else {
                     try existing.bind([.text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.clientSeq))])
                     guard try existing.step() else { throw writer.error("event vanished") }
+                    // A resend is the same event again; the same number for a different event must not be acked.
+                    guard UInt64(bitPattern: existing.int(1)) == r.cellID, existing.text(2) == r.kind.rawValue, existing.text(3) == r.className else {
+                        throw StoreError(
+                            path: path,
+                            message: "client_seq \(r.clientSeq) of \(r.annotator)/\(r.slide)/\(r.task) is already used by a different event (cell \(existing.int(1)))")
+                    }
                     results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))
                 }
             }

@@ -46,6 +46,9 @@ func record(_ seq: UInt64, cell: UInt64, _ className: String?, kind: LabelRecord
         #expect(again.duplicate)
         #expect(again.eventID == first.eventID)
         #expect(try store.eventCount() == 1)
+        // The same number for a different event is refused, never acknowledged as a resend.
+        await #expect(throws: StoreError.self) { try await store.append(record(7, cell: 2, "negative")) }
+        #expect(try store.eventCount() == 1)
         // Same seq from another annotator is a different event.
         let other = try await store.append(record(7, cell: 1, "positive", annotator: "bob"))
         #expect(!other.duplicate)
