@@ -772,6 +772,51 @@ void   hali__v1__get_status__free_unpacked
   assert(message->base.descriptor == &hali__v1__get_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hali__v1__export_request__init
+                     (Hali__V1__ExportRequest         *message)
+{
+  static const Hali__V1__ExportRequest init_value = HALI__V1__EXPORT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t hali__v1__export_request__get_packed_size
+                     (const Hali__V1__ExportRequest *message)
+{
+  assert(message->base.descriptor == &hali__v1__export_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hali__v1__export_request__pack
+                     (const Hali__V1__ExportRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hali__v1__export_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hali__v1__export_request__pack_to_buffer
+                     (const Hali__V1__ExportRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hali__v1__export_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hali__V1__ExportRequest *
+       hali__v1__export_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hali__V1__ExportRequest *)
+     protobuf_c_message_unpack (&hali__v1__export_request__descriptor,
+                                allocator, len, data);
+}
+void   hali__v1__export_request__free_unpacked
+                     (Hali__V1__ExportRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hali__v1__export_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hali__v1__welcome__init
                      (Hali__V1__Welcome         *message)
 {
@@ -1267,6 +1312,51 @@ void   hali__v1__pong__free_unpacked
   assert(message->base.descriptor == &hali__v1__pong__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hali__v1__exported_file__init
+                     (Hali__V1__ExportedFile         *message)
+{
+  static const Hali__V1__ExportedFile init_value = HALI__V1__EXPORTED_FILE__INIT;
+  *message = init_value;
+}
+size_t hali__v1__exported_file__get_packed_size
+                     (const Hali__V1__ExportedFile *message)
+{
+  assert(message->base.descriptor == &hali__v1__exported_file__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hali__v1__exported_file__pack
+                     (const Hali__V1__ExportedFile *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hali__v1__exported_file__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hali__v1__exported_file__pack_to_buffer
+                     (const Hali__V1__ExportedFile *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hali__v1__exported_file__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hali__V1__ExportedFile *
+       hali__v1__exported_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hali__V1__ExportedFile *)
+     protobuf_c_message_unpack (&hali__v1__exported_file__descriptor,
+                                allocator, len, data);
+}
+void   hali__v1__exported_file__free_unpacked
+                     (Hali__V1__ExportedFile *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hali__v1__exported_file__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hali__v1__server_status__init
                      (Hali__V1__ServerStatus         *message)
 {
@@ -1312,7 +1402,7 @@ void   hali__v1__server_status__free_unpacked
   assert(message->base.descriptor == &hali__v1__server_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[21] =
+static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[23] =
 {
   {
     "request_id",
@@ -1447,6 +1537,18 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[21] 
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "export_request",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Envelope, body_case),
+    offsetof(Hali__V1__Envelope, export_request),
+    &hali__v1__export_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "welcome",
     40,
     PROTOBUF_C_LABEL_NONE,
@@ -1566,36 +1668,50 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[21] 
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "exported_file",
+    50,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Envelope, body_case),
+    offsetof(Hali__V1__Envelope, exported_file),
+    &hali__v1__exported_file__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__envelope__field_indices_by_name[] = {
   8,   /* field[8] = bye */
-  18,   /* field[18] = error */
+  19,   /* field[19] = error */
+  11,   /* field[11] = export_request */
+  22,   /* field[22] = exported_file */
   4,   /* field[4] = get_patch */
   10,   /* field[10] = get_status */
   1,   /* field[1] = hello */
-  15,   /* field[15] = label_ack */
+  16,   /* field[16] = label_ack */
   5,   /* field[5] = label_event */
   2,   /* field[2] = list_slides */
   7,   /* field[7] = next_patch */
-  17,   /* field[17] = next_patch_pick */
+  18,   /* field[18] = next_patch_pick */
   3,   /* field[3] = open_session */
-  14,   /* field[14] = patch */
+  15,   /* field[15] = patch */
   9,   /* field[9] = ping */
-  19,   /* field[19] = pong */
-  16,   /* field[16] = predictions */
+  20,   /* field[20] = pong */
+  17,   /* field[17] = predictions */
   0,   /* field[0] = request_id */
-  20,   /* field[20] = server_status */
-  13,   /* field[13] = session_state */
-  12,   /* field[12] = slide_list */
+  21,   /* field[21] = server_status */
+  14,   /* field[14] = session_state */
+  13,   /* field[13] = slide_list */
   6,   /* field[6] = undo */
-  11,   /* field[11] = welcome */
+  12,   /* field[12] = welcome */
 };
 static const ProtobufCIntRange hali__v1__envelope__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 40, 11 },
-  { 0, 21 }
+  { 40, 12 },
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
 {
@@ -1605,7 +1721,7 @@ const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
   "Hali__V1__Envelope",
   "hali.v1",
   sizeof(Hali__V1__Envelope),
-  21,
+  23,
   hali__v1__envelope__field_descriptors,
   hali__v1__envelope__field_indices_by_name,
   3,  hali__v1__envelope__number_ranges,
@@ -2581,6 +2697,57 @@ const ProtobufCMessageDescriptor hali__v1__get_status__descriptor =
   hali__v1__get_status__field_indices_by_name,
   0,  hali__v1__get_status__number_ranges,
   (ProtobufCMessageInit) hali__v1__get_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hali__v1__export_request__field_descriptors[2] =
+{
+  {
+    "format",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportRequest, format),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "consensus",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportRequest, consensus),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hali__v1__export_request__field_indices_by_name[] = {
+  1,   /* field[1] = consensus */
+  0,   /* field[0] = format */
+};
+static const ProtobufCIntRange hali__v1__export_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor hali__v1__export_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hali.v1.ExportRequest",
+  "ExportRequest",
+  "Hali__V1__ExportRequest",
+  "hali.v1",
+  sizeof(Hali__V1__ExportRequest),
+  2,
+  hali__v1__export_request__field_descriptors,
+  hali__v1__export_request__field_indices_by_name,
+  1,  hali__v1__export_request__number_ranges,
+  (ProtobufCMessageInit) hali__v1__export_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor hali__v1__welcome__field_descriptors[6] =
@@ -3688,6 +3855,83 @@ const ProtobufCMessageDescriptor hali__v1__pong__descriptor =
   hali__v1__pong__field_indices_by_name,
   1,  hali__v1__pong__number_ranges,
   (ProtobufCMessageInit) hali__v1__pong__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hali__v1__exported_file__field_descriptors[4] =
+{
+  {
+    "format",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportedFile, format),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "file_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportedFile, file_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportedFile, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cells",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportedFile, cells),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hali__v1__exported_file__field_indices_by_name[] = {
+  3,   /* field[3] = cells */
+  2,   /* field[2] = data */
+  1,   /* field[1] = file_name */
+  0,   /* field[0] = format */
+};
+static const ProtobufCIntRange hali__v1__exported_file__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hali.v1.ExportedFile",
+  "ExportedFile",
+  "Hali__V1__ExportedFile",
+  "hali.v1",
+  sizeof(Hali__V1__ExportedFile),
+  4,
+  hali__v1__exported_file__field_descriptors,
+  hali__v1__exported_file__field_indices_by_name,
+  1,  hali__v1__exported_file__number_ranges,
+  (ProtobufCMessageInit) hali__v1__exported_file__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[10] =

@@ -14,13 +14,16 @@ public final class ServedSlide: Sendable {
     /// stain statistics from ingest, standardised).
     public let featureKind: String
     public let micronsPerPixel: Double
+    /// How the index was made (for exports and the record).
+    public let manifest: IndexManifest
     let grid: CellGrid
 
-    public init(id: String, slide: Slide, table: CellTable, micronsPerPixel: Double) {
+    public init(id: String, slide: Slide, table: CellTable, manifest: IndexManifest) {
         self.id = id
         self.slide = slide
         self.table = table
-        self.micronsPerPixel = micronsPerPixel
+        self.manifest = manifest
+        self.micronsPerPixel = manifest.slide.micronsPerPixel
         if table.embeddingDimension > 0 {
             self.features = Matrix(rows: table.count, columns: table.embeddingDimension, values: table.embeddings)
             self.featureKind = "cnn:\(table.embeddingSource)"

@@ -1,6 +1,7 @@
 import Foundation
 import HaliCore
 import HaliEngine
+import HaliInterop
 import HaliSlide
 import HaliStore
 import HaliTransport
@@ -397,7 +398,17 @@ public final class HaliDaemon: Sendable {
             } catch {
                 return fail(.internal, "\(error)")
             }
-        case .welcome, .slideList, .sessionState, .patch, .labelAck, .predictions, .nextPatchPick, .error, .pong, .serverStatus:
+        case .exportRequest(let request):
+            guard let session = context.session else { return fail(.noSession, "export_request needs open_session first") }
+            do {
+                return reply(.exportedFile(try await export(request, session: session, annotator: annotator)))
+            } catch let error as EngineError {
+                return fail(error.code, error.message)
+            } catch {
+                return fail(.internal, "export failed: \(error)")
+            }
+        case .welcome, .slideList, .sessionState, .patch, .labelAck, .predictions, .nextPatchPick, .error, .pong, .serverStatus,
+            .exportedFile:
             return fail(.unsupportedMessage, "\(envelope.body.name) is a daemon-to-client message")
         }
     }
@@ -414,7 +425,34 @@ public final class HaliDaemon: Sendable {
             maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen)
     }
 
-    static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch"]
+    static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export"]
+
+    /// The session's labels (or the consensus of all annotators) in a viewer's format, through the same writers as
+    /// `hali export`, on the blocking pool.
+    private func export(_ request: ExportRequest, session: LabellingSession, annotator: Annotator) async throws -> ExportedFile {
+        guard let format = InteropFormat(rawValue: request.format) else {
+            throw EngineError(.invalidArgument, "unknown export format \"\(request.format)\" (\(InteropFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let slide = session.slide
+        let task = session.task
+        let store = self.store
+        let limit = configuration.maxFrameBytes - 4096
+        let name = "\(slide.id)-\(task.name).\(format == .sliderunner ? "sqlite" : format == .asap ? "xml" : format == .csv ? "csv" : "json")"
+        return try await NIOThreadPool.singleton.runIfActive { () throws -> ExportedFile in
+            let labels = request.consensus
+                ? try ExportLabels.consensus(store: store, slide: slide.id, task: task.name)
+                : try ExportLabels.annotator(annotator.name, store: store, slide: slide.id, task: task.name)
+            let file = NSTemporaryDirectory() + "halid-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-" + name
+            defer { unlink(file) }
+            let cells = try Exporter.write(
+                labels, format: format, slide: InteropSlide(id: slide.id, table: slide.table, manifest: slide.manifest), task: task, to: file)
+            let data = try Data(contentsOf: URL(fileURLWithPath: file))
+            guard data.count <= limit else {
+                throw EngineError(.resourceExhausted, "the export is \(data.count) bytes, over the \(limit)-byte frame limit: use `hali export` on the server")
+            }
+            return ExportedFile(format: format.rawValue, fileName: name, data: Array(data), cells: UInt32(cells))
+        }
+    }
 
     /// Largest patch image sent, in pixels per side; coarser levels serve larger regions.
     static let maxPatchPixels = 4096

@@ -57,7 +57,7 @@ actor SlideCatalog {
                         message: "\(indexPath) was built from another file (\(manifest.slide.path)); run `hali ingest --force` or give slides distinct file names")
                 }
                 let id = Self.identifier(for: path, taken: Set(order))
-                served[id] = ServedSlide(id: id, slide: slide, table: table, micronsPerPixel: manifest.slide.micronsPerPixel)
+                served[id] = ServedSlide(id: id, slide: slide, table: table, manifest: manifest)
                 order.append(id)
                 logger.info(
                     "slide ready", metadata: ["id": "\(id)", "path": "\(path)", "size": "\(slide.width)x\(slide.height)", "cells": "\(table.count)"])

@@ -32,6 +32,7 @@ public enum Body: Sendable, Equatable {
     case bye(Bye)
     case ping(Ping)
     case getStatus
+    case exportRequest(ExportRequest)
     // daemon -> client
     case welcome(Welcome)
     case slideList([SlideInfo])
@@ -43,6 +44,7 @@ public enum Body: Sendable, Equatable {
     case error(ErrorReply)
     case pong(Pong)
     case serverStatus(ServerStatus)
+    case exportedFile(ExportedFile)
 
     /// The proto field name, for logs and error messages.
     public var name: String {
@@ -57,6 +59,7 @@ public enum Body: Sendable, Equatable {
         case .bye: "bye"
         case .ping: "ping"
         case .getStatus: "get_status"
+        case .exportRequest: "export_request"
         case .welcome: "welcome"
         case .slideList: "slide_list"
         case .sessionState: "session_state"
@@ -67,6 +70,7 @@ public enum Body: Sendable, Equatable {
         case .error: "error"
         case .pong: "pong"
         case .serverStatus: "server_status"
+        case .exportedFile: "exported_file"
         }
     }
 }
@@ -516,5 +520,27 @@ public struct ServerStatus: Sendable, Equatable {
         self.framesRejected = framesRejected
         self.maxFrameBytes = maxFrameBytes
         self.listen = listen
+    }
+}
+
+public struct ExportRequest: Sendable, Equatable {
+    public var format: String
+    public var consensus: Bool
+    public init(format: String, consensus: Bool = false) {
+        self.format = format
+        self.consensus = consensus
+    }
+}
+
+public struct ExportedFile: Sendable, Equatable {
+    public var format: String
+    public var fileName: String
+    public var data: [UInt8]
+    public var cells: UInt32
+    public init(format: String, fileName: String, data: [UInt8], cells: UInt32) {
+        self.format = format
+        self.fileName = fileName
+        self.data = data
+        self.cells = cells
     }
 }

@@ -320,6 +320,20 @@ extension Envelope {
         case .getStatus:
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_STATUS
             e.pointee.get_status = a.message(hali__v1__get_status__init)
+        case .exportRequest(let v):
+            let m = a.message(hali__v1__export_request__init)
+            m.pointee.format = a.string(v.format)
+            m.pointee.consensus = boolean(v.consensus)
+            e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST
+            e.pointee.export_request = m
+        case .exportedFile(let v):
+            let m = a.message(hali__v1__exported_file__init)
+            m.pointee.format = a.string(v.format)
+            m.pointee.file_name = a.string(v.fileName)
+            m.pointee.data = a.bytes(v.data)
+            m.pointee.cells = v.cells
+            e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORTED_FILE
+            e.pointee.exported_file = m
         case .welcome(let v):
             let m = a.message(hali__v1__welcome__init)
             m.pointee.server_version = a.string(v.serverVersion)
@@ -483,6 +497,13 @@ extension Envelope {
             body = .ping(Ping(nonce: m.nonce, clientTimeNs: m.client_time_ns))
         case HALI__V1__ENVELOPE__BODY_GET_STATUS:
             body = .getStatus
+        case HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST:
+            let m = e.export_request.pointee
+            body = .exportRequest(ExportRequest(format: string(m.format), consensus: boolean(m.consensus)))
+        case HALI__V1__ENVELOPE__BODY_EXPORTED_FILE:
+            let m = e.exported_file.pointee
+            body = .exportedFile(
+                ExportedFile(format: string(m.format), fileName: string(m.file_name), data: array(m.data.data, m.data.len) { $0 }, cells: m.cells))
         case HALI__V1__ENVELOPE__BODY_WELCOME:
             let m = e.welcome.pointee
             body = .welcome(

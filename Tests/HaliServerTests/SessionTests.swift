@@ -118,6 +118,19 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 else { throw ClientError.unexpectedReply(expected: "next_patch_pick", got: "") }
                 #expect(small.region.width == Int64((60 / 0.499).rounded()) && small.region.height == small.region.width)
 
+                // The labels as a QuPath GeoJSON file, over the protocol.
+                guard case .exportedFile(let file) = try await c.request(.exportRequest(ExportRequest(format: "geojson"))).body
+                else { throw ClientError.unexpectedReply(expected: "exported_file", got: "") }
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(file.data)) as? [String: Any])
+                #expect(json["type"] as? String == "FeatureCollection")
+                #expect((json["features"] as? [Any])?.count == labelled.count && file.cells == UInt32(labelled.count))
+                do {
+                    _ = try await c.request(.exportRequest(ExportRequest(format: "pdf")))
+                    Issue.record("an unknown export format was accepted")
+                } catch ClientError.server(let e) {
+                    #expect(e.code == .invalidArgument)
+                }
+
                 // Bad input is refused without ending the session.
                 for (bad, code) in [
                     (LabelEvent(clientSeq: 900, cellID: 999_999, className: "positive", source: .manual, clientTimeMs: 0), ErrorCode.notFound),

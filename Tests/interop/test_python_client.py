@@ -61,3 +61,19 @@ def test_garbage_body_gets_an_error_and_the_connection_lives_on(daemon):
         reply = c.receive()
         assert reply.error.code == pb.ERROR_CODE_MALFORMED_FRAME and not reply.error.fatal
         assert c.ping() < 1.0
+
+
+def test_label_and_export_from_python(daemon):
+    with HaliClient("127.0.0.1", daemon, TOKEN) as c:
+        state = c.open_session("CMU-1-Small-Region", "til")
+        assert [k.name for k in state.classes] == ["inflammatory", "other"]
+        patch = c.get_patch(900, 1200, 400, 400)
+        cells = [cell.id for cell in patch.cells][:3]
+        assert len(cells) == 3
+        for seq, cell in enumerate(cells, start=1):
+            ack = c.label(seq, cell, "other")
+            assert ack.durable and ack.client_seq == seq
+        exported = c.export("csv")
+        lines = exported.data.decode().strip().splitlines()
+        assert exported.cells == 3 and len(lines) == 4, lines
+        assert lines[0].startswith("x,y,class")

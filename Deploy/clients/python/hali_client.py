@@ -121,6 +121,10 @@ class HaliClient:
     def next_patch(self):
         return self.request(pb.Envelope(next_patch=pb.NextPatch())).next_patch_pick
 
+    def export(self, fmt: str, consensus: bool = False):
+        """The open session's labels as a file (geojson, csv, asap, dsa, sliderunner): an ExportedFile message."""
+        return self.request(pb.Envelope(export_request=pb.ExportRequest(format=fmt, consensus=consensus))).exported_file
+
     def close(self) -> None:
         try:
             self.send(pb.Envelope(bye=pb.Bye(reason="python client done")))

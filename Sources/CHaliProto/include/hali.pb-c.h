@@ -32,6 +32,7 @@ typedef struct Hali__V1__NextPatch Hali__V1__NextPatch;
 typedef struct Hali__V1__Bye Hali__V1__Bye;
 typedef struct Hali__V1__Ping Hali__V1__Ping;
 typedef struct Hali__V1__GetStatus Hali__V1__GetStatus;
+typedef struct Hali__V1__ExportRequest Hali__V1__ExportRequest;
 typedef struct Hali__V1__Welcome Hali__V1__Welcome;
 typedef struct Hali__V1__SlideInfo Hali__V1__SlideInfo;
 typedef struct Hali__V1__SlideList Hali__V1__SlideList;
@@ -43,6 +44,7 @@ typedef struct Hali__V1__Predictions Hali__V1__Predictions;
 typedef struct Hali__V1__NextPatchPick Hali__V1__NextPatchPick;
 typedef struct Hali__V1__Error Hali__V1__Error;
 typedef struct Hali__V1__Pong Hali__V1__Pong;
+typedef struct Hali__V1__ExportedFile Hali__V1__ExportedFile;
 typedef struct Hali__V1__ServerStatus Hali__V1__ServerStatus;
 
 
@@ -154,6 +156,7 @@ typedef enum {
   HALI__V1__ENVELOPE__BODY_BYE = 17,
   HALI__V1__ENVELOPE__BODY_PING = 18,
   HALI__V1__ENVELOPE__BODY_GET_STATUS = 19,
+  HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST = 20,
   HALI__V1__ENVELOPE__BODY_WELCOME = 40,
   HALI__V1__ENVELOPE__BODY_SLIDE_LIST = 41,
   HALI__V1__ENVELOPE__BODY_SESSION_STATE = 42,
@@ -163,7 +166,8 @@ typedef enum {
   HALI__V1__ENVELOPE__BODY_NEXT_PATCH_PICK = 46,
   HALI__V1__ENVELOPE__BODY_ERROR = 47,
   HALI__V1__ENVELOPE__BODY_PONG = 48,
-  HALI__V1__ENVELOPE__BODY_SERVER_STATUS = 49
+  HALI__V1__ENVELOPE__BODY_SERVER_STATUS = 49,
+  HALI__V1__ENVELOPE__BODY_EXPORTED_FILE = 50
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__ENVELOPE__BODY__CASE)
 } Hali__V1__Envelope__BodyCase;
 
@@ -190,6 +194,7 @@ struct  Hali__V1__Envelope
     Hali__V1__Bye *bye;
     Hali__V1__Ping *ping;
     Hali__V1__GetStatus *get_status;
+    Hali__V1__ExportRequest *export_request;
     /*
      * daemon -> client: 40..69
      */
@@ -203,6 +208,7 @@ struct  Hali__V1__Envelope
     Hali__V1__Error *error;
     Hali__V1__Pong *pong;
     Hali__V1__ServerStatus *server_status;
+    Hali__V1__ExportedFile *exported_file;
   };
 };
 #define HALI__V1__ENVELOPE__INIT \
@@ -486,6 +492,26 @@ struct  Hali__V1__GetStatus
      }
 
 
+/*
+ * The session's labels (slide and task of the open session) as a file in a viewer's format.
+ */
+struct  Hali__V1__ExportRequest
+{
+  ProtobufCMessage base;
+  /*
+   * "geojson" (QuPath), "csv", "asap" (ASAP XML), "dsa" (DSA annotation JSON), "sliderunner" (SQLite)
+   */
+  char *format;
+  /*
+   * true: majority over all annotators of the slide and task; false: the caller's own labels
+   */
+  protobuf_c_boolean consensus;
+};
+#define HALI__V1__EXPORT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hali__v1__export_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
 struct  Hali__V1__Welcome
 {
   ProtobufCMessage base;
@@ -725,6 +751,28 @@ struct  Hali__V1__Pong
 #define HALI__V1__PONG__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__pong__descriptor) \
     , 0, 0, 0 }
+
+
+struct  Hali__V1__ExportedFile
+{
+  ProtobufCMessage base;
+  char *format;
+  /*
+   * a suggested name, e.g. "CMU-1-Small-Region-til.geojson"
+   */
+  char *file_name;
+  /*
+   * the file's bytes; exports larger than the frame limit are refused (use `hali export`)
+   */
+  ProtobufCBinaryData data;
+  /*
+   * labelled cells written
+   */
+  uint32_t cells;
+};
+#define HALI__V1__EXPORTED_FILE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hali__v1__exported_file__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, 0 }
 
 
 struct  Hali__V1__ServerStatus
@@ -1072,6 +1120,25 @@ Hali__V1__GetStatus *
 void   hali__v1__get_status__free_unpacked
                      (Hali__V1__GetStatus *message,
                       ProtobufCAllocator *allocator);
+/* Hali__V1__ExportRequest methods */
+void   hali__v1__export_request__init
+                     (Hali__V1__ExportRequest         *message);
+size_t hali__v1__export_request__get_packed_size
+                     (const Hali__V1__ExportRequest   *message);
+size_t hali__v1__export_request__pack
+                     (const Hali__V1__ExportRequest   *message,
+                      uint8_t             *out);
+size_t hali__v1__export_request__pack_to_buffer
+                     (const Hali__V1__ExportRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Hali__V1__ExportRequest *
+       hali__v1__export_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hali__v1__export_request__free_unpacked
+                     (Hali__V1__ExportRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Hali__V1__Welcome methods */
 void   hali__v1__welcome__init
                      (Hali__V1__Welcome         *message);
@@ -1281,6 +1348,25 @@ Hali__V1__Pong *
 void   hali__v1__pong__free_unpacked
                      (Hali__V1__Pong *message,
                       ProtobufCAllocator *allocator);
+/* Hali__V1__ExportedFile methods */
+void   hali__v1__exported_file__init
+                     (Hali__V1__ExportedFile         *message);
+size_t hali__v1__exported_file__get_packed_size
+                     (const Hali__V1__ExportedFile   *message);
+size_t hali__v1__exported_file__pack
+                     (const Hali__V1__ExportedFile   *message,
+                      uint8_t             *out);
+size_t hali__v1__exported_file__pack_to_buffer
+                     (const Hali__V1__ExportedFile   *message,
+                      ProtobufCBuffer     *buffer);
+Hali__V1__ExportedFile *
+       hali__v1__exported_file__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hali__v1__exported_file__free_unpacked
+                     (Hali__V1__ExportedFile *message,
+                      ProtobufCAllocator *allocator);
 /* Hali__V1__ServerStatus methods */
 void   hali__v1__server_status__init
                      (Hali__V1__ServerStatus         *message);
@@ -1353,6 +1439,9 @@ typedef void (*Hali__V1__Ping_Closure)
 typedef void (*Hali__V1__GetStatus_Closure)
                  (const Hali__V1__GetStatus *message,
                   void *closure_data);
+typedef void (*Hali__V1__ExportRequest_Closure)
+                 (const Hali__V1__ExportRequest *message,
+                  void *closure_data);
 typedef void (*Hali__V1__Welcome_Closure)
                  (const Hali__V1__Welcome *message,
                   void *closure_data);
@@ -1386,6 +1475,9 @@ typedef void (*Hali__V1__Error_Closure)
 typedef void (*Hali__V1__Pong_Closure)
                  (const Hali__V1__Pong *message,
                   void *closure_data);
+typedef void (*Hali__V1__ExportedFile_Closure)
+                 (const Hali__V1__ExportedFile *message,
+                  void *closure_data);
 typedef void (*Hali__V1__ServerStatus_Closure)
                  (const Hali__V1__ServerStatus *message,
                   void *closure_data);
@@ -1416,6 +1508,7 @@ extern const ProtobufCMessageDescriptor hali__v1__next_patch__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__bye__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__ping__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__get_status__descriptor;
+extern const ProtobufCMessageDescriptor hali__v1__export_request__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__welcome__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__slide_info__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__slide_list__descriptor;
@@ -1427,6 +1520,7 @@ extern const ProtobufCMessageDescriptor hali__v1__predictions__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__next_patch_pick__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__error__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__pong__descriptor;
+extern const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__server_status__descriptor;
 
 PROTOBUF_C__END_DECLS
