@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliTraining", "HaliNet", "HaliMath"]),
 
-        .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest"]),
+        .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest", "HaliEngine"]),
 
         // MARK: Engine: sessions, models, active learning
         .target(

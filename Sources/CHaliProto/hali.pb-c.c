@@ -2699,7 +2699,7 @@ const ProtobufCMessageDescriptor hali__v1__get_status__descriptor =
   (ProtobufCMessageInit) hali__v1__get_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__export_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor hali__v1__export_request__field_descriptors[3] =
 {
   {
     "format",
@@ -2725,15 +2725,28 @@ static const ProtobufCFieldDescriptor hali__v1__export_request__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "include_suggestions",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__ExportRequest, include_suggestions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__export_request__field_indices_by_name[] = {
   1,   /* field[1] = consensus */
   0,   /* field[0] = format */
+  2,   /* field[2] = include_suggestions */
 };
 static const ProtobufCIntRange hali__v1__export_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor hali__v1__export_request__descriptor =
 {
@@ -2743,7 +2756,7 @@ const ProtobufCMessageDescriptor hali__v1__export_request__descriptor =
   "Hali__V1__ExportRequest",
   "hali.v1",
   sizeof(Hali__V1__ExportRequest),
-  2,
+  3,
   hali__v1__export_request__field_descriptors,
   hali__v1__export_request__field_indices_by_name,
   1,  hali__v1__export_request__number_ranges,

@@ -45,7 +45,8 @@ public enum ExternalDetections {
     /// Reads detections; every coordinate must lie inside the slide (`width` × `height`), else the whole file is
     /// refused with the offending entry named (nothing is half-imported).
     public static func read(
-        path: String, format: Format, slideWidth: Int64, slideHeight: Int64, micronsPerPixel: Double, typeNames: [Int: String] = [:]
+        path: String, format: Format, slideWidth: Int64, slideHeight: Int64, micronsPerPixel: Double, typeNames: [Int: String] = [:],
+        skipSuggestions: Bool = false
     ) throws -> [CellTable.Row] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -53,7 +54,7 @@ public enum ExternalDetections {
         }
         let rows: [CellTable.Row]
         switch format {
-        case .geojson: rows = try geojson(data, path: path)
+        case .geojson: rows = try geojson(data, path: path, skipSuggestions: skipSuggestions)
         case .hovernet: rows = try hovernet(data, path: path, typeNames: typeNames)
         case .csv: rows = try csv(data, path: path)
         }
@@ -78,7 +79,13 @@ public enum ExternalDetections {
 
     // MARK: GeoJSON
 
-    static func geojson(_ data: Data, path: String) throws -> [CellTable.Row] {
+    /// HALI's own GeoJSON exports mark model suggestions with `properties.metadata.hali_source = "suggestion"`; a
+    /// label import skips them (`skipSuggestions`), a detection import keeps them (they are cells all the same).
+    public static func isSuggestion(_ properties: [String: Any]) -> Bool {
+        (properties["metadata"] as? [String: Any])?["hali_source"] as? String == "suggestion"
+    }
+
+    static func geojson(_ data: Data, path: String, skipSuggestions: Bool = false) throws -> [CellTable.Row] {
         let root: Any
         do { root = try JSONSerialization.jsonObject(with: data) } catch {
             throw IngestError(path: path, message: "not valid JSON: \((error as NSError).localizedDescription)")
@@ -104,6 +111,7 @@ public enum ExternalDetections {
             let properties = feature["properties"] as? [String: Any] ?? [:]
             let objectType = (properties["objectType"] ?? properties["object_type"] ?? properties["type"]) as? String ?? "detection"
             if ["annotation", "tile", "tmaCore", "root", "PathAnnotationObject"].contains(objectType) { continue }
+            if skipSuggestions && isSuggestion(properties) { continue }
             let geometry = (feature["nucleusGeometry"] ?? feature["geometry"]) as? [String: Any]
             guard let geometry else { throw IngestError(path: path, message: "\(place) has no geometry") }
             var row = try geometryRow(geometry, path: path, place: place)

@@ -58,7 +58,25 @@ public enum Exporter {
                 "objectType": "detection",
                 "classification": ["name": className, "color": rgb(task.color(of: className))],
                 "measurements": measurements,
-                "metadata": ["hali_cell_id": String(cell), "hali_annotator": labels.name, "hali_task": task.name],
+                "metadata": ["hali_cell_id": String(cell), "hali_annotator": labels.name, "hali_task": task.name, "hali_source": "label"],
+            ]
+            features.append(["type": "Feature", "id": uuid(slide: slide.id, cell: cell), "geometry": geometry, "properties": properties])
+        }
+        // Suggestions for the unlabelled cells: the class the model proposes and its probability, as QuPath measurements.
+        for cell in labels.suggestions.keys.sorted() where labels.classOfCell[cell] == nil {
+            guard let row = slide.table.row(ofID: cell), let suggestion = labels.suggestions[cell] else { continue }
+            let geometry: [String: Any] =
+                if let ring = ring(slide, row: row) { ["type": "Polygon", "coordinates": [ring]] } else {
+                    ["type": "Point", "coordinates": [rounded(slide.table.centroidX[row]), rounded(slide.table.centroidY[row])]]
+                }
+            var measurements: [String: Any] = ["HALI confidence": (Double(suggestion.confidence) * 10_000).rounded() / 10_000]
+            let area = slide.table.areaMicrons2[row]
+            if area.isFinite { measurements["Area µm^2"] = Double(area) }
+            let properties: [String: Any] = [
+                "objectType": "detection",
+                "classification": ["name": suggestion.className, "color": rgb(task.color(of: suggestion.className))],
+                "measurements": measurements,
+                "metadata": ["hali_cell_id": String(cell), "hali_annotator": labels.name, "hali_task": task.name, "hali_source": "suggestion"],
             ]
             features.append(["type": "Feature", "id": uuid(slide: slide.id, cell: cell), "geometry": geometry, "properties": properties])
         }

@@ -135,7 +135,9 @@ public enum Importer {
             for (index, item) in features.enumerated() {
                 let properties = (item as? [String: Any])?["properties"] as? [String: Any] ?? [:]
                 let type = (properties["objectType"] ?? properties["object_type"] ?? properties["type"]) as? String ?? "detection"
-                if !["annotation", "tile", "tmaCore", "root", "PathAnnotationObject"].contains(type) { kept.append(index) }
+                if !["annotation", "tile", "tmaCore", "root", "PathAnnotationObject"].contains(type), !ExternalDetections.isSuggestion(properties) {
+                    kept.append(index)
+                }
             }
         }
         let place = { (index: Int) in "feature \(index < kept.count ? kept[index] + 1 : index + 1)" }
@@ -168,7 +170,8 @@ public enum Importer {
     ) throws -> [CellTable.Row] {
         do {
             return try ExternalDetections.read(
-                path: path, format: format, slideWidth: Int64(Int32.max), slideHeight: Int64(Int32.max), micronsPerPixel: slide.micronsPerPixel)
+                path: path, format: format, slideWidth: Int64(Int32.max), slideHeight: Int64(Int32.max), micronsPerPixel: slide.micronsPerPixel,
+                skipSuggestions: true)
         } catch let error as IngestError {
             // "detection N at (x, y) lies outside …" (negative coordinates): name the place in the file instead.
             if error.message.hasPrefix("detection "), let number = Int(error.message.dropFirst(10).prefix { $0.isNumber }),

@@ -65,6 +65,17 @@ public struct ExportLabels: Sendable, Equatable {
     public var name: String
     public var classOfCell: [UInt64: String]
     public var votes: [UInt64: [String: String]]
+    /// Model suggestions for unlabelled cells (GeoJSON exports only), with their confidence.
+    public var suggestions: [UInt64: Suggested] = [:]
+
+    public struct Suggested: Sendable, Equatable {
+        public var className: String
+        public var confidence: Float
+        public init(className: String, confidence: Float) {
+            self.className = className
+            self.confidence = confidence
+        }
+    }
 
     public init(name: String, classOfCell: [UInt64: String], votes: [UInt64: [String: String]]) {
         self.name = name

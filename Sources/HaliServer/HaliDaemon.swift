@@ -439,9 +439,13 @@ public final class HaliDaemon: Sendable {
         let limit = configuration.maxFrameBytes - 4096
         let name = "\(slide.id)-\(task.name).\(format == .sliderunner ? "sqlite" : format == .asap ? "xml" : format == .csv ? "csv" : "json")"
         return try await NIOThreadPool.singleton.runIfActive { () throws -> ExportedFile in
-            let labels = request.consensus
+            var labels = request.consensus
                 ? try ExportLabels.consensus(store: store, slide: slide.id, task: task.name)
                 : try ExportLabels.annotator(annotator.name, store: store, slide: slide.id, task: task.name)
+            if request.includeSuggestions {
+                guard format == .geojson else { throw EngineError(.invalidArgument, "include_suggestions is for the geojson format") }
+                labels.suggestions = try Suggestions.forUnlabelled(labels, table: slide.table, task: task)
+            }
             let file = NSTemporaryDirectory() + "halid-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-" + name
             defer { unlink(file) }
             let cells = try Exporter.write(

@@ -526,9 +526,11 @@ public struct ServerStatus: Sendable, Equatable {
 public struct ExportRequest: Sendable, Equatable {
     public var format: String
     public var consensus: Bool
-    public init(format: String, consensus: Bool = false) {
+    public var includeSuggestions: Bool
+    public init(format: String, consensus: Bool = false, includeSuggestions: Bool = false) {
         self.format = format
         self.consensus = consensus
+        self.includeSuggestions = includeSuggestions
     }
 }
 

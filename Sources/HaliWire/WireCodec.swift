@@ -324,6 +324,7 @@ extension Envelope {
             let m = a.message(hali__v1__export_request__init)
             m.pointee.format = a.string(v.format)
             m.pointee.consensus = boolean(v.consensus)
+            m.pointee.include_suggestions = boolean(v.includeSuggestions)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST
             e.pointee.export_request = m
         case .exportedFile(let v):
@@ -499,7 +500,8 @@ extension Envelope {
             body = .getStatus
         case HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST:
             let m = e.export_request.pointee
-            body = .exportRequest(ExportRequest(format: string(m.format), consensus: boolean(m.consensus)))
+            body = .exportRequest(
+                ExportRequest(format: string(m.format), consensus: boolean(m.consensus), includeSuggestions: boolean(m.include_suggestions)))
         case HALI__V1__ENVELOPE__BODY_EXPORTED_FILE:
             let m = e.exported_file.pointee
             body = .exportedFile(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HaliCore
+import HaliEngine
 import HaliIndex
 import HaliInterop
 import HaliStore
@@ -68,8 +69,12 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: "Output file.")
     var out: String
 
+    @Flag(help: "Also write the model's suggestion and its confidence for every unlabelled cell (GeoJSON only).")
+    var suggestions = false
+
     func validate() throws {
         guard (annotator != nil) != consensus else { throw ValidationError("give exactly one of --annotator and --consensus") }
+        guard !suggestions || format == "geojson" else { throw ValidationError("--suggestions is for --format geojson") }
     }
 
     func run() async throws {
@@ -82,8 +87,12 @@ struct ExportCommand: AsyncParsableCommand {
                 if let annotator { try ExportLabels.annotator(annotator, store: store, slide: slide.id, task: task.name) } else {
                     try ExportLabels.consensus(store: store, slide: slide.id, task: task.name)
                 }
-            let count = try Exporter.write(labels, format: format, slide: slide, task: task, to: out)
-            print("\(out): \(count) labelled cells of \(slide.id), task \(task.name), \(labels.name) (\(format.rawValue))")
+            var labelsToWrite = labels
+            if suggestions { labelsToWrite.suggestions = try Suggestions.forUnlabelled(labels, table: slide.table, task: task) }
+            let count = try Exporter.write(labelsToWrite, format: format, slide: slide, task: task, to: out)
+            print(
+                "\(out): \(count) labelled cells of \(slide.id), task \(task.name), \(labels.name) (\(format.rawValue))"
+                    + (suggestions ? ", and \(labelsToWrite.suggestions.count) suggestions" : ""))
         } catch {
             throw fail("export", error)
         }
@@ -136,3 +145,4 @@ struct ImportCommand: AsyncParsableCommand {
         }
     }
 }
+

@@ -7,7 +7,9 @@ import Testing
 @testable import HaliInterop
 @testable import HaliStore
 
-private let slidePath = "/work/shared/data/slides/CMU-1-Small-Region.svs"
+/// `../shared/data` beside the checkout, wherever it is cloned.
+private let slidePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
 private let task = TaskDefinition.builtIn.first { $0.name == "phenotype" }!
 
 /// A temporary data dir with an index of 60 cells (a 10 × 6 grid, 40 px apart; every other one an outlined square,
@@ -96,6 +98,29 @@ private struct Fixture {
         // Importing the same file again changes nothing.
         let again = try await Importer.importFile(out, format: format, slide: fixture.slide, task: task, annotator: "ann", store: fresh)
         #expect(again.records.isEmpty && again.unchanged == 11)
+    }
+
+    /// Suggestions ride along in GeoJSON with their confidence, and a label import leaves them out.
+    @Test func geojsonSuggestionsAreNotImportedAsLabels() async throws {
+        var fixture = try await Fixture()
+        defer { fixture.cleanUp() }
+        try await fixture.labelSome()
+        var labels = try ExportLabels.annotator("ann", store: fixture.store, slide: fixture.slide.id, task: task.name)
+        labels.suggestions = [2: .init(className: "epithelial", confidence: 0.75), 3: .init(className: "other", confidence: 0.5)]
+        let out = fixture.directory + "/with-suggestions.geojson"
+        try Exporter.write(labels, format: .geojson, slide: fixture.slide, task: task, to: out)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any])
+        let features = try #require(json["features"] as? [[String: Any]])
+        #expect(features.count == 13)
+        let suggested = features.filter { (($0["properties"] as? [String: Any])?["metadata"] as? [String: String])?["hali_source"] == "suggestion" }
+        #expect(suggested.count == 2)
+        #expect(((suggested.first?["properties"] as? [String: Any])?["measurements"] as? [String: Any])?["HALI confidence"] as? Double == 0.75)
+
+        let fresh = try fixture.freshStore()
+        defer { fresh.close() }
+        let plan = try await Importer.importFile(out, format: .geojson, slide: fixture.slide, task: task, annotator: "ann", store: fresh)
+        #expect(plan.records.count == 11)
+        #expect(LabelState(replaying: try fresh.events(annotator: "ann", slide: fixture.slide.id, task: task.name)).classOfCell == labels.classOfCell)
     }
 
     @Test func exportShapes() async throws {

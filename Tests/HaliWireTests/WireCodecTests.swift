@@ -26,7 +26,7 @@ let everyMessage: [Envelope] = {
         .bye(Bye(reason: "done")),
         .ping(Ping(nonce: .max, clientTimeNs: -1)),
         .getStatus,
-        .exportRequest(ExportRequest(format: "geojson", consensus: true)),
+        .exportRequest(ExportRequest(format: "geojson", consensus: true, includeSuggestions: true)),
         .exportedFile(ExportedFile(format: "csv", fileName: "s-til.csv", data: Array("x,y\n1,2\n".utf8), cells: 1)),
         .welcome(
             Welcome(serverVersion: "0.1.0", protocolVersion: 1, annotator: "alice", capabilities: ["ping", "status"], maxFrameBytes: 1 << 24, serverName: "lab-box")),

@@ -506,10 +506,14 @@ struct  Hali__V1__ExportRequest
    * true: majority over all annotators of the slide and task; false: the caller's own labels
    */
   protobuf_c_boolean consensus;
+  /*
+   * geojson only: also every unlabelled cell with the model's class and confidence
+   */
+  protobuf_c_boolean include_suggestions;
 };
 #define HALI__V1__EXPORT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__export_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Hali__V1__Welcome
