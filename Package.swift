@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "HaliCompression", dependencies: ["CZstd"]),
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
         .target(name: "HaliDatasets", dependencies: ["CPNG", "HaliImaging"]),
-        .target(name: "HaliTerminal", dependencies: ["HaliWire"]),
+        .target(name: "HaliTerminal", dependencies: ["HaliWire", "HaliCore"]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(name: "HaliTraining", dependencies: ["HaliNet", "HaliMath", "HaliDatasets", "HaliImaging"]),

@@ -110,11 +110,7 @@ public actor LabellingSession {
     }
 
     nonisolated func slideInfo() -> SlideInfo {
-        SlideInfo(
-            id: slide.id, name: (slide.slide.path as NSString).lastPathComponent, width: slide.slide.width, height: slide.slide.height,
-            mppX: slide.micronsPerPixel, mppY: slide.micronsPerPixel, levelCount: UInt32(slide.slide.levelCount),
-            vendor: slide.slide.vendor, cellCount: UInt64(slide.table.count), ingested: true,
-            levelDownsamples: slide.slide.levelDownsamples)
+        slide.info
     }
 
     public var labelCount: Int { labels.classOfCell.count }
@@ -370,7 +366,7 @@ public actor LabellingSession {
 /// Runs retraining for all sessions with bounded concurrency (`width` at a time), first come first served, and
 /// at most one pending request per session (a burst of labels costs one retrain, on the latest labels).
 public final class TrainingPool: Sendable {
-    private let state = MutexBox(PoolState())
+    private let state = LockedValue(PoolState())
     private let width: Int
 
     struct PoolState {
@@ -411,15 +407,3 @@ public final class TrainingPool: Sendable {
     public var backlog: Int { state.withLock { $0.queue.count + $0.running } }
 }
 
-/// A lock-protected value (Synchronization.Mutex is ~Copyable and cannot be a stored `let` of a final class used
-/// from closures as freely; this wrapper keeps call sites short).
-final class MutexBox<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
-}

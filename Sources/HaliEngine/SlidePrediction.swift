@@ -24,19 +24,7 @@ public struct SlidePrediction: Sendable {
     /// leaves the cell out).
     public static func labels(store: LabelStore, slide: String, task: String, annotator: String?) throws -> [UInt64: String] {
         if let annotator { return LabelState(replaying: try store.events(annotator: annotator, slide: slide, task: task)).classOfCell }
-        var byAnnotator: [String: [StoredEvent]] = [:]
-        for event in try store.events(slide: slide, task: task) { byAnnotator[event.record.annotator, default: []].append(event) }
-        var votes: [UInt64: [String: Int]] = [:]
-        for events in byAnnotator.values {
-            for (cell, name) in LabelState(replaying: events).classOfCell { votes[cell, default: [:]][name, default: 0] += 1 }
-        }
-        var result: [UInt64: String] = [:]
-        for (cell, tally) in votes {
-            let best = tally.values.max() ?? 0
-            let winners = tally.filter { $0.value == best }
-            if winners.count == 1 { result[cell] = winners.first!.key }
-        }
-        return result
+        return Consensus(events: try store.events(slide: slide, task: task)).classOfCell
     }
 
     /// Fits the fast head (L2 logistic regression, L-BFGS) on the labelled cells and predicts the rest.

@@ -95,21 +95,8 @@ public struct ExportLabels: Sendable, Equatable {
 
     /// Majority over annotators per cell (each annotator's labels in force); a tie for first place gives no label.
     public static func consensus(store: LabelStore, slide: String, task: String) throws -> ExportLabels {
-        var byAnnotator: [String: [StoredEvent]] = [:]
-        for event in try store.events(slide: slide, task: task) { byAnnotator[event.record.annotator, default: []].append(event) }
-        var votes: [UInt64: [String: String]] = [:]
-        for (annotator, events) in byAnnotator {
-            for (cell, className) in LabelState(replaying: events).classOfCell { votes[cell, default: [:]][annotator] = className }
-        }
-        var classOfCell: [UInt64: String] = [:]
-        for (cell, ballots) in votes {
-            var counts: [String: Int] = [:]
-            for className in ballots.values { counts[className, default: 0] += 1 }
-            let best = counts.values.max() ?? 0
-            let winners = counts.filter { $0.value == best }
-            if winners.count == 1 { classOfCell[cell] = winners.first!.key }
-        }
-        return ExportLabels(name: "consensus", classOfCell: classOfCell, votes: votes)
+        let consensus = Consensus(events: try store.events(slide: slide, task: task))
+        return ExportLabels(name: "consensus", classOfCell: consensus.classOfCell, votes: consensus.votes)
     }
 }
 
@@ -119,10 +106,8 @@ extension TaskDefinition {
 
 /// "#rrggbb" → [r, g, b] (grey for anything else).
 func rgb(_ hex: String) -> [Int] {
-    var text = hex.hasPrefix("#") ? String(hex.dropFirst()) : hex
-    if text.count == 3 { text = text.map { "\($0)\($0)" }.joined() }
-    guard text.count == 6, let value = Int(text, radix: 16) else { return [128, 128, 128] }
-    return [(value >> 16) & 255, (value >> 8) & 255, value & 255]
+    let colour = HexColor(hex) ?? .grey
+    return [Int(colour.r), Int(colour.g), Int(colour.b)]
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.

@@ -45,17 +45,7 @@ final class ConnectionOutbox: SessionSubscriber, @unchecked Sendable {
     }
 
     static let maxPendingPushes = 4
-    private let pending = MutexCounter()
-}
-
-final class MutexCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func withLock<R>(_ body: (inout Int) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
+    private let pending = LockedValue(0)
 }
 
 /// A FIFO async mutex.

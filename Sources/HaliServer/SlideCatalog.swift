@@ -1,4 +1,5 @@
 import Foundation
+import HaliCore
 import HaliEngine
 import HaliIndex
 import HaliIngest
@@ -40,10 +41,10 @@ actor SlideCatalog {
                         options.embeddingSource = (weightsPath as NSString).lastPathComponent
                     }
                     let log = logger
-                    let decile = MutexBoxInt()
+                    let decile = LockedValue(-1)
                     _ = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory) { p in
                         let d = p.tilesTotal == 0 ? 10 : p.tilesDone * 10 / p.tilesTotal
-                        if decile.advance(to: d) {
+                        if decile.withLock({ last in defer { last = max(last, d) }; return d > last }) {
                             log.info("ingest progress", metadata: ["path": "\(path)", "tiles": "\(p.tilesDone)/\(p.tilesTotal)", "nuclei": "\(p.nuclei)"])
                         }
                     }
@@ -74,12 +75,7 @@ actor SlideCatalog {
     var all: [ServedSlide] { order.compactMap { served[$0] } }
 
     func list() -> [SlideInfo] {
-        all.map { s in
-            SlideInfo(
-                id: s.id, name: (s.slide.path as NSString).lastPathComponent, width: s.slide.width, height: s.slide.height,
-                mppX: s.micronsPerPixel, mppY: s.micronsPerPixel, levelCount: UInt32(s.slide.levelCount), vendor: s.slide.vendor,
-                cellCount: UInt64(s.table.count), ingested: true, levelDownsamples: s.slide.levelDownsamples)
-        }
+        all.map(\.info)
     }
 
     /// The file name without its extension, made unique with a numeric suffix.
@@ -92,18 +88,5 @@ actor SlideCatalog {
             n += 1
         }
         return candidate
-    }
-}
-
-/// Reports each progress decile once.
-final class MutexBoxInt: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = -1
-    func advance(to new: Int) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        guard new > value else { return false }
-        value = new
-        return true
     }
 }

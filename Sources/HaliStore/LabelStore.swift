@@ -395,6 +395,33 @@ final class WriterCore: @unchecked Sendable {
 
 }
 
+/// Majority over annotators: each annotator's labels in force, then per cell the class most of them gave; a tie for
+/// first place leaves the cell out. `votes` keeps every annotator's class per cell (for per-person exports).
+public struct Consensus: Sendable, Equatable {
+    public var classOfCell: [UInt64: String]
+    public var votes: [UInt64: [String: String]]
+
+    /// - Parameter events: one slide and task, any annotators, in store order.
+    public init(events: [StoredEvent]) {
+        var byAnnotator: [String: [StoredEvent]] = [:]
+        for event in events { byAnnotator[event.record.annotator, default: []].append(event) }
+        var votes: [UInt64: [String: String]] = [:]
+        for (annotator, own) in byAnnotator {
+            for (cell, className) in LabelState(replaying: own).classOfCell { votes[cell, default: [:]][annotator] = className }
+        }
+        var classOfCell: [UInt64: String] = [:]
+        for (cell, ballots) in votes {
+            var counts: [String: Int] = [:]
+            for className in ballots.values { counts[className, default: 0] += 1 }
+            let best = counts.values.max() ?? 0
+            let winners = counts.filter { $0.value == best }
+            if winners.count == 1 { classOfCell[cell] = winners.first!.key }
+        }
+        self.classOfCell = classOfCell
+        self.votes = votes
+    }
+}
+
 /// The labels in force after replaying a session's events: label sets the class, undo restores the previous one.
 public struct LabelState: Sendable, Equatable {
     public private(set) var classOfCell: [UInt64: String] = [:]

@@ -1,3 +1,5 @@
+import HaliCore
+
 /// The screen as a grid of character cells, independent of how it is put on a terminal (see `ANSIRenderer`).
 
 public struct RGB: Sendable, Equatable, Hashable, CustomStringConvertible {
@@ -10,12 +12,10 @@ public struct RGB: Sendable, Equatable, Hashable, CustomStringConvertible {
         self.b = b
     }
 
-    /// Parses "#rrggbb" (or "rrggbb"); nil when malformed.
+    /// Parses "#rrggbb" (or "rrggbb", "#rgb"); nil when malformed.
     public init?(hex: String) {
-        var text = Substring(hex)
-        if text.hasPrefix("#") { text = text.dropFirst() }
-        guard text.count == 6, let value = UInt32(text, radix: 16) else { return nil }
-        self.init(UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF))
+        guard let colour = HexColor(hex) else { return nil }
+        self.init(colour.r, colour.g, colour.b)
     }
 
     public var description: String {

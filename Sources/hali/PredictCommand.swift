@@ -93,7 +93,10 @@ struct PredictCommand: ParsableCommand {
             // Map: each cell a dot in its class colour on a ≤ 1024-px canvas.
             let scale = 1024 / Double(max(manifest.slide.width, manifest.slide.height))
             var canvas = Canvas(width: max(1, Int(Double(manifest.slide.width) * scale)), height: max(1, Int(Double(manifest.slide.height) * scale)))
-            let colours = definition.classes.map { Self.rgb($0.color) }
+            let colours = definition.classes.map { c -> (UInt8, UInt8, UInt8) in
+                let colour = HexColor(c.color) ?? .grey
+                return (colour.r, colour.g, colour.b)
+            }
             for r in 0..<table.count {
                 let x = Int(Double(table.centroidX[r]) * scale), y = Int(Double(table.centroidY[r]) * scale)
                 canvas.fillRect(x - 1, y - 1, x + 1, y + 1, colours[prediction.classOfRow[r] % colours.count])
@@ -109,11 +112,6 @@ struct PredictCommand: ParsableCommand {
         }
     }
 
-    static func rgb(_ hex: String) -> (UInt8, UInt8, UInt8) {
-        let digits = hex.hasPrefix("#") ? String(hex.dropFirst()) : hex
-        guard digits.count == 6, let v = UInt32(digits, radix: 16) else { return (128, 128, 128) }
-        return (UInt8(v >> 16), UInt8((v >> 8) & 0xff), UInt8(v & 0xff))
-    }
 }
 
 extension Duration {
