@@ -71,7 +71,12 @@ func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, k: Int, stride: I
                     let iy = oy * stride - pad + ky
                     if iy < 0 || iy >= h || hi <= lo { dst.update(repeating: 0, count: kc); continue }
                     if lo > 0 { dst.update(repeating: 0, count: lo * c) }
-                    dst.advanced(by: lo * c).update(from: x + ((b * h + iy) * w + x0 + lo) * c, count: (hi - lo) * c)
+                    let run = (hi - lo) * c, src = x + ((b * h + iy) * w + x0 + lo) * c
+                    if run <= 16 {  // the RGB stem's 9-float runs: a call to memmove costs more than the copy
+                        for j in 0..<run { dst[lo * c + j] = src[j] }
+                    } else {
+                        dst.advanced(by: lo * c).update(from: src, count: run)
+                    }
                     if hi < k { dst.advanced(by: hi * c).update(repeating: 0, count: (k - hi) * c) }
                 }
             }

@@ -17,8 +17,13 @@ BLAS.threadCount = cores
 
 let net: FoldedResNet, meta: BackboneMetadata
 if let path = args.first {
-    let (n, m) = try WeightsFile.load(path: path)
-    net = n.folded(); meta = m
+    do {
+        let (n, m) = try WeightsFile.load(path: path)
+        net = n.folded(); meta = m
+    } catch {
+        FileHandle.standardError.write("hali-bench-cnn: \(error)\nusage: hali-bench-cnn [WEIGHTS.safetensors] [--cells N]\n".data(using: .utf8)!)
+        exit(2)
+    }
     print("weights: \(path)")
 } else {
     net = ResNet(config: .compact(), seed: 1).folded(); meta = BackboneMetadata()
@@ -62,8 +67,10 @@ do {
     print(String(format: "max |features(1 worker) − features(%d workers)| = %.2e", cores, diff))
 }
 
-for (label, threads, batch) in [("1 worker, OpenBLAS \(cores) threads", 1, 128), ("\(cores) workers, OpenBLAS 1 thread each", cores, 128),
-                                ("\(cores) workers, batch 256", cores, 256)] {
+let defaultBatch = Embedder(net: net, metadata: meta).batchSize
+var modes = [("1 worker, OpenBLAS \(cores) threads, batch \(defaultBatch)", 1, defaultBatch)]
+for batch in [2, 4, 8, 16, 32, 128] { modes.append(("\(cores) workers, 1 OpenBLAS thread each, batch \(batch)", cores, batch)) }
+for (label, threads, batch) in modes {
     var e = Embedder(net: net, metadata: meta)
     e.batchSize = batch
     BLAS.threadCount = cores
@@ -76,6 +83,6 @@ for (label, threads, batch) in [("1 worker, OpenBLAS \(cores) threads", 1, 128),
     }
     let r = median(rates)
     let gf = r * 2 * Double(macs) / 1e9
-    print(String(format: "%-40@ %7.0f cells/s  %6.1f GFLOP/s  = %4.0f%% of sgemm  (10^6 cells: %.1f min)",
+    print(String(format: "%-48@ %7.0f cells/s  %6.1f GFLOP/s  = %4.0f%% of sgemm  (10^6 cells: %.1f min)",
                  label as NSString, r, gf, 100 * gf / peak, 1e6 / r / 60))
 }

@@ -30,12 +30,15 @@ struct TrainBackboneCommand: ParsableCommand {
     @Option(help: "Network input side in pixels.") var patchPixels = 40
     @Option(help: "Microns covered by one patch side.") var patchMicrons = 20.0
     @Option(help: "Fraction of each set's images held out for validation.") var valFraction = 0.1
+    @Option(help: "Colour jitter strength: 1 = per-channel gain ±6 %, offset ±0.04, brightness ±6 %; 0 = none.")
+    var colourJitter: Float = 1
     @Option(help: "Stop after this many minutes (finishing the epoch).") var maxMinutes = 55.0
     @Option(help: "OpenBLAS threads.") var threads = 2
     @Flag(help: "No progress bar.") var quiet = false
 
     func run() throws {
         HaliTrainingSetup.blasThreads(threads)
+        HaliTrainingSetup.keepLargeAllocations()
         let t0 = Date()
         let margin = 3  // stored patches are larger by 2·margin for shift augmentation
         let side = patchPixels + 2 * margin
@@ -73,6 +76,10 @@ struct TrainBackboneCommand: ParsableCommand {
         o.epochs = epochs; o.batchSize = batchSize; o.learningRate = lr; o.weightDecay = weightDecay
         o.optimizer = optimizer; o.seed = seed; o.side = patchPixels; o.progress = !quiet
         o.timeLimit = maxMinutes * 60
+        guard colourJitter >= 0, colourJitter <= 5 else { throw ValidationError("--colour-jitter must be in 0…5") }
+        o.augmentation.channelGain *= colourJitter
+        o.augmentation.channelOffset *= colourJitter
+        o.augmentation.brightness *= colourJitter
         let config: ResNetConfig = arch == "resnet18" ? .resnet18(numClasses: NucleusClass.names.count) : .compact(numClasses: NucleusClass.names.count)
         let trainer = Trainer(config: config, metadata: meta, options: o)
         say(String(format: "patches extracted in %.1f s; %@", Date().timeIntervalSince(t0), config.description))

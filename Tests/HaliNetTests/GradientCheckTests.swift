@@ -181,6 +181,27 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         #expect(maxRelativeError(f2.data, f1.data) < 1e-5)
         #expect(maxRelativeError(l2.data, l1.data) < 1e-5)
     }
+
+    /// The allocation-free workspace path gives exactly the tensor path's features, for the compact layout
+    /// and for ResNet-18's (7×7/2 stem and max pool), and a workspace reused for a smaller batch stays right.
+    @Test(arguments: ["compact", "resnet18"]) func workspaceEqualsTensorPath(layout: String) {
+        let config: ResNetConfig = layout == "compact" ? .compact() : .resnet18(numClasses: 3)
+        let net = ResNet(config: config, seed: 31)
+        randomizeBatchNorm(net, seed: 32)
+        let folded = net.folded()
+        let workspace = InferenceWorkspace()
+        for (n, seed) in [(3, UInt64(33)), (2, UInt64(34))] {
+            let x = randomTensor(n, 40, 40, 3, seed: seed)
+            let expected = folded.features(x).data
+            var got = [Float](repeating: .nan, count: n * config.featureDimension)
+            x.data.withUnsafeBufferPointer { px in
+                got.withUnsafeMutableBufferPointer { po in
+                    folded.features(px.baseAddress!, n: n, h: 40, w: 40, into: po.baseAddress!, workspace: workspace)
+                }
+            }
+            #expect(got == expected)
+        }
+    }
 }
 
 func maxRelativeError(_ a: [Float], _ b: [Float]) -> Float {
