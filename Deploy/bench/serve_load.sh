@@ -11,7 +11,7 @@ slide=${SLIDE:-../shared/data/slides/CMU-1-Small-Region.svs}
 data=$(mktemp -d /tmp/hali-load-XXXX)
 "$bin/hali-bench-serve" --annotators "$n" --write-annotators "$data/annotators"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/halid" --listen "127.0.0.1:$port" --data-dir "$data" --slide "$slide" --annotators-file "$data/annotators" --weights Deploy/models/hali-nuclei-v1.safetensors --log-level warning 2> "$data/halid.log" &
+"$bin/halid" --listen "127.0.0.1:$port" --data-dir "$data" --slide "$slide" --annotators-file "$data/annotators" --weights Deploy/models/hali-nuclei-v2.safetensors --log-level warning 2> "$data/halid.log" &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null || true' EXIT
 until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; do

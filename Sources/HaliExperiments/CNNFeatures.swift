@@ -1,6 +1,6 @@
 // CNN features: the nucleus network's penultimate embedding (Sources/HaliNet, weights
-// Deploy/models/hali-nuclei-v1.safetensors). Each cell becomes the network's input patch (metadata: 40 px covering
-// 20 µm) centred on its centroid, resampled from the image's µm/px by HaliTraining's PatchExtractor.
+// Deploy/models/hali-nuclei-v2.safetensors). Each cell becomes the network's input patch (metadata: 40 px covering
+// 32 µm for v2) centred on its centroid, resampled from the image's µm/px by HaliTraining's PatchExtractor.
 
 import Foundation
 import HaliDatasets

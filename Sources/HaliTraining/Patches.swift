@@ -181,3 +181,56 @@ final class ConcurrentResults<T>: @unchecked Sendable {
     init(count: Int) { values = Array(repeating: nil, count: count) }
     func set(_ i: Int, _ v: T) { lock.lock(); values[i] = v; lock.unlock() }
 }
+
+extension LabelledCells {
+    /// QuPath-style measurements of labelled cells, the cheap baseline a backbone must beat: HALI's own
+    /// detector runs on each image (defaults, H&E), labelled centroids are matched one-to-one to detections
+    /// within `radiusMicrons` (greedy by distance, as `hali eval detection`), and each cell gets its detection's
+    /// area, perimeter, circularity, solidity, eccentricity, major/minor axis and per-stain mean/std/min/max OD,
+    /// plus a last column that is 1 when no detection matched (its other values are then 0). Rows are in the
+    /// order of `patches(images:…)` with the same `label`, so the two line up.
+    /// - Returns: row-major values, the dimension, and the fraction of cells matched to a detection.
+    public func measurementFeatures(images: [String]? = nil, label: @Sendable (String) -> Int?, radiusMicrons: Double = 4,
+                                    threads: Int = 2) throws -> (values: [Float], dimension: Int, matched: Double) {
+        let names = images ?? imageNames
+        let dir = directory, table = cells, mpp = micronsPerPixel
+        let stainCount = 2  // the detector measures hematoxylin and the second stain (eosin for H&E)
+        let dimension = 7 + 4 * stainCount + 1
+        let results = ConcurrentResults<Result<(values: [Float], matched: Int, total: Int), Error>>(count: names.count)
+        DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
+            for i in stride(from: t, to: names.count, by: max(1, threads)) {
+                results.set(i, Result {
+                    let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
+                    let found = NucleusDetector().detect(img, micronsPerPixel: mpp)
+                    let labelled = (table[names[i]] ?? []).filter { label($0.className) != nil }
+                    let (pairs, _) = CentroidMatching.match(predicted: found.map(\.centroid),
+                                                            truth: labelled.map { Point(x: $0.x, y: $0.y) },
+                                                            radius: radiusMicrons / mpp)
+                    var detectionOf = [Int?](repeating: nil, count: labelled.count)
+                    for (p, t) in pairs { detectionOf[t] = p }
+                    var values: [Float] = []
+                    values.reserveCapacity(labelled.count * dimension)
+                    for d in detectionOf {
+                        guard let d else { values += [Float](repeating: 0, count: dimension - 1) + [1]; continue }
+                        let n = found[d]
+                        var row = [n.areaMicrons2, n.perimeterMicrons, n.circularity, n.solidity, n.eccentricity,
+                                   n.majorAxisMicrons, n.minorAxisMicrons]
+                        for s in 0..<stainCount {
+                            if s < n.stains.count {
+                                let st = n.stains[s]
+                                row += [st.mean, st.std, st.min, st.max]
+                            } else {
+                                row += [0, 0, 0, 0]
+                            }
+                        }
+                        values += row.map { Float($0) } + [0]
+                    }
+                    return (values, pairs.count, labelled.count)
+                })
+            }
+        }
+        var values: [Float] = [], matched = 0, total = 0
+        for r in results.values { let v = try r!.get(); values += v.values; matched += v.matched; total += v.total }
+        return (values, dimension, total > 0 ? Double(matched) / Double(total) : 0)
+    }
+}

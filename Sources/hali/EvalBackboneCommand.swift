@@ -25,7 +25,9 @@ struct EvalBackboneCommand: ParsableCommand {
         let side = meta.patchPixels, mpp = meta.micronsPerPixel
         var splits: [Split] = []
 
-        func probe(_ name: String, _ tr: PatchSet, _ te: PatchSet, classNames: [String]) -> Split {
+        typealias Measured = (values: [Float], dimension: Int, matched: Double)
+        func probe(_ name: String, _ tr: PatchSet, _ te: PatchSet, classNames: [String],
+                   measured: (train: Measured, test: Measured)? = nil) -> Split {
             let t0 = Date()
             let ftr = embedder.features(tr, threads: threads), fte = embedder.features(te, threads: threads)
             let rate = Double(tr.count + te.count) / Date().timeIntervalSince(t0)
@@ -36,6 +38,25 @@ struct EvalBackboneCommand: ParsableCommand {
             let b = LinearProbe.evaluate(name: "raw pixels (20×20×3 at \(mpp * 2) µm/px)", train: rtr.values, trainLabels: tr.labels,
                                          test: rte.values, testLabels: te.labels, dimension: rtr.dimension, classNames: classNames, lambda: lambda)
             var results = [a, b]
+            if let m = measured {
+                let note = String(format: "%.0f%%/%.0f%% matched", 100 * m.train.matched, 100 * m.test.matched)
+                results.append(LinearProbe.evaluate(
+                    name: "QuPath-style measurements (\(note))", train: m.train.values, trainLabels: tr.labels,
+                    test: m.test.values, testLabels: te.labels, dimension: m.train.dimension, classNames: classNames, lambda: lambda))
+                func joined(_ pixels: (values: [Float], dimension: Int), _ meas: Measured, _ n: Int) -> [Float] {
+                    var out: [Float] = []
+                    out.reserveCapacity(n * (pixels.dimension + meas.dimension))
+                    for i in 0..<n {
+                        out += pixels.values[(i * pixels.dimension)..<((i + 1) * pixels.dimension)]
+                        out += meas.values[(i * meas.dimension)..<((i + 1) * meas.dimension)]
+                    }
+                    return out
+                }
+                results.append(LinearProbe.evaluate(
+                    name: "raw pixels + measurements", train: joined(rtr, m.train, tr.count), trainLabels: tr.labels,
+                    test: joined(rte, m.test, te.count), testLabels: te.labels, dimension: rtr.dimension + m.train.dimension,
+                    classNames: classNames, lambda: lambda))
+            }
             if classNames == meta.classes {  // the network's own trained head, for reference (no probe)
                 let pred = embedder.predict(te)
                 let m = ClassificationMetrics(truth: te.labels, predicted: pred, classes: classNames.count)
@@ -49,14 +70,18 @@ struct EvalBackboneCommand: ParsableCommand {
         if FileManager.default.fileExists(atPath: consep + "/train/cells.csv") {
             let tr = try LabelledCells.load(consep + "/train").patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
             let te = try LabelledCells.load(consep + "/test").patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
-            splits.append(probe("CoNSeP train → test", tr, te, classNames: NucleusClass.names))
+            let measured = try (LabelledCells.load(consep + "/train").measurementFeatures(label: NucleusClass.index(of:), threads: threads),
+                                LabelledCells.load(consep + "/test").measurementFeatures(label: NucleusClass.index(of:), threads: threads))
+            splits.append(probe("CoNSeP train → test", tr, te, classNames: NucleusClass.names, measured: measured))
         }
         if FileManager.default.fileExists(atPath: data + "/crc/cells.csv") {
             let set = try LabelledCells.load(data + "/crc")
             let names = set.imageNames
             let tr = try set.patches(images: Array(names.prefix(70)), side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
             let te = try set.patches(images: Array(names.dropFirst(70)), side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
-            splits.append(probe("CRC images 1–70 → 71–100", tr, te, classNames: NucleusClass.names))
+            let measured = try (set.measurementFeatures(images: Array(names.prefix(70)), label: NucleusClass.index(of:), threads: threads),
+                                set.measurementFeatures(images: Array(names.dropFirst(70)), label: NucleusClass.index(of:), threads: threads))
+            splits.append(probe("CRC images 1–70 → 71–100", tr, te, classNames: NucleusClass.names, measured: measured))
         }
         if FileManager.default.fileExists(atPath: data + "/ki67/cells.csv") {
             let names = ["positive", "negative"]

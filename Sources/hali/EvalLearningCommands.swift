@@ -32,7 +32,7 @@ struct LearningDataOptions: ParsableArguments {
     var images: String?
 
     @Option(name: .long, help: "CNN weights (.safetensors) for --features cnn.")
-    var weights: String = "Deploy/models/hali-nuclei-v1.safetensors"
+    var weights: String = "Deploy/models/hali-nuclei-v2.safetensors"
 
     func prepare() throws -> PreparedData {
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
@@ -137,7 +137,7 @@ struct EvalReportCommand: AsyncParsableCommand {
     @Option(help: "Worker threads.") var threads = 1
     @Option(help: "Only these use cases (comma-separated ids; default all).") var only: String?
     @Option(help: "Directory caching computed features.") var cache: String?
-    @Option(help: "CNN weights for --features cnn.") var weights = "Deploy/models/hali-nuclei-v1.safetensors"
+    @Option(help: "CNN weights for --features cnn.") var weights = "Deploy/models/hali-nuclei-v2.safetensors"
     @Flag(help: "Use all of CRC and CoNSeP train → test (the CNN backbone was trained on CRC 1–70 and CoNSeP train).") var fullSplits = false
 
     func run() async throws {

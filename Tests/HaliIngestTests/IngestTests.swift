@@ -41,7 +41,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
     @Test func sameCellsFromTwoTileSizes() async throws {
         // With the committed backbone, so the embeddings are checked for tile independence too.
         let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-nuclei-v1.safetensors").path
+            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-nuclei-v2.safetensors").path
         let (net, metadata) = try WeightsFile.load(path: weights)
         var smallOptions = smallRegionOptions(tileSize: 256, threads: 2)
         smallOptions.embedder = Embedder(net: net.folded(), metadata: metadata)
@@ -72,10 +72,10 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         defer { try? FileManager.default.removeItem(atPath: out) }
         var options = smallRegionOptions(tileSize: 512, threads: 2)
         let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-nuclei-v1.safetensors").path
+            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-nuclei-v2.safetensors").path
         let (net, metadata) = try WeightsFile.load(path: weights)
         options.embedder = Embedder(net: net.folded(), metadata: metadata)
-        options.embeddingSource = "hali-nuclei-v1.safetensors"
+        options.embeddingSource = "hali-nuclei-v2.safetensors"
         let outcome = try await IndexBuilder.build(slidePath: svs, options: options, outputDirectory: out)
         guard case .built(let path, let result) = outcome else {
             Issue.record("expected a build")
@@ -87,7 +87,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         #expect(manifest.slide.micronsPerPixelSource == "slide")
         #expect(abs(manifest.slide.micronsPerPixel - 0.499) < 0.001)
         #expect(table.contour(ofRow: 0).count >= 6)
-        #expect(table.embeddingDimension > 0 && table.embeddingSource == "hali-nuclei-v1.safetensors")
+        #expect(table.embeddingDimension > 0 && table.embeddingSource == "hali-nuclei-v2.safetensors")
         #expect(files(in: out).sorted() == ["CMU-1-Small-Region.hidx", "CMU-1-Small-Region.manifest.json"])
 
         // Same slide, same settings: a no-op.
