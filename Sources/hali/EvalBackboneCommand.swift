@@ -37,7 +37,11 @@ struct EvalBackboneCommand: ParsableCommand {
             let rtr = LinearProbe.rawPixels(tr), rte = LinearProbe.rawPixels(te)
             let b = LinearProbe.evaluate(name: "raw pixels (20×20×3 at \(mpp * 2) µm/px)", train: rtr.values, trainLabels: tr.labels,
                                          test: rte.values, testLabels: te.labels, dimension: rtr.dimension, classNames: classNames, lambda: lambda)
-            var results = [a, b]
+            // The slide index stores embeddings as float16: the same probe on rounded features says what that costs.
+            let half = LinearProbe.evaluate(name: "backbone, float16 (as in the index)", train: ftr.map { Float(Float16($0)) },
+                                            trainLabels: tr.labels, test: fte.map { Float(Float16($0)) }, testLabels: te.labels,
+                                            dimension: d, classNames: classNames, lambda: lambda)
+            var results = [a, half, b]
             if let m = measured {
                 let note = String(format: "%.0f%%/%.0f%% matched", 100 * m.train.matched, 100 * m.test.matched)
                 results.append(LinearProbe.evaluate(
