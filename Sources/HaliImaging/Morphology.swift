@@ -63,9 +63,9 @@ public enum Morphology {
                                         i = end
                                     }
                                     // Window [x, x+k-1] in padded coords is centred on image column x.
-                                    for x in 0..<w {
-                                        p[base + x] = min(hp[x], gp[x + k - 1])
-                                    }
+                                    let row = p.baseAddress! + base, suffix = UnsafePointer(hp.baseAddress!)
+                                    let prefix = UnsafePointer(gp.baseAddress! + (k - 1))
+                                    for x in 0..<w { row[x] = min(suffix[x], prefix[x]) }
                                 }
                             }
                         }
@@ -78,8 +78,9 @@ public enum Morphology {
                         let y0 = max(0, -dy), y1 = min(h, h - dy)
                         if y0 >= y1 { continue }
                         for y in y0..<y1 {
-                            let ob = y * w, sb = (y + dy) * w
-                            for x in 0..<w { o[ob + x] = min(o[ob + x], p[sb + x]) }
+                            // Row pointers: with checked index arithmetic this loop did not vectorise.
+                            let target = o.baseAddress! + y * w, source = p.baseAddress! + (y + dy) * w
+                            for x in 0..<w { target[x] = min(target[x], source[x]) }
                         }
                     }
                 }
@@ -114,31 +115,31 @@ public enum Morphology {
             j.withUnsafeMutableBufferPointer { J in
                 row.withUnsafeMutableBufferPointer { R in
                     for i in 0..<n { J[i] = min(J[i], I[i]) }
+                    let jBase = J.baseAddress!, rBase = R.baseAddress!, iBase = I.baseAddress!
                     for _ in 0..<max(0, steps) {
                         // Horizontal 1×3 max into R, then vertical 3×1 max back into J, clipped by the mask.
+                        // Row pointers and branch-free interiors so that both passes vectorise.
                         for y in 0..<h {
-                            let o = y * w
+                            let src = UnsafePointer(jBase + y * w), dst = rBase + y * w
+                            if w == 1 { dst[0] = src[0]; continue }
+                            dst[0] = max(src[0], src[1])
+                            let left = src, centre = src + 1, right = src + 2, out = dst + 1
+                            for x in 0..<(w - 2) { out[x] = max(max(left[x], centre[x]), right[x]) }
+                            dst[w - 1] = max(src[w - 2], src[w - 1])
+                        }
+                        var changes: Int32 = 0
+                        for y in 0..<h {
+                            let centre = UnsafePointer(rBase + y * w)
+                            let up = y > 0 ? UnsafePointer(rBase + (y - 1) * w) : centre
+                            let down = y < h - 1 ? UnsafePointer(rBase + (y + 1) * w) : centre
+                            let limit = UnsafePointer(iBase + y * w), out = jBase + y * w
                             for x in 0..<w {
-                                var m = J[o + x]
-                                if x > 0 { m = max(m, J[o + x - 1]) }
-                                if x < w - 1 { m = max(m, J[o + x + 1]) }
-                                R[o + x] = m
+                                let v = min(max(max(up[x], centre[x]), down[x]), limit[x])
+                                changes |= v != out[x] ? 1 : 0
+                                out[x] = v
                             }
                         }
-                        var changed = false
-                        for y in 0..<h {
-                            let o = y * w
-                            for x in 0..<w {
-                                var m = R[o + x]
-                                if y > 0 { m = max(m, R[o + x - w]) }
-                                if y < h - 1 { m = max(m, R[o + x + w]) }
-                                let v = min(m, I[o + x])
-                                if v != J[o + x] {
-                                    J[o + x] = v
-                                    changed = true
-                                }
-                            }
-                        }
+                        let changed = changes != 0
                         if !changed { break }
                     }
                 }

@@ -110,6 +110,32 @@ private func binary(_ rows: [String]) -> BinaryImage {
 }
 
 @Suite struct WatershedTests {
+    /// The flooding queue pops by value descending, ties first-in-first-out, with −0 and +0 tied and negative
+    /// values, infinities and subnormals in their float order: checked against a linear scan of the live entries.
+    @Test func floodQueueOrderMatchesLinearScan() {
+        let pool: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, .infinity, -.infinity, 1e-40, -1e-40, 3.25, 2]
+        for seed in 0..<10 {
+            var queue = FloodQueue(capacity: 4)
+            var live: [(value: Float, index: Int32)] = []  // in insertion order
+            var got: [Int32] = [], expected: [Int32] = []
+            func popBoth() {
+                got.append(queue.pop())
+                var best = 0
+                for i in live.indices where live[i].value > live[best].value { best = i }  // first of the ties
+                expected.append(live.remove(at: best).index)
+            }
+            for i in 0..<300 {
+                let v = pool[(i * 7 + seed * 13 + (i * i) % 11) % pool.count]
+                queue.push(Int32(i), v)
+                live.append((v, Int32(i)))
+                if (i + seed) % 3 == 2 { popBoth() }
+            }
+            while !live.isEmpty { popBoth() }
+            #expect(queue.isEmpty)
+            #expect(got == expected)
+        }
+    }
+
     @Test func twoTouchingBlobsSplitInTheMiddle() {
         // Two cones with peaks at x = 2 and x = 8 on a 11×5 grid; the saddle is at x = 5.
         var f = FloatImage(width: 11, height: 5)
