@@ -74,7 +74,8 @@ struct TrainBackboneCommand: ParsableCommand {
         (meta.mean, meta.std) = BatchBuilder.channelStatistics(train)
         var o = TrainingOptions()
         o.epochs = epochs; o.batchSize = batchSize; o.learningRate = lr; o.weightDecay = weightDecay
-        o.optimizer = optimizer; o.seed = seed; o.side = patchPixels; o.progress = !quiet
+        o.optimizer = optimizer; o.seed = seed; o.side = patchPixels
+        o.progress = !quiet && isatty(STDOUT_FILENO) != 0  // a bar for people; per-epoch lines for logs
         o.timeLimit = maxMinutes * 60
         guard colourJitter >= 0, colourJitter <= 5 else { throw ValidationError("--colour-jitter must be in 0…5") }
         o.augmentation.channelGain *= colourJitter
