@@ -41,10 +41,13 @@ public enum Filters {
                             for i in 0..<(w + 2 * r) {
                                 pr[i] = src[base + min(max(i - r, 0), w - 1)]
                             }
-                            for x in 0..<w {
-                                var acc: Float = 0
-                                for j in 0..<(2 * r + 1) { acc += k[j] * pr[x + j] }
-                                t[base + x] = acc
+                            // Tap-outer, pixel-inner: each output still sums its taps in order j = 0…2r from 0
+                            // (same result as a per-pixel loop), but the inner loop now vectorises over x.
+                            let out = t.baseAddress! + base
+                            out.update(repeating: 0, count: w)
+                            for j in 0..<(2 * r + 1) {
+                                let kj = k[j], shifted = UnsafePointer(pr.baseAddress! + j)
+                                for x in 0..<w { out[x] += kj * shifted[x] }
                             }
                         }
                     }
@@ -58,8 +61,8 @@ public enum Filters {
                         for j in 0..<(2 * r + 1) {
                             let sy = min(max(y + j - r, 0), h - 1)
                             let kj = k[j]
-                            let sb = sy * w
-                            for x in 0..<w { o[ob + x] += kj * t[sb + x] }
+                            let target = o.baseAddress! + ob, source = t.baseAddress! + sy * w
+                            for x in 0..<w { target[x] += kj * source[x] }
                         }
                     }
                 }

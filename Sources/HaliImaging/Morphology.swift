@@ -300,21 +300,39 @@ public enum Morphology {
     /// 3×3 binary dilation (`isMax`) or erosion; pixels outside the image are ignored.
     public static func binary3x3(_ image: BinaryImage, isMax: Bool) -> BinaryImage {
         let w = image.width, h = image.height
+        guard w > 0, h > 0 else { return image }
+        // Separable: OR (dilation) or AND (erosion) over 1×3, then over 3×1; pixels outside the image are
+        // ignored, which a product window allows. Row-pointer loops so that both passes vectorise.
+        var across = [UInt8](repeating: 0, count: w * h)
         var out = [UInt8](repeating: 0, count: w * h)
+        @inline(__always) func combine(_ a: UInt8, _ b: UInt8) -> UInt8 { isMax ? a | b : a & b }
         image.bits.withUnsafeBufferPointer { s in
-            for y in 0..<h {
-                for x in 0..<w {
-                    var any = false, all = true
-                    for dy in -1...1 {
-                        let yy = y + dy
-                        if yy < 0 || yy >= h { continue }
-                        for dx in -1...1 {
-                            let xx = x + dx
-                            if xx < 0 || xx >= w { continue }
-                            if s[yy * w + xx] != 0 { any = true } else { all = false }
-                        }
+            across.withUnsafeMutableBufferPointer { a in
+                for y in 0..<h {
+                    let src = s.baseAddress! + y * w, dst = a.baseAddress! + y * w
+                    if w == 1 { dst[0] = src[0]; continue }
+                    dst[0] = combine(src[0], src[1])
+                    let left = src, centre = src + 1, right = src + 2, inner = dst + 1
+                    if isMax {
+                        for x in 0..<(w - 2) { inner[x] = left[x] | centre[x] | right[x] }
+                    } else {
+                        for x in 0..<(w - 2) { inner[x] = left[x] & centre[x] & right[x] }
                     }
-                    out[y * w + x] = (isMax ? any : all) ? 1 : 0
+                    dst[w - 1] = combine(src[w - 2], src[w - 1])
+                }
+            }
+        }
+        across.withUnsafeBufferPointer { a in
+            out.withUnsafeMutableBufferPointer { o in
+                for y in 0..<h {
+                    let centre = a.baseAddress! + y * w
+                    let up = y > 0 ? centre - w : centre, down = y < h - 1 ? centre + w : centre
+                    let dst = o.baseAddress! + y * w
+                    if isMax {
+                        for x in 0..<w { dst[x] = up[x] | centre[x] | down[x] }
+                    } else {
+                        for x in 0..<w { dst[x] = up[x] & centre[x] & down[x] }
+                    }
                 }
             }
         }
@@ -325,28 +343,33 @@ public enum Morphology {
     /// is 8-connected (the dual of 4-connected foreground), so one-pixel diagonal watershed lines between
     /// objects stay open. O(N).
     public static func fillHoles(_ image: BinaryImage) -> BinaryImage {
-        let w = image.width, h = image.height
-        var reach = [UInt8](repeating: 0, count: w * h)
-        var stack = [Int32]()
-        func seed(_ p: Int) {
-            if image.bits[p] == 0 && reach[p] == 0 { reach[p] = 1; stack.append(Int32(p)) }
-        }
-        for x in 0..<w { seed(x); seed((h - 1) * w + x) }
-        for y in 0..<h { seed(y * w); seed(y * w + w - 1) }
-        while let pp = stack.popLast() {
-            let p = Int(pp), x = p % w, y = p / w
-            for dy in -1...1 {
-                let yy = y + dy
-                if yy < 0 || yy >= h { continue }
-                for dx in -1...1 {
-                    let xx = x + dx
-                    if xx < 0 || xx >= w || (dx == 0 && dy == 0) { continue }
-                    seed(yy * w + xx)
+        let w = image.width, h = image.height, n = w * h
+        guard n > 0 else { return image }
+        var out = image.bits
+        // reach: 1 = background connected to the border. Unsafe buffers and a preallocated stack: the
+        // array-and-closure version spent its time in uniqueness checks.
+        var reach = [UInt8](repeating: 0, count: n)
+        let stack = UnsafeMutablePointer<Int32>.allocate(capacity: n)
+        defer { stack.deallocate() }
+        image.bits.withUnsafeBufferPointer { bits in
+            reach.withUnsafeMutableBufferPointer { r in
+                var top = 0
+                @inline(__always) func seed(_ p: Int) {
+                    if bits[p] == 0 && r[p] == 0 { r[p] = 1; stack[top] = Int32(p); top += 1 }
+                }
+                for x in 0..<w { seed(x); seed((h - 1) * w + x) }
+                for y in 0..<h { seed(y * w); seed(y * w + w - 1) }
+                while top > 0 {
+                    top -= 1
+                    let p = Int(stack[top]), x = p % w, y = p / w
+                    let x0 = max(x - 1, 0), x1 = min(x + 1, w - 1)
+                    for yy in max(y - 1, 0)...min(y + 1, h - 1) {
+                        for xx in x0...x1 where xx != x || yy != y { seed(yy * w + xx) }
+                    }
                 }
             }
         }
-        var out = image.bits
-        for i in 0..<(w * h) where reach[i] == 0 { out[i] = 1 }
+        for i in 0..<n where reach[i] == 0 { out[i] = 1 }
         return BinaryImage(width: w, height: h, bits: out)
     }
 
