@@ -115,7 +115,7 @@ private func binary(_ rows: [String]) -> BinaryImage {
     @Test func floodQueueOrderMatchesLinearScan() {
         let pool: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, .infinity, -.infinity, 1e-40, -1e-40, 3.25, 2]
         for seed in 0..<10 {
-            var queue = FloodQueue(capacity: 4)
+            let queue = FloodQueue(capacity: 4)
             var live: [(value: Float, index: Int32)] = []  // in insertion order
             var got: [Int32] = [], expected: [Int32] = []
             func popBoth() {
