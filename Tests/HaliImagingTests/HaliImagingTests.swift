@@ -90,6 +90,38 @@ private func binary(_ rows: [String]) -> BinaryImage {
         #expect(h[4, 1] == 0 && h[1, 1] != 0)
     }
 
+    /// Regional maxima (labels and their raster-order numbering) against a brute-force definition on seeded
+    /// random images of small integers, which have many plateaus and ties.
+    @Test func regionalMaximaMatchBruteForce() {
+        var state: UInt64 = 12345
+        func nextValue() -> Float { state = state &* 6364136223846793005 &+ 1442695040888963407; return Float((state >> 33) % 4) }
+        for (w, h) in [(1, 1), (1, 7), (9, 1), (8, 6), (13, 11)] {
+            let f = FloatImage(width: w, height: h, data: (0..<(w * h)).map { _ in nextValue() })
+            let got = Morphology.regionalMaxima(f, minValue: 0)
+            // Brute force: 8-connected equal-value components in raster order of their first pixel.
+            var component = [Int](repeating: -1, count: w * h)
+            var expected = [Int32](repeating: 0, count: w * h)
+            var next: Int32 = 1
+            for start in 0..<(w * h) where component[start] == -1 {
+                var members = [start], i = 0
+                component[start] = start
+                var isMax = f.data[start] > 0
+                while i < members.count {
+                    let p = members[i]; i += 1
+                    for dy in -1...1 { for dx in -1...1 where dx != 0 || dy != 0 {
+                        let x = p % w + dx, y = p / w + dy
+                        guard x >= 0, x < w, y >= 0, y < h else { continue }
+                        let q = y * w + x
+                        if f.data[q] > f.data[p] { isMax = false }
+                        if f.data[q] == f.data[p] && component[q] == -1 { component[q] = start; members.append(q) }
+                    } }
+                }
+                if isMax { for p in members { expected[p] = next }; next += 1 }
+            }
+            #expect(got.labels == expected, "\(w)×\(h)")
+        }
+    }
+
     @Test func distanceTransform() {
         let b = binary(["#####", "#####", "#####"])
         var bb = b
