@@ -302,60 +302,26 @@ public enum Morphology {
         return LabelImage(width: w, height: h, labels: labels)
     }
 
-    /// Maximum over each pixel's 3×3 neighbourhood (itself included; outside the image ignored), separable,
-    /// over row pointers so that both passes vectorise. O(N).
+    /// Maximum over each pixel's 3×3 neighbourhood (itself included; outside the image ignored). O(N).
     static func maximum3x3(_ image: FloatImage) -> [Float] {
-        let w = image.width, h = image.height
-        var across = [Float](repeating: 0, count: w * h), out = across
-        guard w > 0, h > 0 else { return out }
-        image.data.withUnsafeBufferPointer { s in
-            across.withUnsafeMutableBufferPointer { a in
-                for y in 0..<h {
-                    let src = s.baseAddress! + y * w, dst = a.baseAddress! + y * w
-                    if w == 1 { dst[0] = src[0]; continue }
-                    dst[0] = max(src[0], src[1])
-                    let left = src, centre = src + 1, right = src + 2, inner = dst + 1
-                    for x in 0..<(w - 2) { inner[x] = max(max(left[x], centre[x]), right[x]) }
-                    dst[w - 1] = max(src[w - 2], src[w - 1])
-                }
-            }
-        }
-        across.withUnsafeBufferPointer { a in
-            out.withUnsafeMutableBufferPointer { o in
-                for y in 0..<h {
-                    let centre = a.baseAddress! + y * w
-                    let up = y > 0 ? centre - w : centre, down = y < h - 1 ? centre + w : centre
-                    let dst = o.baseAddress! + y * w
-                    for x in 0..<w { dst[x] = max(max(up[x], centre[x]), down[x]) }
-                }
-            }
-        }
-        return out
+        separable3x3(image.data, width: image.width, height: image.height) { max($0, $1) }
     }
 
-    // MARK: Binary operations
-
-    /// 3×3 binary dilation (`isMax`) or erosion; pixels outside the image are ignored.
-    public static func binary3x3(_ image: BinaryImage, isMax: Bool) -> BinaryImage {
-        let w = image.width, h = image.height
-        guard w > 0, h > 0 else { return image }
-        // Separable: OR (dilation) or AND (erosion) over 1×3, then over 3×1; pixels outside the image are
-        // ignored, which a product window allows. Row-pointer loops so that both passes vectorise.
-        var across = [UInt8](repeating: 0, count: w * h)
-        var out = [UInt8](repeating: 0, count: w * h)
-        @inline(__always) func combine(_ a: UInt8, _ b: UInt8) -> UInt8 { isMax ? a | b : a & b }
-        image.bits.withUnsafeBufferPointer { s in
+    /// `combine` folded over each pixel's 3×3 neighbourhood (pixels outside the image ignored, which a product
+    /// window allows): over 1×3, then over 3×1, on row pointers so that both passes vectorise once `combine`
+    /// is inlined (max, min, |, &). `combine` must be associative and commutative. O(N).
+    @inline(__always)
+    static func separable3x3<T>(_ values: [T], width w: Int, height h: Int, _ combine: (T, T) -> T) -> [T] {
+        var across = values, out = values
+        guard w > 0, h > 0 else { return out }
+        values.withUnsafeBufferPointer { s in
             across.withUnsafeMutableBufferPointer { a in
                 for y in 0..<h {
                     let src = s.baseAddress! + y * w, dst = a.baseAddress! + y * w
                     if w == 1 { dst[0] = src[0]; continue }
                     dst[0] = combine(src[0], src[1])
                     let left = src, centre = src + 1, right = src + 2, inner = dst + 1
-                    if isMax {
-                        for x in 0..<(w - 2) { inner[x] = left[x] | centre[x] | right[x] }
-                    } else {
-                        for x in 0..<(w - 2) { inner[x] = left[x] & centre[x] & right[x] }
-                    }
+                    for x in 0..<(w - 2) { inner[x] = combine(combine(left[x], centre[x]), right[x]) }
                     dst[w - 1] = combine(src[w - 2], src[w - 1])
                 }
             }
@@ -366,15 +332,20 @@ public enum Morphology {
                     let centre = a.baseAddress! + y * w
                     let up = y > 0 ? centre - w : centre, down = y < h - 1 ? centre + w : centre
                     let dst = o.baseAddress! + y * w
-                    if isMax {
-                        for x in 0..<w { dst[x] = up[x] | centre[x] | down[x] }
-                    } else {
-                        for x in 0..<w { dst[x] = up[x] & centre[x] & down[x] }
-                    }
+                    for x in 0..<w { dst[x] = combine(combine(up[x], centre[x]), down[x]) }
                 }
             }
         }
-        return BinaryImage(width: w, height: h, bits: out)
+        return out
+    }
+
+    // MARK: Binary operations
+
+    /// 3×3 binary dilation (`isMax`) or erosion; pixels outside the image are ignored.
+    public static func binary3x3(_ image: BinaryImage, isMax: Bool) -> BinaryImage {
+        let bits = isMax ? separable3x3(image.bits, width: image.width, height: image.height) { $0 | $1 }
+                         : separable3x3(image.bits, width: image.width, height: image.height) { $0 & $1 }
+        return BinaryImage(width: image.width, height: image.height, bits: bits)
     }
 
     /// Fills holes: background components that do not touch the image border become foreground. Background
