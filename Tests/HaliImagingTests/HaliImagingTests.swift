@@ -145,7 +145,7 @@ private func binary(_ rows: [String]) -> BinaryImage {
     /// The flooding queue pops by value descending, ties first-in-first-out, with −0 and +0 tied and negative
     /// values, infinities and subnormals in their float order: checked against a linear scan of the live entries.
     @Test func floodQueueOrderMatchesLinearScan() {
-        let pool: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, .infinity, -.infinity, 1e-40, -1e-40, 3.25, 2]
+        let pool: [Float] = [0, -0.0, 1, -1, 0.5, -0.5, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 3.25, 2]
         for seed in 0..<10 {
             let queue = FloodQueue(capacity: 4)
             var live: [(value: Float, index: Int32)] = []  // in insertion order
