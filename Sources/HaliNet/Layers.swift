@@ -84,6 +84,31 @@ func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, k: Int, stride: I
     }
 }
 
+/// Max pooling on raw NHWC buffers, windows `kernel`×`kernel` at `stride` with `pad` (outside pixels ignored).
+/// `argmax`, when given, receives the flat input index of each output's maximum (−1 if the window is empty),
+/// for the backward pass. One kernel for training (`MaxPool`) and inference (`FoldedResNet`).
+func maxPool(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kernel: Int, stride: Int, pad: Int,
+             into y: UnsafeMutablePointer<Float>, ho: Int, wo: Int, argmax: UnsafeMutablePointer<Int32>?) {
+    for b in 0..<n { for oy in 0..<ho { for ox in 0..<wo {
+        let o = ((b * ho + oy) * wo + ox) * c
+        (y + o).update(repeating: -.infinity, count: c)
+        argmax.map { (($0 + o)).update(repeating: -1, count: c) }
+        for ky in 0..<kernel {
+            let iy = oy * stride - pad + ky
+            if iy < 0 || iy >= h { continue }
+            for kx in 0..<kernel {
+                let ix = ox * stride - pad + kx
+                if ix < 0 || ix >= w { continue }
+                let i = ((b * h + iy) * w + ix) * c
+                for k in 0..<c where x[i + k] > y[o + k] {
+                    y[o + k] = x[i + k]
+                    argmax?[o + k] = Int32(i + k)
+                }
+            }
+        }
+    } } }
+}
+
 /// Adds every row of `cols` back into the window it came from (the adjoint of `im2col`); `dx` must be zeroed.
 func col2im(_ cols: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, k: Int, stride: Int, pad: Int, ho: Int,
             wo: Int, into dx: UnsafeMutablePointer<Float>) {
@@ -336,27 +361,19 @@ public final class MaxPool: @unchecked Sendable {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let ho = convOutputSize(x.h, kernel: kernel, stride: stride, pad: pad)
         let wo = convOutputSize(x.w, kernel: kernel, stride: stride, pad: pad)
-        var y = Tensor(n: x.n, h: ho, w: wo, c: x.c, repeating: -.infinity)
+        var y = Tensor(n: x.n, h: ho, w: wo, c: x.c)
         if training { argmax = [Int32](repeating: -1, count: y.count); inShape = (x.n, x.h, x.w, x.c) }
-        let C = x.c
         x.data.withUnsafeBufferPointer { px in
             y.data.withUnsafeMutableBufferPointer { py in
-                for b in 0..<x.n { for oy in 0..<ho { for ox in 0..<wo {
-                    let o = ((b * ho + oy) * wo + ox) * C
-                    for ky in 0..<kernel {
-                        let iy = oy * stride - pad + ky
-                        if iy < 0 || iy >= x.h { continue }
-                        for kx in 0..<kernel {
-                            let ix = ox * stride - pad + kx
-                            if ix < 0 || ix >= x.w { continue }
-                            let i = ((b * x.h + iy) * x.w + ix) * C
-                            for c in 0..<C where px[i + c] > py[o + c] {
-                                py[o + c] = px[i + c]
-                                if training { argmax[o + c] = Int32(i + c) }
-                            }
-                        }
+                if training {
+                    argmax.withUnsafeMutableBufferPointer { am in
+                        maxPool(px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
+                                into: py.baseAddress!, ho: ho, wo: wo, argmax: am.baseAddress!)
                     }
-                } } }
+                } else {
+                    maxPool(px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
+                            into: py.baseAddress!, ho: ho, wo: wo, argmax: nil)
+                }
             }
         }
         return y
@@ -373,14 +390,24 @@ public final class MaxPool: @unchecked Sendable {
 public enum GlobalAveragePool {
     public static func forward(_ x: Tensor) -> Tensor {
         var y = Tensor(n: x.n, h: 1, w: 1, c: x.c)
-        let hw = x.h * x.w, C = x.c, inv = 1 / Float(hw)
-        x.data.withUnsafeBufferPointer { p in
-            for b in 0..<x.n {
-                for s in 0..<hw { for c in 0..<C { y.data[b * C + c] += p[(b * hw + s) * C + c] } }
-                for c in 0..<C { y.data[b * C + c] *= inv }
+        x.data.withUnsafeBufferPointer { px in
+            y.data.withUnsafeMutableBufferPointer { py in
+                forward(px.baseAddress!, n: x.n, positions: x.h * x.w, channels: x.c, into: py.baseAddress!)
             }
         }
         return y
+    }
+
+    /// The same on raw NHWC buffers: `out` (n × channels) = mean over the `positions` pixels of each image.
+    public static func forward(_ x: UnsafePointer<Float>, n: Int, positions: Int, channels: Int,
+                               into out: UnsafeMutablePointer<Float>) {
+        let inv = 1 / Float(positions)
+        for b in 0..<n {
+            let o = out + b * channels
+            o.update(repeating: 0, count: channels)
+            for s in 0..<positions { let p = x + (b * positions + s) * channels; for c in 0..<channels { o[c] += p[c] } }
+            for c in 0..<channels { o[c] *= inv }
+        }
     }
 
     public static func backward(_ dy: Tensor, h: Int, w: Int) -> Tensor {

@@ -204,7 +204,8 @@ public final class ResNet: @unchecked Sendable {
         return FoldedResNet(
             config: config, stem: fold(conv1, bn1, relu: true),
             blocks: blocks.map { b in
-                FoldedBlock(conv1: fold(b.conv1, b.bn1, relu: true), conv2: fold(b.conv2, b.bn2, relu: false),
+                // conv2's ReLU comes after the residual add, which FoldedConv's epilogue does before activating.
+                FoldedBlock(conv1: fold(b.conv1, b.bn1, relu: true), conv2: fold(b.conv2, b.bn2, relu: true),
                             down: b.downConv.map { fold($0, b.downBN!, relu: false) })
             },
             fcWeight: fc.weight.value, fcBias: fc.bias.value)
@@ -283,9 +284,7 @@ public struct FoldedBlock: Sendable {
     public func forward(_ x: Tensor) -> Tensor {
         let h = conv1.forward(x)
         let s = down.map { $0.forward(x) } ?? x
-        var c2 = conv2
-        c2.relu = true
-        return c2.forward(h, residual: s)
+        return conv2.forward(h, residual: s)
     }
 }
 
@@ -320,7 +319,8 @@ public struct FoldedResNet: Sendable {
         if config.stemMaxPool {
             let (ph, pw) = (convOutputSize(size.h, kernel: 3, stride: 2, pad: 1), convOutputSize(size.w, kernel: 3, stride: 2, pad: 1))
             let pooled = workspace.buffer(1, count: n * ph * pw * channels)
-            maxPool3x3Stride2(current, n: n, h: size.h, w: size.w, c: channels, into: pooled, ho: ph, wo: pw)
+            maxPool(current, n: n, h: size.h, w: size.w, c: channels, kernel: 3, stride: 2, pad: 1, into: pooled,
+                    ho: ph, wo: pw, argmax: nil)
             current = pooled; slot = 1; size = (ph, pw)
         }
         for block in blocks {
@@ -335,20 +335,13 @@ public struct FoldedResNet: Sendable {
                              columns: workspace.buffer(4, count: down.columnsCount(n: n, h: size.h, w: size.w)))
                 shortcut = UnsafePointer(s)
             }
-            var conv2 = block.conv2
-            conv2.relu = true
+            let conv2 = block.conv2
             let next = workspace.buffer(1 - slot, count: n * mid.h * mid.w * conv2.outChannels)
             conv2.forward(hidden, n: n, h: mid.h, w: mid.w, residual: shortcut, into: next,
                           columns: workspace.buffer(4, count: conv2.columnsCount(n: n, h: mid.h, w: mid.w)))
             current = next; slot = 1 - slot; size = mid; channels = conv2.outChannels
         }
-        let hw = size.h * size.w, inv = 1 / Float(hw)
-        for b in 0..<n {
-            let o = out + b * channels
-            o.update(repeating: 0, count: channels)
-            for s in 0..<hw { let p = current + (b * hw + s) * channels; for c in 0..<channels { o[c] += p[c] } }
-            for c in 0..<channels { o[c] *= inv }
-        }
+        GlobalAveragePool.forward(current, n: n, positions: size.h * size.w, channels: channels, into: out)
     }
 
     public func logits(features f: Tensor) -> Tensor {
@@ -361,21 +354,6 @@ public struct FoldedResNet: Sendable {
         } }
         return y
     }
-}
-
-/// 3×3 stride-2 max pooling with padding 1 on raw NHWC buffers (ResNet-18's stem pool, inference only).
-func maxPool3x3Stride2(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, into y: UnsafeMutablePointer<Float>,
-                       ho: Int, wo: Int) {
-    for b in 0..<n { for oy in 0..<ho { for ox in 0..<wo {
-        let o = y + ((b * ho + oy) * wo + ox) * c
-        o.update(repeating: -.infinity, count: c)
-        for iy in max(0, oy * 2 - 1)..<min(h, oy * 2 + 2) {
-            for ix in max(0, ox * 2 - 1)..<min(w, ox * 2 + 2) {
-                let p = x + ((b * h + iy) * w + ix) * c
-                for k in 0..<c where p[k] > o[k] { o[k] = p[k] }
-            }
-        }
-    } } }
 }
 
 /// Scratch buffers reused from batch to batch by one inference thread (not shareable between threads).
@@ -400,9 +378,6 @@ public final class InferenceWorkspace {
         }
         return pointers[slot]!
     }
-
-    /// Floats held in all slots.
-    public var floatsHeld: Int { capacities.reduce(0, +) }
 
     deinit { for p in pointers { p?.deallocate() } }
 }

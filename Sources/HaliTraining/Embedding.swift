@@ -67,11 +67,14 @@ public struct Embedder: Sendable {
 
     /// Arg-max class of the network's own head.
     public func predict(_ set: PatchSet) -> [Int] {
-        let D = net.config.featureDimension
-        let f = features(set)
-        let logits = net.logits(features: Tensor(n: set.count, h: 1, w: 1, c: D, data: f))
+        predict(features: features(set), count: set.count)
+    }
+
+    /// Arg-max class of the network's own head on features already computed (count × D).
+    public func predict(features f: [Float], count: Int) -> [Int] {
+        let logits = net.logits(features: Tensor(n: count, h: 1, w: 1, c: net.config.featureDimension, data: f))
         let K = net.config.numClasses
-        return (0..<set.count).map { b in (0..<K).max { logits.data[b * K + $0] < logits.data[b * K + $1] }! }
+        return (0..<count).map { b in (0..<K).max { logits.data[b * K + $0] < logits.data[b * K + $1] }! }
     }
 }
 

@@ -62,7 +62,7 @@ struct EvalBackboneCommand: ParsableCommand {
                     classNames: classNames, lambda: lambda))
             }
             if classNames == meta.classes {  // the network's own trained head, for reference (no probe)
-                let pred = embedder.predict(te)
+                let pred = embedder.predict(features: fte, count: te.count)  // the features computed above
                 let m = ClassificationMetrics(truth: te.labels, predicted: pred, classes: classNames.count)
                 results.append(ProbeResult(features: "backbone's own head (no probe)", dimension: d, accuracy: m.accuracy,
                                            balancedAccuracy: m.balancedAccuracy, auroc: [:]))
@@ -72,10 +72,11 @@ struct EvalBackboneCommand: ParsableCommand {
 
         let consep = data + "/consep"
         if FileManager.default.fileExists(atPath: consep + "/train/cells.csv") {
-            let tr = try LabelledCells.load(consep + "/train").patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
-            let te = try LabelledCells.load(consep + "/test").patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
-            let measured = try (LabelledCells.load(consep + "/train").measurementFeatures(label: NucleusClass.index(of:), threads: threads),
-                                LabelledCells.load(consep + "/test").measurementFeatures(label: NucleusClass.index(of:), threads: threads))
+            let trainSet = try LabelledCells.load(consep + "/train"), testSet = try LabelledCells.load(consep + "/test")
+            let tr = try trainSet.patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
+            let te = try testSet.patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
+            let measured = try (trainSet.measurementFeatures(label: NucleusClass.index(of:), threads: threads),
+                                testSet.measurementFeatures(label: NucleusClass.index(of:), threads: threads))
             splits.append(probe("CoNSeP train → test", tr, te, classNames: NucleusClass.names, measured: measured))
         }
         if FileManager.default.fileExists(atPath: data + "/crc/cells.csv") {
