@@ -36,6 +36,10 @@ struct TrainBackboneCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads = 2
     @Flag(help: "No progress bar.") var quiet = false
 
+    func validate() throws {
+        guard colourJitter >= 0, colourJitter <= 5 else { throw ValidationError("--colour-jitter must be in 0…5") }
+    }
+
     func run() throws {
         HaliTrainingSetup.blasThreads(threads)
         HaliTrainingSetup.keepLargeAllocations()
@@ -77,7 +81,6 @@ struct TrainBackboneCommand: ParsableCommand {
         o.optimizer = optimizer; o.seed = seed; o.side = patchPixels
         o.progress = !quiet && isatty(STDOUT_FILENO) != 0  // a bar for people; per-epoch lines for logs
         o.timeLimit = maxMinutes * 60
-        guard colourJitter >= 0, colourJitter <= 5 else { throw ValidationError("--colour-jitter must be in 0…5") }
         o.augmentation.channelGain *= colourJitter
         o.augmentation.channelOffset *= colourJitter
         o.augmentation.brightness *= colourJitter
