@@ -126,7 +126,7 @@ public enum FeatureCache {
         let m = try compute()
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let bytes = m.values.withUnsafeBytes { Data($0) }
-        FileManager.default.createFile(atPath: path, contents: bytes)
+        _ = FileManager.default.createFile(atPath: path, contents: bytes)  // a cache: failing to write only costs time
         return m
     }
 }

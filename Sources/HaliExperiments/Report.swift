@@ -82,7 +82,7 @@ public enum LearningReport {
         // Stack the two plots vertically.
         var both = Canvas(width: acc.width, height: acc.height + bacc.height)
         both.rgb = acc.rgb + bacc.rgb
-        FileManager.default.createFile(atPath: path, contents: Data(both.png()))
+        try Data(both.png()).write(to: URL(fileURLWithPath: path))  // an unwritable --plot path is an error
     }
 
     public static func effectivenessText(_ r: EffectivenessResult) -> String {
