@@ -146,7 +146,7 @@ let package = Package(
         .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
-        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging"]),
+        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
         .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliTraining"]),

@@ -101,6 +101,8 @@ public struct DetectionReport: Sendable, Codable {
     public var radiusMicrons: Double
     public var radiusPixels: Double
     public var matchingRule: String
+    /// "hali-watershed" (with `parameters`) or the learned detector's weights.
+    public var detector: String
     public var parameters: NucleusDetectionParameters
     public var images: [ImageDetectionResult]
     public var overall: MatchCounts
@@ -125,6 +127,7 @@ public struct DetectionReport: Sendable, Codable {
         }
         let nameW = max(5, images.map(\.image.count).max() ?? 5)
         var out = "dataset: \(dataset)  (labels: \(labelSource), stain: \(stain), \(f(micronsPerPixel, 4)) µm/px)\n"
+        out += "detector: \(detector)\n"
         out += "matching: \(matchingRule); radius \(f(radiusMicrons, 2)) µm = \(f(radiusPixels, 2)) px\n"
         let cols = ["truth", "pred", "TP", "FP", "FN", "prec", "recall", "F1", "ms"]
         out += pad("image", nameW, left: true) + cols.map { pad($0, 7) }.joined(separator: " ") + "\n"
@@ -149,9 +152,12 @@ public enum DetectionEvaluation {
     ///   - mpp: input pixel size in µm; nil = from the dataset (meta.json / XML).
     ///   - stain: nil = from meta.json (default H&E).
     ///   - limit: evaluate only the first `limit` images (sorted by name).
+    ///   - detect: another detector (e.g. the learned one) instead of the watershed detector with `parameters`.
     public static func run(datasetDirectory: String, radiusMicrons: Double = 3, mpp: Double? = nil,
                            stain: StainKind? = nil, limit: Int? = nil,
-                           parameters: NucleusDetectionParameters = .init()) throws -> DetectionReport {
+                           parameters: NucleusDetectionParameters = .init(),
+                           detect: (@Sendable (RGBImage, Double) -> [Nucleus])? = nil,
+                           detectorName: String = "hali-watershed") throws -> DetectionReport {
         guard radiusMicrons > 0 else { throw DatasetError.malformed("radius must be positive") }
         var ds = try DatasetReader.load(directory: datasetDirectory)
         if let l = limit { ds.images = Array(ds.images.prefix(max(0, l))) }
@@ -167,7 +173,7 @@ public enum DetectionEvaluation {
         for img in ds.images {
             let rgb = try PNGReader.readRGB(path: img.path)
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let found = detector.detect(rgb, micronsPerPixel: pixelSize)
+            let found = detect?(rgb, pixelSize) ?? detector.detect(rgb, micronsPerPixel: pixelSize)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let m = CentroidMatching.match(predicted: found.map(\.centroid), truth: img.centroids, radius: radiusPx).counts
             rows.append(ImageDetectionResult(image: img.name, width: rgb.width, height: rgb.height, labelled: img.centroids.count,
@@ -178,7 +184,7 @@ public enum DetectionEvaluation {
         }
         return DetectionReport(dataset: datasetDirectory, labelSource: ds.labelSource.rawValue, micronsPerPixel: pixelSize,
                                stain: stainKind.rawValue, radiusMicrons: radiusMicrons, radiusPixels: radiusPx,
-                               matchingRule: CentroidMatching.rule, parameters: parameters, images: rows, overall: total,
+                               matchingRule: CentroidMatching.rule, detector: detectorName, parameters: parameters, images: rows, overall: total,
                                precision: total.precision, recall: total.recall, f1: total.f1, totalDetectSeconds: seconds,
                                megapixelsPerSecond: seconds > 0 ? Double(pixels) / 1e6 / seconds : 0,
                                nucleiPerSecond: seconds > 0 ? Double(nuclei) / seconds : 0)

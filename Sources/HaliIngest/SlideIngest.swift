@@ -28,6 +28,9 @@ public struct IngestOptions: Sendable {
     /// edge is the slide's: ≥ the detector's background radius + reconstruction radius + 3σ + a nucleus radius
     /// (8 + 16 + 4 + 10 µm by default).
     public var overlapMicrons = 48.0
+    /// Context for the learned detector (its network sees ±12 µm, plus a nucleus radius); used instead of
+    /// `overlapMicrons` when `learnedDetector` is set.
+    public var learnedOverlapMicrons = 24.0
     /// Tiles detected at once (each on its own core).
     public var threads = ProcessInfo.processInfo.activeProcessorCount
     /// Skip tiles with no tissue in the low-resolution tissue mask.
@@ -36,16 +39,33 @@ public struct IngestOptions: Sendable {
     public var embedder: Embedder?
     /// Names the weights in the manifest and index (e.g. their file name).
     public var embeddingSource = ""
+    /// When set, nuclei come from the learned detector (`hali train-detector` weights) instead of the watershed
+    /// detector; its working pixel size replaces `detector.workingPixelSizeMicrons`.
+    public var learnedDetector: LearnedNucleusDetector?
     /// Restrict the ingest to this level-0 rectangle (x, y, width, height); nil = the whole slide.
     public var region: (x: Int64, y: Int64, width: Int64, height: Int64)?
 
     public init() {}
+
+    /// The pixel size the detector works at (µm/px).
+    public var workingPixelSizeMicrons: Double {
+        learnedDetector?.detector.parameters.workingPixelSizeMicrons ?? detector.workingPixelSizeMicrons
+    }
 
     /// What decides the cells, as stored in the manifest; equal settings on the same slide make re-ingest a no-op.
     /// Tile size and threads are left out on purpose: they do not change the result beyond border order.
     public func settings(micronsPerPixel: Double) -> [String: String] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        if let learned = learnedDetector {
+            let parameters = (try? encoder.encode(learned.maps)).flatMap { String(data: $0, encoding: .utf8) } ?? ""
+            return [
+                "detector": "hali-learned", "detector_version": "1", "detector_weights": learned.source, "stain": stain.rawValue,
+                "parameters": parameters, "working_mpp": String(workingPixelSizeMicrons),
+                "mpp": String(micronsPerPixel), "overlap_um": String(learnedOverlapMicrons), "skip_glass": String(skipGlass),
+                "embedding": embedder == nil ? "none" : embeddingSource,
+            ]
+        }
         let parameters = (try? encoder.encode(detector)).flatMap { String(data: $0, encoding: .utf8) } ?? ""
         return [
             "detector": "hali-watershed", "detector_version": "1", "stain": stain.rawValue, "parameters": parameters,
@@ -105,7 +125,7 @@ public enum SlideIngest {
 
         // Read level: coarsest with pixels no larger than the working size (the detector never upsamples).
         var level = 0
-        for l in 0..<slide.levelCount where slide.levelDownsamples[l] * mpp <= options.detector.workingPixelSizeMicrons * 1.05 {
+        for l in 0..<slide.levelCount where slide.levelDownsamples[l] * mpp <= options.workingPixelSizeMicrons * 1.05 {
             level = l
         }
         let downsample = slide.levelDownsamples[level]
@@ -113,11 +133,15 @@ public enum SlideIngest {
         let (levelWidth, levelHeight) = slide.levelDimensions[level]
         // With an integer resampling factor k, tile origins, sizes and context are multiples of k, so every tile is
         // resampled on the slide's own k×k grid.
-        let factor = NucleusDetector.resamplingFactor(working: options.detector.workingPixelSizeMicrons, input: levelMpp)
-        let k = factor == factor.rounded() ? Int(factor) : 1
+        let factor = NucleusDetector.resamplingFactor(working: options.workingPixelSizeMicrons, input: levelMpp)
+        // The learned detector's network pools 2×2 twice and runs its convolutions in 16×16 blocks: its tiles start on
+        // multiples of 64 working pixels, so every tile shares the slide's pooling and block grids (and, with
+        // single-threaded OpenBLAS, computes a shared pixel bit for bit alike).
+        let k = (factor == factor.rounded() ? Int(factor) : 1) * (options.learnedDetector == nil ? 1 : 64)
         func multipleOfK(_ value: Int) -> Int { (value + k - 1) / k * k }
         let tile = multipleOfK(max(64, options.tileSize))
-        let overlap = multipleOfK(Int((options.overlapMicrons / levelMpp).rounded(.up)))
+        let overlapMicrons = options.learnedDetector == nil ? options.overlapMicrons : options.learnedOverlapMicrons
+        let overlap = multipleOfK(Int((overlapMicrons / levelMpp).rounded(.up)))
 
         let tissue = try TissueMask.compute(slide: slide)
         // The area covered, in read-level pixels: [areaX0, areaX1) × [areaY0, areaY1).
@@ -158,10 +182,11 @@ public enum SlideIngest {
         let job = TileJob(
             slide: slide, slidePath: slidePath, level: level, downsample: downsample, levelMpp: levelMpp,
             levelWidth: Int(levelWidth), levelHeight: Int(levelHeight), tile: tile, overlap: overlap,
-            detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix), embedder: options.embedder)
+            detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix),
+            learnedDetector: options.learnedDetector, embedder: options.embedder)
         // Tiles already run on every core: one OpenBLAS thread each, not two competing pools.
         let savedBLASThreads = BLAS.threadCount
-        if options.embedder != nil { BLAS.threadCount = 1 }
+        if options.embedder != nil || options.learnedDetector != nil { BLAS.threadCount = 1 }
         defer { BLAS.threadCount = savedBLASThreads }
         let stainNames = options.stain.stainNames
         let plannedTiles = tiles
@@ -194,7 +219,7 @@ public enum SlideIngest {
         let table = CellTable(rows: rowsByTile.flatMap { $0 }, stainNames: stainNames, embeddingSource: options.embeddingSource)
         let elapsed = clock.now - start
         var manifest = IndexManifest(
-            slide: identity, source: "hali-watershed", settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
+            slide: identity, source: options.learnedDetector == nil ? "hali-watershed" : "hali-learned", settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
             tissueAreaMicrons2: tissue.tissueAreaMicrons2(micronsPerPixel: mpp), tiles: tiles.count, seconds: elapsed.seconds,
             created: ISO8601DateFormatter().string(from: Date()))
         manifest.detectorThreshold = detectorParameters.threshold
@@ -211,7 +236,7 @@ public enum SlideIngest {
         slide: Slide, slidePath: String, level: Int, downsample: Double, levelMpp: Double,
         area: (x0: Int, y0: Int, x1: Int, y1: Int), tissue: TissueMask, skipGlass: Bool, options: IngestOptions
     ) throws -> Double? {
-        guard options.detector.otsuFactor > 0 else { return nil }
+        guard options.detector.otsuFactor > 0, options.learnedDetector == nil else { return nil }
         let w = calibrationWindow
         var candidates: [(Int, Int, Int, Int)] = []
         for y in stride(from: area.y0, to: area.y1, by: w) {
@@ -299,6 +324,7 @@ struct TileJob: Sendable {
     let tile: Int
     let overlap: Int
     let detector: NucleusDetector
+    let learnedDetector: LearnedNucleusDetector?
     let embedder: Embedder?
 
     func run(index: Int, tile t: (x: Int, y: Int, width: Int, height: Int)) throws -> (Int, [CellTable.Row], Double) {
@@ -314,7 +340,7 @@ struct TileJob: Sendable {
             throw IngestError(path: slidePath, message: "tile at level-\(level) (\(t.x), \(t.y)): \(error.message)")
         }
         let image = RGBImage(width: rw, height: rh, pixels: pixels)
-        let found = detector.detect(image, micronsPerPixel: levelMpp)
+        let found = learnedDetector?.detect(image, micronsPerPixel: levelMpp) ?? detector.detect(image, micronsPerPixel: levelMpp)
         // Ownership: the centroid must fall inside this tile's core (pixels t.x ..< t.x + width), read-level pixels.
         let coreX = Double(t.x) - 0.5, coreY = Double(t.y) - 0.5
         var rows: [CellTable.Row] = []

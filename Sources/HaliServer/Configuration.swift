@@ -26,6 +26,8 @@ public struct ServerConfiguration: Sendable {
     public var micronsPerPixel: Double?
     /// Backbone weights for first-use ingests: cells get CNN embeddings, which the models and the active learner use.
     public var weightsPath: String?
+    /// Learned nucleus detector weights for first-use ingests (`hali train-detector`); nil = the watershed detector.
+    public var detectorWeightsPath: String?
     public var sessions = SessionSettings()
     /// Concurrent retrains across all sessions (first come, first served).
     public var trainingWidth = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)

@@ -130,7 +130,7 @@ public final class HaliDaemon: Sendable {
         await catalog.load(
             paths: configuration.slidePaths, indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"),
             ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel,
-            weightsPath: configuration.weightsPath)
+            weightsPath: configuration.weightsPath, detectorWeightsPath: configuration.detectorWeightsPath)
         for slide in await catalog.all { await registry.add(slide) }
 
         typealias Listener = NIOAsyncChannel<NIOAsyncChannel<InboundFrame, Envelope>, Never>

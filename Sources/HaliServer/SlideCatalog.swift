@@ -22,7 +22,8 @@ actor SlideCatalog {
     /// `ingestMissing` is set. A slide that fails is logged with the reason and left out, so one corrupt file does not
     /// stop the daemon serving the others. Returns the failures.
     @discardableResult
-    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?, weightsPath: String?) async -> [String] {
+    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?, weightsPath: String?,
+              detectorWeightsPath: String? = nil) async -> [String] {
         var failures: [String] = []
         for path in paths {
             do {
@@ -39,6 +40,9 @@ actor SlideCatalog {
                         let (net, metadata) = try WeightsFile.load(path: weightsPath)
                         options.embedder = Embedder(net: net.folded(), metadata: metadata)
                         options.embeddingSource = (weightsPath as NSString).lastPathComponent
+                    }
+                    if let detectorWeightsPath {
+                        options.learnedDetector = try LearnedNucleusDetector.load(path: detectorWeightsPath)
                     }
                     let log = logger
                     let decile = LockedValue(-1)

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import HaliDatasets
 import HaliImaging
+import HaliTraining
 
 struct EvalDetectionCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,6 +38,20 @@ struct EvalDetectionCommand: ParsableCommand {
     @Option(name: .customLong("reconstruction-radius-um"), help: "Geodesic reach of the background reconstruction in µm (0 = unbounded, as QuPath).")
     var reconstructionRadiusMicrons: Double?
 
+    @Option(name: .customLong("detector-weights"), help: "Use the learned detector with these weights (hali train-detector) instead of the watershed detector.")
+    var detectorWeights: String?
+
+    @Option(name: .customLong("seed-threshold"), help: "With --detector-weights: minimum centre probability of a seed (default: from the weights).")
+    var seedThreshold: Double?
+
+    @Option(name: .customLong("foreground-threshold"), help: "With --detector-weights: minimum foreground probability of a nucleus pixel (default: from the weights).")
+    var foregroundThreshold: Double?
+
+    private func detectClosure(_ learned: LearnedNucleusDetector?) -> (@Sendable (RGBImage, Double) -> [Nucleus])? {
+        guard let learned else { return nil }
+        return { image, mpp in learned.detect(image, micronsPerPixel: mpp) }
+    }
+
     func validate() throws {
         guard radiusMicrons > 0 else { throw ValidationError("--radius-um must be positive") }
         if let m = mpp, !(m > 0) { throw ValidationError("--mpp must be positive") }
@@ -48,10 +63,23 @@ struct EvalDetectionCommand: ParsableCommand {
         var parameters = NucleusDetectionParameters()
         if let r = reconstructionRadiusMicrons { parameters.reconstructionRadiusMicrons = r }
         let report: DetectionReport
+        var learned: LearnedNucleusDetector?
+        if let path = detectorWeights {
+            do {
+                learned = try LearnedNucleusDetector.load(path: path, stains: (stain.flatMap { StainKind(rawValue: $0.lowercased()) } ?? .he).matrix)
+                if let seedThreshold { learned?.maps.seedThreshold = seedThreshold }
+                if let foregroundThreshold { learned?.maps.foregroundThreshold = foregroundThreshold }
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
         do {
             report = try DetectionEvaluation.run(
                 datasetDirectory: dataset, radiusMicrons: radiusMicrons, mpp: mpp,
-                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit, parameters: parameters)
+                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit, parameters: parameters,
+                detect: detectClosure(learned),
+                detectorName: learned.map { "learned (\($0.source))" } ?? "hali-watershed")
         } catch let e as DatasetError {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             throw ExitCode(2)

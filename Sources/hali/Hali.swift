@@ -13,7 +13,7 @@ struct Hali: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
-            TrainBackboneCommand.self, EmbedCommand.self, PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self, Eval.self,
+            TrainBackboneCommand.self, TrainDetectorCommand.self, EmbedCommand.self, PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self, Eval.self,
         ])
 }
 

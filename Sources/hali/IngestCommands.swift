@@ -42,6 +42,9 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Backbone weights (.safetensors): store every cell's CNN embedding in the index, for the models and the active learner.")
     var weights: String?
 
+    @Option(name: .customLong("detector-weights"), help: "Find nuclei with the learned detector (hali train-detector weights, e.g. Deploy/models/hali-detector-v1.safetensors) instead of the watershed detector.")
+    var detectorWeights: String?
+
     func run() async throws {
         guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
         guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
@@ -57,6 +60,14 @@ struct IngestCommand: AsyncParsableCommand {
                 options.embeddingSource = (weights as NSString).lastPathComponent
             } catch {
                 FileHandle.standardError.write(Data("hali ingest: weights \(weights): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        if let detectorWeights {
+            do {
+                options.learnedDetector = try LearnedNucleusDetector.load(path: detectorWeights, stains: stainKind.matrix)
+            } catch {
+                FileHandle.standardError.write(Data("hali ingest: detector weights \(detectorWeights): \(error)\n".utf8))
                 throw ExitCode(1)
             }
         }

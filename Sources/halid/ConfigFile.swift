@@ -31,6 +31,7 @@ struct DaemonConfigFile: Decodable {
     var annotators: [AnnotatorEntry]?
     var log_level: String?
     var weights: String?
+    var detector_weights: String?
 
     static func load(path: String) throws -> DaemonConfigFile {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("cannot read --config \(path)") }

@@ -41,6 +41,9 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "Backbone weights for slides ingested at start-up (cells get CNN embeddings).")
     var weights: String?
 
+    @Option(name: .long, help: "Learned nucleus detector weights (hali train-detector) for slides ingested at start-up.")
+    var detectorWeights: String?
+
     @Flag(name: .long, help: "Do not ingest slides without an index at start-up (refuse them instead).")
     var noIngest = false
 
@@ -90,6 +93,7 @@ struct Halid: AsyncParsableCommand {
         configuration.micronsPerPixel = mpp
         configuration.ingestMissing = !noIngest
         configuration.weightsPath = weights ?? file.weights
+        configuration.detectorWeightsPath = detectorWeights ?? file.detector_weights
         let daemon: HaliDaemon
         do {
             daemon = try HaliDaemon(configuration: configuration, logger: logger)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import HaliImaging
 
@@ -353,5 +354,58 @@ enum ColorDeconvolutionTestMath {
             #expect(short.data[i] <= full.data[i])
             #expect(short.data[i] >= min(marker.data[i], mask.data[i]))
         }
+    }
+}
+
+@Suite struct MapDetectionTests {
+    /// A working image at 0.5 µm/px (scale 1) with blank stain planes, and maps drawn from disks and centre peaks.
+    private func maps(disks: [(x: Double, y: Double, r: Double, peak: Bool)], width: Int = 40, height: Int = 30)
+        -> (WorkingImage, FloatImage, FloatImage) {
+        var fg = FloatImage(width: width, height: height), centre = FloatImage(width: width, height: height)
+        for y in 0..<height {
+            for x in 0..<width {
+                for d in disks {
+                    let d2 = (Double(x) - d.x) * (Double(x) - d.x) + (Double(y) - d.y) * (Double(y) - d.y)
+                    if d2 <= d.r * d.r { fg[x, y] = 0.9 }
+                    if d.peak { centre[x, y] = max(centre[x, y], Float(exp(-d2 / 8))) }
+                }
+            }
+        }
+        let plane = FloatImage(width: width, height: height, fill: 0.3)
+        let working = WorkingImage(width: width, height: height, scaleX: 1, scaleY: 1, micronsPerPixelX: 0.5, micronsPerPixelY: 0.5,
+                                   stainPlanes: [plane, plane], stainNames: ["hematoxylin", "eosin"],
+                                   opticalDensity: [Float](repeating: 0, count: width * height * 3))
+        return (working, fg, centre)
+    }
+
+    @Test func separateDisksBecomeNucleiAndSeedlessForegroundIsDropped() {
+        let (working, fg, centre) = maps(disks: [(10, 12, 4, true), (28, 15, 4, true), (36, 3, 2, false)])
+        let found = NucleusDetector.detect(working, foreground: fg, centre: centre, parameters: NucleusMapParameters())
+        #expect(found.count == 2)
+        guard found.count == 2 else { return }
+        let sorted = found.sorted { $0.centroid.x < $1.centroid.x }
+        #expect(abs(sorted[0].centroid.x - 10) < 1e-9 && abs(sorted[0].centroid.y - 12) < 1e-9)
+        #expect(abs(sorted[1].centroid.x - 28) < 1e-9 && abs(sorted[1].centroid.y - 15) < 1e-9)
+        // 49 pixels within radius 4 of a pixel centre, 0.25 µm² each.
+        #expect(abs(sorted[0].areaMicrons2 - 49 * 0.25) < 1e-9)
+        #expect(abs(sorted[0].stains[0].mean - 0.3) < 1e-6)
+    }
+
+    @Test func touchingDisksWithTwoPeaksAreSplit() {
+        let (working, fg, centre) = maps(disks: [(10, 12, 4, true), (17, 12, 4, true)])
+        let found = NucleusDetector.detect(working, foreground: fg, centre: centre, parameters: NucleusMapParameters())
+        #expect(found.count == 2)
+        let xs = found.map(\.centroid.x).sorted()
+        #expect(xs.count == 2 && xs[0] < 12.5 && xs[1] > 14.5, "\(xs)")
+        // A faint peak (below the seed threshold) seeds nothing: the pair becomes one nucleus.
+        var p = NucleusMapParameters()
+        p.seedThreshold = 0.95
+        let (w2, fg2, peaks) = maps(disks: [(10, 12, 4, true), (17, 12, 4, false)])
+        var c2 = peaks
+        for i in 0..<c2.count { c2.data[i] *= 0.5 }
+        #expect(NucleusDetector.detect(w2, foreground: fg2, centre: c2, parameters: p).isEmpty)
+        p.seedThreshold = 0.4
+        let one = NucleusDetector.detect(w2, foreground: fg2, centre: c2, parameters: p)
+        #expect(one.count == 1 && one[0].areaMicrons2 > 60 * 0.25)
     }
 }

@@ -67,6 +67,23 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         }
     }
 
+    /// The learned detector's tiles start on its 4-pixel pooling grid and its network runs in fixed-size chunks, so the
+    /// tile size and the thread count cannot change a single cell either.
+    @Test func learnedDetectorSameCellsFromTwoTileSizesAndThreads() async throws {
+        let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-detector-v1.safetensors").path
+        let detector = try LearnedNucleusDetector.load(path: weights)
+        var smallOptions = smallRegionOptions(tileSize: 256, threads: 2)
+        smallOptions.learnedDetector = detector
+        var largeOptions = smallRegionOptions(tileSize: 384, threads: 1)
+        largeOptions.learnedDetector = detector
+        let small = try await SlideIngest.run(slidePath: svs, options: smallOptions)
+        let large = try await SlideIngest.run(slidePath: svs, options: largeOptions)
+        #expect(small.table.count > 50)
+        #expect(small.table == large.table, "tile size changed the cells: \(small.table.count) vs \(large.table.count)")
+        #expect(small.manifest.source == "hali-learned" && small.manifest.settings["detector_weights"] == "hali-detector-v1.safetensors")
+    }
+
     @Test func indexRoundTripsAndRefusesDamage() async throws {
         let out = temporaryDirectory("index")
         defer { try? FileManager.default.removeItem(atPath: out) }

@@ -1,0 +1,82 @@
+import HaliMath
+import Testing
+
+@testable import HaliNet
+
+@Suite struct NucleusMapNetTests {
+    /// Every layer's backward pass, through both skips and both poolings, against central finite differences.
+    @Test func gradientsMatchFiniteDifferences() {
+        let net = NucleusMapNet(widths: [3, 4, 5], seed: 11)
+        let x = randomTensor(2, 8, 8, 3, seed: 5)
+        let failures = gradientCheck(
+            input: x, parameters: net.parameters, samples: 10,
+            forward: { net.forward($0, training: true) },
+            backward: { dy in net.backward(dy); return nil })
+        #expect(failures.isEmpty, "\(failures.prefix(5))")
+    }
+
+    /// The folded, chunked inference path computes the same logits as the layer-by-layer inference forward pass.
+    @Test func foldedEqualsLayerForward() {
+        let net = NucleusMapNet(widths: [4, 6, 8], seed: 3)
+        // Non-trivial batch-norm running statistics.
+        for s in 0..<3 { _ = net.forward(randomTensor(2, 16, 16, 3, seed: UInt64(20 + s)), training: true) }
+        let x = randomTensor(1, 20, 28, 3, seed: 9)  // 560 pixels: two full chunks and a padded one
+        let reference = net.forward(x, training: false)
+        let folded = net.folded().logits(x.data, height: 20, width: 28)
+        let largest = zip(reference.data, folded).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(largest < 1e-4, "folded logits differ by \(largest)")
+    }
+
+    /// A pixel far enough from a crop's edges gets bit-identical logits in the crop and in the whole image, as long as
+    /// the crop starts on the 64-pixel grid (pooling and sgemm blocks aligned) and OpenBLAS is single-threaded: what
+    /// makes tiled whole-slide detection independent of the tiling.
+    @Test func cropAlignedToTheBlockGridGivesIdenticalInterior() {
+        let net = NucleusMapNet(widths: [4, 6, 8], seed: 4).folded()
+        let saved = BLAS.threadCount
+        BLAS.threadCount = 1
+        defer { BLAS.threadCount = saved }
+        let side = 160
+        let x = randomTensor(1, side, side, 3, seed: 12).data
+        let whole = net.logits(x, height: side, width: side)
+        let c0 = 64, cs = side - c0
+        var crop = [Float](repeating: 0, count: cs * cs * 3)
+        for y in 0..<cs { for i in 0..<(cs * 3) { crop[y * cs * 3 + i] = x[((y + c0) * side + c0) * 3 + i] } }
+        let part = net.logits(crop, height: cs, width: cs)
+        var mismatches = 0, largest: Float = 0, nearest = side
+        for y in 100..<side { for xx in 100..<side { for c in 0..<2 where whole[(y * side + xx) * 2 + c] != part[((y - c0) * cs + xx - c0) * 2 + c] {
+            mismatches += 1
+            largest = max(largest, abs(whole[(y * side + xx) * 2 + c] - part[((y - c0) * cs + xx - c0) * 2 + c]))
+            nearest = min(nearest, y - c0, xx - c0)
+        } } }
+        #expect(mismatches == 0, "largest \(largest), nearest \(nearest)")
+    }
+
+    @Test func sigmoidCrossEntropyKnownAnswer() {
+        let logits = Tensor(n: 1, h: 1, w: 1, c: 2, data: [0, 2])
+        let (loss, grad) = sigmoidCrossEntropy(logits: logits, targets: [0.5, 1], channelWeights: [1, 2])
+        // 1·(0 − 0 + ln 2) + 2·(2 − 2 + ln(1 + e⁻²)) = 0.693147 + 2·0.126928
+        #expect(abs(loss - 0.947003) < 1e-5)
+        #expect(abs(grad.data[0]) < 1e-7)
+        #expect(abs(grad.data[1] - 2 * (1 / (1 + Float(0.1353353)) - 1)) < 1e-6)
+    }
+
+    @Test func weightFilesRoundTripAndRefuseOthers() throws {
+        let net = NucleusMapNet(widths: [4, 6, 8], seed: 2)
+        let bytes = net.safetensors(metadata: ["hali.working_mpp": "0.5"])
+        let back = try NucleusMapNet.load(try SafeTensors.parse(bytes))
+        #expect(back.widths == [4, 6, 8])
+        for (a, b) in zip(net.parameters, back.parameters) { #expect(a.value == b.value, "\(a.name)") }
+        // A backbone file is not a detector file.
+        let resnet = ResNet(config: .compact(), seed: 1)
+        #expect(throws: SafeTensorsError.self) {
+            _ = try NucleusMapNet.load(try SafeTensors.parse(resnet.safetensors(metadata: BackboneMetadata())))
+        }
+        // A missing tensor is named.
+        var file = try SafeTensors.parse(bytes)
+        file.tensors["dec1.conv.weight"] = nil
+        let reserialised = SafeTensors.serialize(file.tensors.map { ($0.key, $0.value.shape, $0.value.values) }, metadata: file.metadata)
+        #expect(throws: SafeTensorsError.missing(name: "dec1.conv.weight", expectedShape: [4, 4, 3, 3])) {
+            _ = try NucleusMapNet.load(try SafeTensors.parse(reserialised))
+        }
+    }
+}
