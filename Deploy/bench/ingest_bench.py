@@ -8,7 +8,9 @@
 3. In the same run, the scikit-image reference (Deploy/bench/skimage_reference.py: rgb2hed, Gaussian, Otsu,
    distance transform, peak_local_max, watershed) on the same source pixels (the 13 MoNuSeg tiles), single
    process, and its F1; and HALI's own detector on those tiles (`hali eval detection`, one thread).
-Prints medians and the ratios. Usage: python3 Deploy/bench/ingest_bench.py [--runs 3] [--hali .build/release/hali]
+Prints medians and the ratios. With --detector-weights FILE the learned detector (hali train-detector) is used for
+both the ingest and the per-tile figures instead of the watershed detector.
+Usage: python3 Deploy/bench/ingest_bench.py [--runs 3] [--hali .build/release/hali] [--detector-weights FILE]
 """
 import argparse
 import os
@@ -37,14 +39,16 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--hali", default=os.path.join(ROOT, ".build", "release", "hali"))
     ap.add_argument("--slide", default="/tmp/hali-bench/monuseg-mosaic-10k.tif")
+    ap.add_argument("--detector-weights", default=None, help="learned detector weights (default: watershed detector)")
     a = ap.parse_args()
+    learned = ["--detector-weights", a.detector_weights] if a.detector_weights else []
     if not os.path.exists(a.slide):
         subprocess.run(["bash", os.path.join(ROOT, "Deploy", "bench", "make_bench_slide.sh"), a.slide], check=True)
     out_dir = "/tmp/hali-bench/index"
 
     ingest = []
     for i in range(a.runs):
-        text, secs, peak = run([a.hali, "ingest", a.slide, "--mpp", "0.25", "--out", out_dir, "--force", "--threads", "2"])
+        text, secs, peak = run([a.hali, "ingest", a.slide, "--mpp", "0.25", "--out", out_dir, "--force", "--threads", "2"] + learned)
         cells = int(re.search(r": (\d+) cells", text).group(1))
         processed = float(re.search(r"; ([\d.]+) Mpx in", text).group(1))
         ingest.append((secs, cells, processed))
@@ -58,12 +62,13 @@ def main():
                       "--dataset", os.path.join(DATA, "monuseg", "train"), "--runs", str(a.runs)])
     sk_mps = float(re.search(r"median of \d+ runs\): ([\d.]+) MP/s", text).group(1))
     sk_f1 = float(re.search(r"F1=([\d.]+)", text).group(1))
-    text, _, _ = run([a.hali, "eval", "detection", "--dataset", os.path.join(DATA, "monuseg", "train")])
+    text, _, _ = run([a.hali, "eval", "detection", "--dataset", os.path.join(DATA, "monuseg", "train")] + learned)
     hali_f1 = float(re.search(r"^overall\s+.*\s([\d.]+)\s+\d+\s*$", text, re.M).group(1))
     hali_tile_mps = float(re.search(r"detector: ([\d.]+) MP/s", text).group(1))
 
     print()
     print(f"slide: {a.slide} (10000 x 10000 px at 0.25 um/px = {slide_mp:.0f} MP level 0)")
+    print(f"detector: {'learned, ' + a.detector_weights if a.detector_weights else 'watershed'}")
     print(f"HALI ingest, 2 threads, median of {a.runs}: {secs:.2f} s -> {slide_mp / secs:.2f} MP/s of slide, "
           f"{cells / secs:.0f} nuclei/s, {cells} nuclei; peak RSS {peak_mib:.0f} MiB")
     print(f"HALI detector on the 13 MoNuSeg tiles, 1 thread: {hali_tile_mps:.2f} MP/s, F1 {hali_f1:.3f}")

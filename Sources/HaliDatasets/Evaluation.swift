@@ -152,14 +152,21 @@ public enum DetectionEvaluation {
     ///   - mpp: input pixel size in µm; nil = from the dataset (meta.json / XML).
     ///   - stain: nil = from meta.json (default H&E).
     ///   - limit: evaluate only the first `limit` images (sorted by name).
+    ///   - range: evaluate only images `range` (1-based, sorted by name; applied before `limit`).
     ///   - detect: another detector (e.g. the learned one) instead of the watershed detector with `parameters`.
     public static func run(datasetDirectory: String, radiusMicrons: Double = 3, mpp: Double? = nil,
-                           stain: StainKind? = nil, limit: Int? = nil,
+                           stain: StainKind? = nil, limit: Int? = nil, range: ClosedRange<Int>? = nil,
                            parameters: NucleusDetectionParameters = .init(),
                            detect: (@Sendable (RGBImage, Double) -> [Nucleus])? = nil,
                            detectorName: String = "hali-watershed") throws -> DetectionReport {
         guard radiusMicrons > 0 else { throw DatasetError.malformed("radius must be positive") }
         var ds = try DatasetReader.load(directory: datasetDirectory)
+        if let r = range {
+            guard r.lowerBound >= 1, r.upperBound <= ds.images.count else {
+                throw DatasetError.malformed("images \(r.lowerBound)-\(r.upperBound) outside 1…\(ds.images.count)")
+            }
+            ds.images = Array(ds.images[(r.lowerBound - 1)..<r.upperBound])
+        }
         if let l = limit { ds.images = Array(ds.images.prefix(max(0, l))) }
         guard let pixelSize = mpp ?? ds.micronsPerPixel, pixelSize > 0 else {
             throw DatasetError.malformed("\(datasetDirectory): pixel size unknown (no approx_mpp in meta.json); pass --mpp")

@@ -24,13 +24,16 @@ public struct DetectorSample: Sendable {
 }
 
 public enum DetectorData {
-    /// Loads images/*.png with instances/*.png of `directory`, resampled to `parameters.workingPixelSizeMicrons`.
-    /// `names`: a subset of image file names (nil = all).
+    /// Loads images/*.png of `directory` with their instance maps (instances/*.png, else annotations/*.xml polygons
+    /// rasterised by `DatasetReader.instanceMap`), resampled to `parameters.workingPixelSizeMicrons`.
+    /// `names`: a subset of image file names (nil = all). Only exhaustively outlined sets belong here: an unlabelled
+    /// nucleus would be taught as background.
     public static func load(directory: String, names: [String]? = nil, micronsPerPixel: Double? = nil,
                             parameters: NucleusDetectionParameters = .init(), centreSigmaMicrons: Double = 1) throws -> [DetectorSample] {
         let ds = try DatasetReader.load(directory: directory)
-        guard FileManager.default.fileExists(atPath: directory + "/instances") else {
-            throw DatasetError.malformed("\(directory): training the detector needs instances/*.png (instance maps)")
+        let hasInstances = FileManager.default.fileExists(atPath: directory + "/instances")
+        guard hasInstances || FileManager.default.fileExists(atPath: directory + "/annotations") else {
+            throw DatasetError.malformed("\(directory): training the detector needs instances/*.png or annotations/*.xml (nucleus outlines)")
         }
         guard let mpp = micronsPerPixel ?? ds.micronsPerPixel else {
             throw DatasetError.malformed("\(directory): pixel size unknown (no approx_mpp in meta.json)")
@@ -39,7 +42,9 @@ public enum DetectorData {
         var out: [DetectorSample] = []
         for img in ds.images where names == nil || names!.contains(img.name) {
             let rgb = try PNGReader.readRGB(path: img.path)
-            let map = try PNGReader.readGray16(path: directory + "/instances/" + img.name)
+            let map = hasInstances ? try PNGReader.readGray16(path: directory + "/instances/" + img.name)
+                : DatasetReader.instanceMap(polygons: try AperioXML.read(path: directory + "/annotations/" + img.name.dropLast(4) + ".xml").polygons,
+                                            width: rgb.width, height: rgb.height)
             guard map.width == rgb.width, map.height == rgb.height else {
                 throw DatasetError.malformed("\(img.name): instance map \(map.width)×\(map.height) ≠ image \(rgb.width)×\(rgb.height)")
             }

@@ -32,6 +32,9 @@ struct EvalDetectionCommand: ParsableCommand {
     @Option(name: .long, help: "Evaluate only the first N images (sorted by name).")
     var limit: Int?
 
+    @Option(name: .long, help: "Evaluate only images FIRST-LAST (1-based, sorted by name), e.g. the fold a model did not see.")
+    var images: String?
+
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
@@ -47,6 +50,13 @@ struct EvalDetectionCommand: ParsableCommand {
     @Option(name: .customLong("foreground-threshold"), help: "With --detector-weights: minimum foreground probability of a nucleus pixel (default: from the weights).")
     var foregroundThreshold: Double?
 
+    func imageRange() throws -> ClosedRange<Int>? {
+        guard let images else { return nil }
+        let r = images.split(separator: "-")
+        guard r.count == 2, let a = Int(r[0]), let b = Int(r[1]), a >= 1, a <= b else { return nil }
+        return a...b
+    }
+
     private func detectClosure(_ learned: LearnedNucleusDetector?) -> (@Sendable (RGBImage, Double) -> [Nucleus])? {
         guard let learned else { return nil }
         return { image, mpp in learned.detect(image, micronsPerPixel: mpp) }
@@ -56,6 +66,7 @@ struct EvalDetectionCommand: ParsableCommand {
         guard radiusMicrons > 0 else { throw ValidationError("--radius-um must be positive") }
         if let m = mpp, !(m > 0) { throw ValidationError("--mpp must be positive") }
         if let l = limit, l <= 0 { throw ValidationError("--limit must be at least 1") }
+        if images != nil, try imageRange() == nil { throw ValidationError("--images must be FIRST-LAST, 1 ≤ FIRST ≤ LAST") }
         if let s = stain, StainKind(rawValue: s.lowercased()) == nil { throw ValidationError("--stain must be he or hdab") }
     }
 
@@ -69,6 +80,8 @@ struct EvalDetectionCommand: ParsableCommand {
                 learned = try LearnedNucleusDetector.load(path: path, stains: (stain.flatMap { StainKind(rawValue: $0.lowercased()) } ?? .he).matrix)
                 if let seedThreshold { learned?.maps.seedThreshold = seedThreshold }
                 if let foregroundThreshold { learned?.maps.foregroundThreshold = foregroundThreshold }
+                // The report's speed is per thread (as the watershed detector's); one OpenBLAS thread, as ingest runs it.
+                HaliTrainingSetup.blasThreads(1)
             } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitCode(2)
@@ -77,7 +90,7 @@ struct EvalDetectionCommand: ParsableCommand {
         do {
             report = try DetectionEvaluation.run(
                 datasetDirectory: dataset, radiusMicrons: radiusMicrons, mpp: mpp,
-                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit, parameters: parameters,
+                stain: stain.flatMap { StainKind(rawValue: $0.lowercased()) }, limit: limit, range: try imageRange(), parameters: parameters,
                 detect: detectClosure(learned),
                 detectorName: learned.map { "learned (\($0.source))" } ?? "hali-watershed")
         } catch let e as DatasetError {

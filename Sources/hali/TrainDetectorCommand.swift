@@ -9,17 +9,15 @@ import HaliTraining
 struct TrainDetectorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train-detector",
-        abstract: "Train the learned nucleus detector on instance maps (DIR/images, DIR/instances, DIR/meta.json).",
+        abstract: "Train the learned nucleus detector on outlined nuclei (DIR/images with DIR/instances or DIR/annotations).",
         discussion: """
-            The last --val-count images (sorted by name) of the set are held out: the seed threshold is chosen on \
-            them (best F1 at 3 µm), and their F1 is printed. Evaluate on other data with \
-            `hali eval detection --detector-weights FILE`.
+            Each --data and --val is DIR or DIR:FIRST-LAST (1-based range over the sorted image names). Every nucleus             of a training image must be outlined (instance maps, or Aperio XML polygons). The seed threshold is chosen             on the --val images (best F1 at 3 µm) and stored in the weights. Evaluate on other data with             `hali eval detection --detector-weights FILE`.
             """)
 
-    @Option(help: "Instance-labelled set (CoNSeP layout).") var data: String
+    @Option(name: .customLong("data"), help: "Training set DIR or DIR:FIRST-LAST (repeatable).") var data: [String]
+    @Option(name: .customLong("val"), help: "Validation set DIR or DIR:FIRST-LAST (repeatable), for the seed threshold.") var val: [String]
     @Option(help: "Output .safetensors file.") var out: String
-    @Option(help: "Images held out for validation (the last N by name).") var valCount = 4
-    @Option(help: "Optimiser steps.") var steps = 1500
+    @Option(help: "Optimiser steps.") var steps = 3000
     @Option(help: "Mini-batch size.") var batchSize = 8
     @Option(help: "Crop side at the working resolution (multiple of 4).") var crop = 128
     @Option(help: "Peak learning rate.") var lr: Float = 3e-3
@@ -27,30 +25,42 @@ struct TrainDetectorCommand: ParsableCommand {
     @Option(help: "Colour jitter strength (0 = none).") var colourJitter: Float = 1
     @Option(help: "Scale jitter a: crops resampled by exp(U(−a, a)); 0 = none.") var scaleJitter: Float = 0.25
     @Option(help: "Random seed.") var seed: UInt64 = 1
-    @Option(help: "OpenBLAS threads.") var threads = 2
+    @Option(help: "OpenBLAS threads.") var threads = 1
     @Option(help: "Working pixel size in µm.") var workingMpp = 0.5
 
     func validate() throws {
         guard crop % 4 == 0, crop >= 32 else { throw ValidationError("--crop must be a multiple of 4, at least 32") }
         guard parsedWidths().count == 3 else { throw ValidationError("--widths needs three positive integers") }
-        guard steps > 0, batchSize > 0, valCount >= 1 else { throw ValidationError("--steps, --batch-size, --val-count must be positive") }
+        guard steps > 0, batchSize > 0 else { throw ValidationError("--steps and --batch-size must be positive") }
+        guard !data.isEmpty, !val.isEmpty else { throw ValidationError("give at least one --data and one --val set") }
     }
 
     func parsedWidths() -> [Int] { widths.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 } }
+
+    /// The set's directory, its images in the range (sorted names), and its pixel size.
+    static func select(_ spec: String) throws -> (directory: String, images: [LabelledImage], mpp: Double) {
+        let (directory, range) = try TrainBackboneCommand.parse(spec)
+        let set = try DatasetReader.load(directory: directory)
+        guard let mpp = set.micronsPerPixel else { throw ValidationError("\(directory): no approx_mpp in meta.json") }
+        let images = set.images.sorted { $0.name < $1.name }
+        guard let r = range else { return (directory, images, mpp) }
+        guard r.lowerBound >= 1, r.upperBound <= images.count else { throw ValidationError("\(spec): range outside 1…\(images.count)") }
+        return (directory, Array(images[(r.lowerBound - 1)..<r.upperBound]), mpp)
+    }
 
     func run() throws {
         HaliTrainingSetup.blasThreads(threads)
         HaliTrainingSetup.keepLargeAllocations()
         let t0 = Date()
-        let dataset = try DatasetReader.load(directory: data)
-        let names = dataset.images.map(\.name).sorted()
-        guard names.count > valCount else { throw ValidationError("\(data): \(names.count) images, cannot hold out \(valCount)") }
-        let trainNames = Array(names.dropLast(valCount)), valNames = Array(names.suffix(valCount))
         var parameters = NucleusDetectionParameters()
         parameters.workingPixelSizeMicrons = workingMpp
-        let samples = try DetectorData.load(directory: data, names: trainNames, parameters: parameters)
-        print("train-detector: \(samples.count) training images (\(samples.map { $0.centroids.count }.reduce(0, +)) nuclei), "
-              + "validation \(valNames.joined(separator: " "))")
+        var samples: [DetectorSample] = []
+        for spec in data {
+            let (directory, images, mpp) = try Self.select(spec)
+            let loaded = try DetectorData.load(directory: directory, names: images.map(\.name), micronsPerPixel: mpp, parameters: parameters)
+            print("\(spec): \(loaded.count) training images, \(loaded.map { $0.centroids.count }.reduce(0, +)) nuclei")
+            samples += loaded
+        }
         var options = DetectorTrainingOptions()
         options.steps = steps; options.batchSize = batchSize; options.crop = crop; options.learningRate = lr
         options.widths = parsedWidths(); options.seed = seed; options.colourJitter = colourJitter
@@ -60,14 +70,17 @@ struct TrainDetectorCommand: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "step %5d/%d  loss %.4f  %.0f s\n", step, steps, loss,
                                                        Date().timeIntervalSince(t0)).utf8))
         }
-        // Seed threshold on the held-out images.
-        guard let mpp = dataset.micronsPerPixel else { throw ValidationError("\(data): no approx_mpp in meta.json") }
+        // Seed threshold on the validation images.
         let learned = LearnedNucleusDetector(net: net, workingPixelSizeMicrons: workingMpp)
-        var cached: [(truth: [Point], working: WorkingImage, fg: FloatImage, centre: FloatImage)] = []
-        for img in dataset.images where valNames.contains(img.name) {
-            let working = learned.detector.workingImage(try PNGReader.readRGB(path: img.path), micronsPerPixel: mpp)
-            let (fg, centre) = learned.probabilityMaps(working)
-            cached.append((img.centroids, working, fg, centre))
+        var cached: [(truth: [Point], radius: Double, working: WorkingImage, fg: FloatImage, centre: FloatImage)] = []
+        for spec in val {
+            let (_, images, mpp) = try Self.select(spec)
+            for img in images {
+                let working = learned.detector.workingImage(try PNGReader.readRGB(path: img.path), micronsPerPixel: mpp)
+                let (fg, centre) = learned.probabilityMaps(working)
+                cached.append((img.centroids, 3 / mpp, working, fg, centre))
+            }
+            print("validation: \(spec), \(images.count) images")
         }
         var best = (f1: -1.0, maps: NucleusMapParameters())
         for t in stride(from: 0.04, through: 0.6, by: 0.02) {
@@ -76,18 +89,20 @@ struct TrainDetectorCommand: ParsableCommand {
             var total = MatchCounts(truePositives: 0, falsePositives: 0, falseNegatives: 0)
             for c in cached {
                 let found = NucleusDetector.detect(c.working, foreground: c.fg, centre: c.centre, parameters: maps)
-                total = total + CentroidMatching.match(predicted: found.map(\.centroid), truth: c.truth, radius: 3 / mpp).counts
+                total = total + CentroidMatching.match(predicted: found.map(\.centroid), truth: c.truth, radius: c.radius).counts
             }
             print(String(format: "validation: seed threshold %.2f  P %.3f  R %.3f  F1 %.3f", maps.seedThreshold, total.precision,
                          total.recall, total.f1))
-            if total.f1 > best.f1 { best = (total.f1, maps) }
+            if total.f1 > best.f1 + 1e-9 { best = (total.f1, maps) }
         }
         let seconds = Date().timeIntervalSince(t0)
+        let command = "hali train-detector " + (data.map { "--data \($0)" } + val.map { "--val \($0)" }).joined(separator: " ")
+            + " --steps \(steps) --batch-size \(batchSize) --crop \(crop) --lr \(lr) --widths \(widths) --colour-jitter \(colourJitter)"
+            + " --scale-jitter \(scaleJitter) --seed \(seed) --working-mpp \(workingMpp)"
         try LearnedNucleusDetector.save(
             net, workingPixelSizeMicrons: workingMpp, maps: best.maps,
-            extra: ["hali.training": "hali train-detector --data \(data) --val-count \(valCount) --steps \(steps) --batch-size \(batchSize) "
-                        + "--crop \(crop) --lr \(lr) --widths \(widths) --colour-jitter \(colourJitter) --scale-jitter \(scaleJitter) --seed \(seed)",
-                    "hali.validation_f1": String(format: "%.4f", best.f1), "hali.training_seconds": String(format: "%.0f", seconds)],
+            extra: ["hali.training": command, "hali.validation_f1": String(format: "%.4f", best.f1),
+                    "hali.training_seconds": String(format: "%.0f", seconds)],
             path: out)
         print(String(format: "train-detector: seed threshold %.2f (validation F1 %.3f); wrote %@ in %.1f min", best.maps.seedThreshold,
                      best.f1, out, seconds / 60))
