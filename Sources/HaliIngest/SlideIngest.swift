@@ -28,7 +28,7 @@ public struct IngestOptions: Sendable {
     /// edge is the slide's: ≥ the detector's background radius + reconstruction radius + 3σ + a nucleus radius
     /// (8 + 16 + 4 + 10 µm by default).
     public var overlapMicrons = 48.0
-    /// Context for the learned detector (its network sees ±12 µm, plus a nucleus radius); used instead of
+    /// Context for the learned detector (its network sees ±10.5 µm, plus a nucleus radius); used instead of
     /// `overlapMicrons` when `learnedDetector` is set.
     public var learnedOverlapMicrons = 24.0
     /// Tiles detected at once (each on its own core).

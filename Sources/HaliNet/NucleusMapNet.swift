@@ -201,9 +201,12 @@ extension FoldedConv {
                         let bh = min(B, h - by), bw = min(B, w - bx)
                         if bh < B || bw < B { columns.update(repeating: 0, count: P * K) }
                         for oy in by..<(by + bh) {
+                            if kernel == 1 {  // the block row's pixels are contiguous in x and in the columns
+                                (columns + (oy - by) * B * K).update(from: x + (oy * w + bx) * inChannels, count: bw * K)
+                                continue
+                            }
                             for ox in bx..<(bx + bw) {
                                 let row = columns + ((oy - by) * B + ox - bx) * K
-                                if kernel == 1 { row.update(from: x + (oy * w + ox) * inChannels, count: K); continue }
                                 let x0 = ox - pad
                                 let lo = max(0, -x0), hi = min(kernel, w - x0)
                                 for ky in 0..<kernel {
@@ -212,7 +215,11 @@ extension FoldedConv {
                                     if iy < 0 || iy >= h { dst.update(repeating: 0, count: kc); continue }
                                     if lo > 0 { dst.update(repeating: 0, count: lo * inChannels) }
                                     let run = (hi - lo) * inChannels, src = x + (iy * w + x0 + lo) * inChannels
-                                    for q in 0..<run { dst[lo * inChannels + q] = src[q] }
+                                    if run <= 16 {  // the stem's 9-float runs: a call to memmove costs more than the copy
+                                        for q in 0..<run { dst[lo * inChannels + q] = src[q] }
+                                    } else {
+                                        (dst + lo * inChannels).update(from: src, count: run)
+                                    }
                                     if hi < kernel { (dst + hi * inChannels).update(repeating: 0, count: (kernel - hi) * inChannels) }
                                 }
                             }

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""MoNuSeg F1 of the learned detector recipe by 2-fold cross-validation, and CoNSeP test F1 of the shipped weights.
+
+The shipped detector (Deploy/models/hali-detector-v1.safetensors) learned from all 13 MoNuSeg training images, so its
+MoNuSeg score would be a training score. This trains the same recipe twice with half of MoNuSeg each (images 1-7 and
+8-13 in name order, plus CoNSeP train 1-23; CoNSeP train 24-27 choose the threshold), scores each model on the half it
+did not see with `hali eval detection --images`, and pools TP/FP/FN over the two halves.
+
+Usage: python3 Deploy/bench/detector_folds.py [--hali .build/release/hali] [--out /tmp/hali-folds] [--skip-training]
+       [--weights Deploy/models/hali-detector-v1.safetensors] [-- extra train-detector options, e.g. --widths 8,16,32]
+Takes about 2 x 25 min of training on 2 cores (both folds at once, one OpenBLAS thread each).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DATA = os.path.join(ROOT, "..", "shared", "data")
+FOLDS = [("A", "1-7", "8-13"), ("B", "8-13", "1-7")]  # (name, MoNuSeg images trained on, images scored)
+
+
+def evaluate(hali, dataset, weights, images=None):
+    cmd = [hali, "eval", "detection", "--dataset", dataset, "--detector-weights", weights, "--json"]
+    if images:
+        cmd += ["--images", images]
+    report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return report["overall"]
+
+
+def f1(c):
+    tp, fp, fn = c["truePositives"], c["falsePositives"], c["falseNegatives"]
+    return tp / max(1, tp + fp), tp / max(1, tp + fn), 2 * tp / max(1, 2 * tp + fp + fn)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hali", default=os.path.join(ROOT, ".build", "release", "hali"))
+    ap.add_argument("--out", default="/tmp/hali-folds")
+    ap.add_argument("--weights", default=os.path.join(ROOT, "Deploy", "models", "hali-detector-v1.safetensors"))
+    ap.add_argument("--skip-training", action="store_true", help="reuse OUT/fold-*.safetensors")
+    ap.add_argument("extra", nargs="*", help="extra train-detector options (after --)")
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    monuseg, consep = os.path.join(DATA, "monuseg", "train"), os.path.join(DATA, "consep")
+    if not a.skip_training:
+        procs = []
+        for name, train, _ in FOLDS:
+            cmd = [a.hali, "train-detector", "--data", f"{consep}/train:1-23", "--data", f"{monuseg}:{train}",
+                   "--val", f"{consep}/train:24-27", "--out", f"{a.out}/fold-{name}.safetensors"] + a.extra
+            log = open(f"{a.out}/fold-{name}.log", "w")
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+        if any(p.wait() != 0 for p in procs):
+            sys.exit("detector_folds: a training run failed (see the logs in " + a.out + ")")
+    pooled = {"truePositives": 0, "falsePositives": 0, "falseNegatives": 0}
+    for name, train, scored in FOLDS:
+        c = evaluate(a.hali, monuseg, f"{a.out}/fold-{name}.safetensors", scored)
+        for k in pooled:
+            pooled[k] += c[k]
+        p, r, f = f1(c)
+        print(f"fold {name}: trained on MoNuSeg {train}, scored on {scored}: P {p:.3f} R {r:.3f} F1 {f:.3f}  {c}")
+    p, r, f = f1(pooled)
+    print(f"MoNuSeg train, 2-fold cross-validation (pooled): P {p:.3f} R {r:.3f} F1 {f:.3f}  {pooled}")
+    if os.path.exists(a.weights):
+        p, r, f = f1(evaluate(a.hali, os.path.join(consep, "test"), a.weights))
+        print(f"CoNSeP test, {os.path.basename(a.weights)}: P {p:.3f} R {r:.3f} F1 {f:.3f}")
+
+
+if __name__ == "__main__":
+    main()
