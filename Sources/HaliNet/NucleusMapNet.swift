@@ -259,32 +259,31 @@ public struct FoldedNucleusMapNet: Sendable {
         defer { scratch.deallocate() }
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> { .allocate(capacity: count) }
         let full = h * w, half = full / 4, quarter = full / 16
-        let t0 = buffer(full * w0), s1 = buffer(full * w0), p1 = buffer(half * w0)
-        let t1 = buffer(half * w1), s2 = buffer(half * w1), p2 = buffer(quarter * w1)
-        let t2 = buffer(quarter * w2), b = buffer(quarter * w2), l2 = buffer(quarter * w1)
-        let u2 = buffer(half * w1), o2 = buffer(half * w1), l1 = buffer(half * w0), u1 = buffer(full * w0)
-        let o1 = buffer(full * w0)
-        defer { for p in [t0, s1, p1, t1, s2, p2, t2, b, l2, u2, o2, l1, u1, o1] { p.deallocate() } }
+        // Seven buffers, each reused once its contents are dead (two at full resolution instead of four).
+        let a = buffer(full * w0), b = buffer(full * w0)
+        let c = buffer(half * max(w0, w1)), d = buffer(half * max(w0, w1)), e = buffer(half * w1)
+        let f = buffer(quarter * max(w1, w2)), g = buffer(quarter * max(w1, w2))
+        defer { for p in [a, b, c, d, e, f, g] { p.deallocate() } }
         var y = [Float](repeating: 0, count: full * NucleusMapNet.outputs)
         input.withUnsafeBufferPointer { x in
-            units[0].forwardBlocked(x.baseAddress!, h: h, w: w, into: t0, scratch: scratch)
+            units[0].forwardBlocked(x.baseAddress!, h: h, w: w, into: a, scratch: scratch)
         }
-        units[1].forwardBlocked(t0, h: h, w: w, into: s1, scratch: scratch)
-        maxPool(s1, n: 1, h: h, w: w, c: w0, kernel: 2, stride: 2, pad: 0, into: p1, ho: h / 2, wo: w / 2, argmax: nil)
-        units[2].forwardBlocked(p1, h: h / 2, w: w / 2, into: t1, scratch: scratch)
-        units[3].forwardBlocked(t1, h: h / 2, w: w / 2, into: s2, scratch: scratch)
-        maxPool(s2, n: 1, h: h / 2, w: w / 2, c: w1, kernel: 2, stride: 2, pad: 0, into: p2, ho: h / 4, wo: w / 4, argmax: nil)
-        units[4].forwardBlocked(p2, h: h / 4, w: w / 4, into: t2, scratch: scratch)
-        units[5].forwardBlocked(t2, h: h / 4, w: w / 4, into: b, scratch: scratch)
-        units[6].forwardBlocked(b, h: h / 4, w: w / 4, into: l2, scratch: scratch)
-        Upsample2.forward(l2, n: 1, h: h / 4, w: w / 4, c: w1, into: u2)
-        for i in 0..<(half * w1) { u2[i] = max(u2[i] + s2[i], 0) }
-        units[7].forwardBlocked(u2, h: h / 2, w: w / 2, into: o2, scratch: scratch)
-        units[8].forwardBlocked(o2, h: h / 2, w: w / 2, into: l1, scratch: scratch)
-        Upsample2.forward(l1, n: 1, h: h / 2, w: w / 2, c: w0, into: u1)
-        for i in 0..<(full * w0) { u1[i] = max(u1[i] + s1[i], 0) }
-        units[9].forwardBlocked(u1, h: h, w: w, into: o1, scratch: scratch)
-        y.withUnsafeMutableBufferPointer { py in head.forwardBlocked(o1, h: h, w: w, into: py.baseAddress!, scratch: scratch) }
+        units[1].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch)  // b = s1
+        maxPool(b, n: 1, h: h, w: w, c: w0, kernel: 2, stride: 2, pad: 0, into: c, ho: h / 2, wo: w / 2, argmax: nil)
+        units[2].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch)
+        units[3].forwardBlocked(d, h: h / 2, w: w / 2, into: e, scratch: scratch)  // e = s2
+        maxPool(e, n: 1, h: h / 2, w: w / 2, c: w1, kernel: 2, stride: 2, pad: 0, into: f, ho: h / 4, wo: w / 4, argmax: nil)
+        units[4].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch)
+        units[5].forwardBlocked(g, h: h / 4, w: w / 4, into: f, scratch: scratch)  // bottleneck
+        units[6].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch)
+        Upsample2.forward(g, n: 1, h: h / 4, w: w / 4, c: w1, into: d)
+        for i in 0..<(half * w1) { d[i] = max(d[i] + e[i], 0) }
+        units[7].forwardBlocked(d, h: h / 2, w: w / 2, into: c, scratch: scratch)
+        units[8].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch)
+        Upsample2.forward(d, n: 1, h: h / 2, w: w / 2, c: w0, into: a)
+        for i in 0..<(full * w0) { a[i] = max(a[i] + b[i], 0) }
+        units[9].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch)
+        y.withUnsafeMutableBufferPointer { py in head.forwardBlocked(b, h: h, w: w, into: py.baseAddress!, scratch: scratch) }
         return y
     }
 }
