@@ -121,10 +121,7 @@ public enum DetectorTraining {
                 let mix = colourMix(&rng, strength: o.colourJitter)
                 for yy in 0..<side {
                     for xx in 0..<side {
-                        var u = xx, v = yy
-                        if transform & 1 != 0 { u = side - 1 - u }
-                        if transform & 2 != 0 { v = side - 1 - v }
-                        if transform & 4 != 0 { swap(&u, &v) }
+                        let (u, v) = dihedralSource(x: xx, y: yy, side: side, transform: transform)
                         // Bilinear sample at the source position of this pixel's centre; outside the image stays 0 (white).
                         let fx = x0 + (Float(u) + 0.5) * scale - 0.5, fy = y0 + (Float(v) + 0.5) * scale - 0.5
                         guard fx > -0.5, fy > -0.5, fx < Float(s.width) - 0.5, fy < Float(s.height) - 0.5 else { continue }

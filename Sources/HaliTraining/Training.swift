@@ -21,6 +21,16 @@ public struct Augmentation: Sendable {
     }()
 }
 
+/// The source pixel that destination (x, y) of a side × side square reads under dihedral transform `transform`
+/// (bit 0: mirror x, bit 1: mirror y, bit 2: transpose; the 8 symmetries of the square).
+@inline(__always) func dihedralSource(x: Int, y: Int, side: Int, transform: Int) -> (x: Int, y: Int) {
+    var u = x, v = y
+    if transform & 1 != 0 { u = side - 1 - u }
+    if transform & 2 != 0 { v = side - 1 - v }
+    if transform & 4 != 0 { swap(&u, &v) }
+    return (u, v)
+}
+
 public enum BatchBuilder {
     /// Builds an N×side×side×3 input from patches `idx` of `set` (stored side ≥ `side`), normalised with
     /// `mean`/`std` after augmentation.
@@ -45,10 +55,7 @@ public enum BatchBuilder {
                     for y in 0..<side {
                         for x in 0..<side {
                             // destination (y, x) reads source (sy, sx) under dihedral transform d
-                            var sy = y, sx = x
-                            if d & 1 != 0 { sx = side - 1 - sx }
-                            if d & 2 != 0 { sy = side - 1 - sy }
-                            if d & 4 != 0 { swap(&sx, &sy) }
+                            let (sx, sy) = dihedralSource(x: x, y: y, side: side, transform: d)
                             let s = base + ((sy + oy) * S + sx + ox) * 3
                             let o = ((b * side + y) * side + x) * 3
                             for c in 0..<3 {
