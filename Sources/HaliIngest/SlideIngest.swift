@@ -28,8 +28,8 @@ public struct IngestOptions: Sendable {
     /// edge is the slide's: ≥ the detector's background radius + reconstruction radius + 3σ + a nucleus radius
     /// (8 + 16 + 4 + 10 µm by default).
     public var overlapMicrons = 48.0
-    /// Context for the learned detector (its network sees ±10.5 µm, plus a nucleus radius); used instead of
-    /// `overlapMicrons` when `learnedDetector` is set.
+    /// Context for the learned detector (its network sees ±21 working pixels, ±10.5 µm at 0.5 µm/px, plus a nucleus
+    /// radius; at least 24 working pixels + 12 µm is used); instead of `overlapMicrons` when `learnedDetector` is set.
     public var learnedOverlapMicrons = 24.0
     /// Tiles detected at once (each on its own core).
     public var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -140,7 +140,9 @@ public enum SlideIngest {
         let k = (factor == factor.rounded() ? Int(factor) : 1) * (options.learnedDetector == nil ? 1 : 64)
         func multipleOfK(_ value: Int) -> Int { (value + k - 1) / k * k }
         let tile = multipleOfK(max(64, options.tileSize))
-        let overlapMicrons = options.learnedDetector == nil ? options.overlapMicrons : options.learnedOverlapMicrons
+        // The network sees ±21 working pixels; a nucleus reaches ≈ 12 µm from its centroid.
+        let overlapMicrons = options.learnedDetector == nil ? options.overlapMicrons
+            : max(options.learnedOverlapMicrons, 24 * options.workingPixelSizeMicrons + 12)
         let overlap = multipleOfK(Int((overlapMicrons / levelMpp).rounded(.up)))
 
         let tissue = try TissueMask.compute(slide: slide)
