@@ -2,13 +2,14 @@
 """MoNuSeg F1 of the learned detector recipe by 2-fold cross-validation, and CoNSeP test F1 of the shipped weights.
 
 The shipped detector (Deploy/models/hali-detector-v1.safetensors) learned from all 13 MoNuSeg training images, so its
-MoNuSeg score would be a training score. This trains the same recipe twice with half of MoNuSeg each (images 1-7 and
-8-13 in name order, plus CoNSeP train 1-23; CoNSeP train 24-27 choose the threshold), scores each model on the half it
-did not see with `hali eval detection --images`, and pools TP/FP/FN over the two halves.
+MoNuSeg score would be a training score. This trains the same recipe twice on half of MoNuSeg each (in name order:
+fold A learns from images 1-5 and chooses its seed threshold on 6-7, fold B learns from 8-11 and chooses on 12-13; both
+also learn from CoNSeP train 1-23 and choose on CoNSeP train 24-27), scores each model with `hali eval detection
+--images` on the half it never saw (8-13 for A, 1-7 for B), and pools TP/FP/FN over the two halves.
 
 Usage: python3 Deploy/bench/detector_folds.py [--hali .build/release/hali] [--out /tmp/hali-folds] [--skip-training]
        [--weights Deploy/models/hali-detector-v1.safetensors] [-- extra train-detector options, e.g. --widths 8,16,32]
-Takes about 2 x 25 min of training on 2 cores (both folds at once, one OpenBLAS thread each).
+Takes about 2 x 30 min of training on 2 cores (both folds at once, one OpenBLAS thread each).
 """
 import argparse
 import json
@@ -18,7 +19,8 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(ROOT, "..", "shared", "data")
-FOLDS = [("A", "1-7", "8-13"), ("B", "8-13", "1-7")]  # (name, MoNuSeg images trained on, images scored)
+# (name, MoNuSeg images trained on, images choosing the threshold, images scored)
+FOLDS = [("A", "1-5", "6-7", "8-13"), ("B", "8-11", "12-13", "1-7")]
 
 
 def evaluate(hali, dataset, weights, images=None):
@@ -46,15 +48,15 @@ def main():
     monuseg, consep = os.path.join(DATA, "monuseg", "train"), os.path.join(DATA, "consep")
     if not a.skip_training:
         procs = []
-        for name, train, _ in FOLDS:
+        for name, train, val, _ in FOLDS:
             cmd = [a.hali, "train-detector", "--data", f"{consep}/train:1-23", "--data", f"{monuseg}:{train}",
-                   "--val", f"{consep}/train:24-27", "--out", f"{a.out}/fold-{name}.safetensors"] + a.extra
+                   "--val", f"{consep}/train:24-27", "--val", f"{monuseg}:{val}", "--out", f"{a.out}/fold-{name}.safetensors"] + a.extra
             log = open(f"{a.out}/fold-{name}.log", "w")
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
         if any(p.wait() != 0 for p in procs):
             sys.exit("detector_folds: a training run failed (see the logs in " + a.out + ")")
     pooled = {"truePositives": 0, "falsePositives": 0, "falseNegatives": 0}
-    for name, train, scored in FOLDS:
+    for name, train, _, scored in FOLDS:
         c = evaluate(a.hali, monuseg, f"{a.out}/fold-{name}.safetensors", scored)
         for k in pooled:
             pooled[k] += c[k]

@@ -30,14 +30,16 @@ public struct TissueMask: Sendable {
             let rows = min(strip, height * step - y0)
             let rgb = try slide.readRegion(
                 x: 0, y: Int64((Double(y0) * levelDownsample).rounded()), level: level, width: width * step, height: rows)
-            for sy in stride(from: 0, to: rows, by: step) {
-                let my = (y0 + sy) / step
-                for mx in 0..<width {
-                    let i = (sy * width * step + mx * step) * 3
-                    let r = Int(rgb[i]), g = Int(rgb[i + 1]), b = Int(rgb[i + 2])
-                    let brightness = (r + g + b) / 3
-                    let saturation = max(r, g, b) - min(r, g, b)
-                    mask[my * width + mx] = brightness >= 25 && (saturation >= 18 || brightness <= 210)
+            mask.withUnsafeMutableBufferPointer { out in
+                for sy in stride(from: 0, to: rows, by: step) {
+                    let my = (y0 + sy) / step
+                    for mx in 0..<width {
+                        let i = (sy * width * step + mx * step) * 3
+                        let r = Int(rgb[i]), g = Int(rgb[i + 1]), b = Int(rgb[i + 2])
+                        let brightness = (r + g + b) / 3
+                        let saturation = max(r, g, b) - min(r, g, b)
+                        out[my * width + mx] = brightness >= 25 && (saturation >= 18 || brightness <= 210)
+                    }
                 }
             }
             y0 += rows
@@ -70,16 +72,23 @@ public struct TissueMask: Sendable {
         Double(mask.filter { $0 }.count) * downsample * downsample * micronsPerPixel * micronsPerPixel
     }
 
+    /// Dilation by a (2·radius+1)² square: a horizontal pass, then a vertical one. O(width·height·radius).
     static func dilate(_ mask: [Bool], width: Int, height: Int, radius: Int) -> [Bool] {
-        var out = mask
-        for y in 0..<height {
-            for x in 0..<width where mask[y * width + x] {
-                for dy in -radius...radius {
-                    let yy = y + dy
-                    guard yy >= 0, yy < height else { continue }
-                    for dx in -radius...radius {
-                        let xx = x + dx
-                        if xx >= 0, xx < width { out[yy * width + xx] = true }
+        var rows = [Bool](repeating: false, count: mask.count), out = rows
+        mask.withUnsafeBufferPointer { m in
+            rows.withUnsafeMutableBufferPointer { r in
+                for y in 0..<height {
+                    for x in 0..<width where m[y * width + x] {
+                        for xx in max(0, x - radius)...min(width - 1, x + radius) { r[y * width + xx] = true }
+                    }
+                }
+            }
+        }
+        rows.withUnsafeBufferPointer { r in
+            out.withUnsafeMutableBufferPointer { o in
+                for y in 0..<height {
+                    for x in 0..<width where r[y * width + x] {
+                        for yy in max(0, y - radius)...min(height - 1, y + radius) { o[yy * width + x] = true }
                     }
                 }
             }

@@ -179,6 +179,8 @@ public struct LearnedNucleusDetector: Sendable {
     public var maps: NucleusMapParameters
     /// Names the weights (e.g. their file name) in manifests.
     public var source: String
+    /// The network's activation buffers, one per concurrent caller, kept between tiles (shared by copies).
+    let workspaces = NucleusMapWorkspacePool()
 
     public init(net: NucleusMapNet, workingPixelSizeMicrons: Double, maps: NucleusMapParameters = .init(),
                 stains: StainMatrix = .hematoxylinEosin, source: String = "") {
@@ -224,16 +226,19 @@ public struct LearnedNucleusDetector: Sendable {
 
     /// Foreground and centre probability maps of a working image (each working width × height).
     public func probabilityMaps(_ working: WorkingImage) -> (foreground: FloatImage, centre: FloatImage) {
-        Self.probabilityMaps(net: net, input: working.opticalDensity, width: working.width, height: working.height)
+        workspaces.withWorkspace { space in
+            Self.probabilityMaps(net: net, input: working.opticalDensity, width: working.width, height: working.height,
+                                 workspace: space)
+        }
     }
 
     /// Runs the folded network on an OD image, padding right and bottom with white (OD 0) to multiples of 4.
-    public static func probabilityMaps(net: FoldedNucleusMapNet, input od: [Float], width w: Int, height h: Int)
-        -> (foreground: FloatImage, centre: FloatImage) {
+    public static func probabilityMaps(net: FoldedNucleusMapNet, input od: [Float], width w: Int, height h: Int,
+                                       workspace: NucleusMapWorkspace? = nil) -> (foreground: FloatImage, centre: FloatImage) {
         let pw = (w + 3) / 4 * 4, ph = (h + 3) / 4 * 4
         var x = [Float](repeating: 0, count: pw * ph * 3)
         for y in 0..<h { for i in 0..<(w * 3) { x[(y * pw) * 3 + i] = od[(y * w) * 3 + i] * inputScale } }
-        let logits = net.logits(x, height: ph, width: pw)
+        let logits = net.logits(x, height: ph, width: pw, workspace: workspace)
         var fg = FloatImage(width: w, height: h), centre = FloatImage(width: w, height: h)
         for y in 0..<h {
             for xx in 0..<w {

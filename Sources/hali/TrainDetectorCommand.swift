@@ -11,7 +11,10 @@ struct TrainDetectorCommand: ParsableCommand {
         commandName: "train-detector",
         abstract: "Train the learned nucleus detector on outlined nuclei (DIR/images with DIR/instances or DIR/annotations).",
         discussion: """
-            Each --data and --val is DIR or DIR:FIRST-LAST (1-based range over the sorted image names). Every nucleus             of a training image must be outlined (instance maps, or Aperio XML polygons). The seed threshold is chosen             on the --val images (best F1 at 3 µm) and stored in the weights. Evaluate on other data with             `hali eval detection --detector-weights FILE`.
+            Each --data and --val is DIR or DIR:FIRST-LAST (1-based range over the sorted image names). Every \
+            nucleus of a training image must be outlined (instance maps, or Aperio XML polygons). The seed \
+            threshold is chosen on the --val images (best mean over the --val sets of each set's F1 at 3 µm) and \
+            stored in the weights. Evaluate on other data with `hali eval detection --detector-weights FILE`.
             """)
 
     @Option(name: .customLong("data"), help: "Training set DIR or DIR:FIRST-LAST (repeatable).") var data: [String]
@@ -70,30 +73,34 @@ struct TrainDetectorCommand: ParsableCommand {
             FileHandle.standardError.write(Data(String(format: "step %5d/%d  loss %.4f  %.0f s\n", step, steps, loss,
                                                        Date().timeIntervalSince(t0)).utf8))
         }
-        // Seed threshold on the validation images.
+        // Seed threshold on the validation images: the best mean over the --val sets of each set's pooled F1, so that a
+        // small set from another source (another lab, organ, scanner) weighs as much as a large one.
         let learned = LearnedNucleusDetector(net: net, workingPixelSizeMicrons: workingMpp)
-        var cached: [(truth: [Point], radius: Double, working: WorkingImage, fg: FloatImage, centre: FloatImage)] = []
-        for spec in val {
+        var cached: [(set: Int, truth: [Point], radius: Double, working: WorkingImage, fg: FloatImage, centre: FloatImage)] = []
+        for (setIndex, spec) in val.enumerated() {
             let (_, images, mpp) = try Self.select(spec)
             for img in images {
                 let working = learned.detector.workingImage(try PNGReader.readRGB(path: img.path), micronsPerPixel: mpp)
                 let (fg, centre) = learned.probabilityMaps(working)
-                cached.append((img.centroids, 3 / mpp, working, fg, centre))
+                cached.append((setIndex, img.centroids, 3 / mpp, working, fg, centre))
             }
-            print("validation: \(spec), \(images.count) images")
+            print("validation set \(setIndex + 1): \(spec), \(images.count) images")
         }
         var best = (f1: -1.0, maps: NucleusMapParameters())
         for t in stride(from: 0.04, through: 0.6, by: 0.02) {
             var maps = NucleusMapParameters()
             maps.seedThreshold = (t * 100).rounded() / 100
-            var total = MatchCounts(truePositives: 0, falsePositives: 0, falseNegatives: 0)
+            var perSet = [MatchCounts](repeating: MatchCounts(truePositives: 0, falsePositives: 0, falseNegatives: 0), count: val.count)
             for c in cached {
                 let found = NucleusDetector.detect(c.working, foreground: c.fg, centre: c.centre, parameters: maps)
-                total = total + CentroidMatching.match(predicted: found.map(\.centroid), truth: c.truth, radius: c.radius).counts
+                perSet[c.set] = perSet[c.set] + CentroidMatching.match(predicted: found.map(\.centroid), truth: c.truth, radius: c.radius).counts
             }
-            print(String(format: "validation: seed threshold %.2f  P %.3f  R %.3f  F1 %.3f", maps.seedThreshold, total.precision,
-                         total.recall, total.f1))
-            if total.f1 > best.f1 + 1e-9 { best = (total.f1, maps) }
+            let meanF1 = perSet.map(\.f1).reduce(0, +) / Double(perSet.count)
+            let sets = perSet.enumerated().map { String(format: "set %d P %.3f R %.3f F1 %.3f", $0.offset + 1, $0.element.precision,
+                                                         $0.element.recall, $0.element.f1) }
+            print(String(format: "validation: seed threshold %.2f  ", maps.seedThreshold) + sets.joined(separator: " | ")
+                  + String(format: "  mean F1 %.3f", meanF1))
+            if meanF1 > best.f1 + 1e-9 { best = (meanF1, maps) }
         }
         let seconds = Date().timeIntervalSince(t0)
         let command = "hali train-detector " + (data.map { "--data \($0)" } + val.map { "--val \($0)" }).joined(separator: " ")
@@ -104,7 +111,7 @@ struct TrainDetectorCommand: ParsableCommand {
             extra: ["hali.training": command, "hali.validation_f1": String(format: "%.4f", best.f1),
                     "hali.training_seconds": String(format: "%.0f", seconds)],
             path: out)
-        print(String(format: "train-detector: seed threshold %.2f (validation F1 %.3f); wrote %@ in %.1f min", best.maps.seedThreshold,
+        print(String(format: "train-detector: seed threshold %.2f (mean validation F1 %.3f); wrote %@ in %.1f min", best.maps.seedThreshold,
                      best.f1, out, seconds / 60))
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import HaliIndex
-import HaliIngest
+@testable import HaliIngest
 import HaliSlide
 import HaliTraining
 import Testing
@@ -254,5 +254,23 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         #expect(table.count == 2)
         #expect(table.centroidY == [900, 1000], "rows sorted by y")
         #expect(table.classNames == ["negative", "positive"])
+    }
+
+    @Test func tissueMaskDilationIsASquareAndStopsAtTheBorder() {
+        // 6×4 mask, two pixels set; radius 1 grows each into the 3×3 square around it, clipped at the edges.
+        let mask: [Bool] = [
+            true, false, false, false, false, false,
+            false, false, false, false, false, false,
+            false, false, false, false, true, false,
+            false, false, false, false, false, false,
+        ]
+        let expected: [Bool] = [
+            true, true, false, false, false, false,
+            true, true, false, true, true, true,
+            false, false, false, true, true, true,
+            false, false, false, true, true, true,
+        ]
+        #expect(TissueMask.dilate(mask, width: 6, height: 4, radius: 1) == expected)
+        #expect(TissueMask.dilate(mask, width: 6, height: 4, radius: 0) == mask)
     }
 }

@@ -51,6 +51,18 @@ import Testing
         #expect(mismatches == 0, "largest \(largest), nearest \(nearest)")
     }
 
+    @Test func reusedWorkspaceGivesTheSameLogitsAsFreshBuffers() {
+        // A workspace grown by a large image, then handed a smaller one (stale values left in it), then a larger one
+        // (it grows again): every call must equal the same call with buffers of its own.
+        let net = NucleusMapNet(widths: [4, 6, 8], seed: 5).folded()
+        let space = NucleusMapWorkspace()
+        for (side, seed) in [(96, 21), (36, 22), (132, 23)] as [(Int, UInt64)] {
+            let x = randomTensor(1, side, side, 3, seed: seed).data
+            #expect(net.logits(x, height: side, width: side, workspace: space) == net.logits(x, height: side, width: side),
+                    "side \(side)")
+        }
+    }
+
     @Test func sigmoidCrossEntropyKnownAnswer() {
         let logits = Tensor(n: 1, h: 1, w: 1, c: 2, data: [0, 2])
         let (loss, grad) = sigmoidCrossEntropy(logits: logits, targets: [0.5, 1], channelWeights: [1, 2])
