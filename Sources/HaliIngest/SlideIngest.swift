@@ -134,10 +134,12 @@ public enum SlideIngest {
         // With an integer resampling factor k, tile origins, sizes and context are multiples of k, so every tile is
         // resampled on the slide's own k×k grid.
         let factor = NucleusDetector.resamplingFactor(working: options.workingPixelSizeMicrons, input: levelMpp)
-        // The learned detector's network pools 2×2 twice and runs its convolutions in 16×16 blocks: its tiles start on
-        // multiples of 64 working pixels, so every tile shares the slide's pooling and block grids (and, with
-        // single-threaded OpenBLAS, computes a shared pixel bit for bit alike).
-        let k = (factor == factor.rounded() ? Int(factor) : 1) * (options.learnedDetector == nil ? 1 : 64)
+        // The learned detector's network pools 2×2 twice: its tiles and their context start on multiples of 4 working
+        // pixels, so every tile shares the slide's pooling grid; its 16×16 convolution blocks are placed on the
+        // slide's grid from the tile's origin (with single-threaded OpenBLAS a shared pixel is computed bit for bit
+        // alike).
+        let integerFactor = factor == factor.rounded() ? Int(factor) : nil
+        let k = (integerFactor ?? 1) * (options.learnedDetector == nil ? 1 : 4)
         func multipleOfK(_ value: Int) -> Int { (value + k - 1) / k * k }
         let tile = multipleOfK(max(64, options.tileSize))
         // The network sees ±21 working pixels; a nucleus reaches ≈ 12 µm from its centroid.
@@ -185,7 +187,7 @@ public enum SlideIngest {
             slide: slide, slidePath: slidePath, level: level, downsample: downsample, levelMpp: levelMpp,
             levelWidth: Int(levelWidth), levelHeight: Int(levelHeight), tile: tile, overlap: overlap,
             detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix),
-            learnedDetector: options.learnedDetector, embedder: options.embedder)
+            learnedDetector: options.learnedDetector, embedder: options.embedder, workingFactor: integerFactor)
         // Tiles already run on every core: one OpenBLAS thread each, not two competing pools.
         let savedBLASThreads = BLAS.threadCount
         if options.embedder != nil || options.learnedDetector != nil { BLAS.threadCount = 1 }
@@ -328,6 +330,8 @@ struct TileJob: Sendable {
     let detector: NucleusDetector
     let learnedDetector: LearnedNucleusDetector?
     let embedder: Embedder?
+    /// Read-level pixels per working pixel when that is an integer (then tiles sit on the working grid).
+    let workingFactor: Int?
 
     func run(index: Int, tile t: (x: Int, y: Int, width: Int, height: Int)) throws -> (Int, [CellTable.Row], Double) {
         let rx = max(0, t.x - overlap), ry = max(0, t.y - overlap)
@@ -342,7 +346,9 @@ struct TileJob: Sendable {
             throw IngestError(path: slidePath, message: "tile at level-\(level) (\(t.x), \(t.y)): \(error.message)")
         }
         let image = RGBImage(width: rw, height: rh, pixels: pixels)
-        let found = learnedDetector?.detect(image, micronsPerPixel: levelMpp) ?? detector.detect(image, micronsPerPixel: levelMpp)
+        let workingOrigin = workingFactor.map { (rx / $0, ry / $0) } ?? (0, 0)
+        let found = learnedDetector?.detect(image, micronsPerPixel: levelMpp, workingOrigin: workingOrigin)
+            ?? detector.detect(image, micronsPerPixel: levelMpp)
         // Ownership: the centroid must fall inside this tile's core (pixels t.x ..< t.x + width), read-level pixels.
         let coreX = Double(t.x) - 0.5, coreY = Double(t.y) - 0.5
         var rows: [CellTable.Row] = []

@@ -182,40 +182,45 @@ extension FoldedConv {
     static let blockSide = 16
 
     /// Stride-1 "same" convolution of one H×W×Cin image into `y` (H×W×Cout), one 16×16 block of output pixels per
-    /// sgemm (blocks anchored at the image origin; a partial block's missing rows are zero). `scratch` must hold
-    /// `blockScratchCount` floats; each block's im2col columns stay in cache.
+    /// sgemm. The blocks lie on a grid of the whole slide, not of this image: the image's first pixel sits at
+    /// (`phaseX`, `phaseY`) inside its block (0…15); pixels of a block outside the image are zero rows. `scratch` must
+    /// hold `blockScratchCount` floats; each block's im2col columns stay in cache.
     ///
     /// Why blocks: single-threaded OpenBLAS computes a row of a product in an order that depends on the row's
     /// position in the matrix (measured: the same row moved by 8…64 places changes in the last bits), but not on
-    /// the other rows. A pixel's row is (y mod 16)·16 + (x mod 16) here, so two tiles whose origins are multiples of
-    /// 16 pixels give a shared pixel bit-identical outputs, and tiled detection does not depend on the tiling.
+    /// the other rows. A pixel's row is (slide y mod 16)·16 + (slide x mod 16) here, so every tile that contains a
+    /// pixel and enough context around it computes it bit for bit alike, and tiled detection does not depend on the
+    /// tiling.
     func forwardBlocked(_ x: UnsafePointer<Float>, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>) {
+                        scratch: UnsafeMutablePointer<Float>, phaseX: Int = 0, phaseY: Int = 0) {
         precondition(stride == 1 && pad == kernel / 2)
+        precondition((0..<FoldedConv.blockSide).contains(phaseX) && (0..<FoldedConv.blockSide).contains(phaseY))
         let K = kernel * kernel * inChannels, O = outChannels, kc = kernel * inChannels
         let B = FoldedConv.blockSide, P = B * B
         let columns = scratch, out = scratch + P * K
         weight.withUnsafeBufferPointer { pw in
             bias.withUnsafeBufferPointer { pb in
-                for by in Swift.stride(from: 0, to: h, by: B) {
-                    for bx in Swift.stride(from: 0, to: w, by: B) {
-                        let bh = min(B, h - by), bw = min(B, w - bx)
-                        if bh < B || bw < B { columns.update(repeating: 0, count: P * K) }
-                        for oy in by..<(by + bh) {
+                for by in Swift.stride(from: -phaseY, to: h, by: B) {
+                    for bx in Swift.stride(from: -phaseX, to: w, by: B) {
+                        // The block's pixels inside the image: rows y0..<y1, columns x0..<x1.
+                        let y0 = max(0, by), y1 = min(h, by + B), x0 = max(0, bx), x1 = min(w, bx + B)
+                        if y1 - y0 < B || x1 - x0 < B { columns.update(repeating: 0, count: P * K) }
+                        for oy in y0..<y1 {
                             if kernel == 1 {  // the block row's pixels are contiguous in x and in the columns
-                                (columns + (oy - by) * B * K).update(from: x + (oy * w + bx) * inChannels, count: bw * K)
+                                (columns + ((oy - by) * B + x0 - bx) * K).update(from: x + (oy * w + x0) * inChannels,
+                                                                                 count: (x1 - x0) * K)
                                 continue
                             }
-                            for ox in bx..<(bx + bw) {
+                            for ox in x0..<x1 {
                                 let row = columns + ((oy - by) * B + ox - bx) * K
-                                let x0 = ox - pad
-                                let lo = max(0, -x0), hi = min(kernel, w - x0)
+                                let left = ox - pad
+                                let lo = max(0, -left), hi = min(kernel, w - left)
                                 for ky in 0..<kernel {
                                     let dst = row + ky * kc
                                     let iy = oy - pad + ky
                                     if iy < 0 || iy >= h { dst.update(repeating: 0, count: kc); continue }
                                     if lo > 0 { dst.update(repeating: 0, count: lo * inChannels) }
-                                    let run = (hi - lo) * inChannels, src = x + (iy * w + x0 + lo) * inChannels
+                                    let run = (hi - lo) * inChannels, src = x + (iy * w + left + lo) * inChannels
                                     if run <= 16 {  // the stem's 9-float runs: a call to memmove costs more than the copy
                                         for q in 0..<run { dst[lo * inChannels + q] = src[q] }
                                     } else {
@@ -227,8 +232,8 @@ extension FoldedConv {
                         }
                         BLAS.sgemm(m: P, n: O, k: K, a: columns, lda: K, b: pw.baseAddress!, ldb: O, c: out, ldc: O)
                         addBiasResidualActivation(out, rows: P, columns: O, bias: pb.baseAddress!, residual: nil, relu: relu)
-                        for oy in by..<(by + bh) {
-                            (y + (oy * w + bx) * O).update(from: out + (oy - by) * B * O, count: bw * O)
+                        for oy in y0..<y1 {
+                            (y + (oy * w + x0) * O).update(from: out + ((oy - by) * B + x0 - bx) * O, count: (x1 - x0) * O)
                         }
                     }
                 }
@@ -243,8 +248,10 @@ extension FoldedConv {
 }
 
 /// The inference network: batch norm folded into the convolutions, one image at a time, 16×16 pixel blocks.
-/// Tiles whose origins are multiples of 64 pixels (16 at the quarter-resolution level) get bit-identical logits for the
-/// pixels they share when OpenBLAS runs single-threaded (see `FoldedConv.forwardBlocked`).
+/// Given the image's origin on the slide (working pixels, a multiple of 4 so that the 2×2 poolings fall on the slide's
+/// grid), every convolution's blocks lie on the slide's 16-pixel grid of its level: two tiles then compute the pixels
+/// they share (away from their edges) bit for bit alike when OpenBLAS runs single-threaded (see
+/// `FoldedConv.forwardBlocked`).
 public struct FoldedNucleusMapNet: Sendable {
     let units: [FoldedConv]
     let head: FoldedConv
@@ -252,8 +259,12 @@ public struct FoldedNucleusMapNet: Sendable {
 
     /// Logits H×W×2 of one H×W×Cin image (H, W multiples of 4). Single-threaded unless BLAS has more threads.
     /// `workspace` (one per thread) keeps the activations between calls; without one they are allocated for this call.
-    public func logits(_ input: [Float], height h: Int, width w: Int, workspace: NucleusMapWorkspace? = nil) -> [Float] {
+    /// (`originX`, `originY`): the image's first pixel on the slide's working-pixel grid, multiples of 4.
+    public func logits(_ input: [Float], height h: Int, width w: Int, workspace: NucleusMapWorkspace? = nil,
+                       originX: Int = 0, originY: Int = 0) -> [Float] {
         precondition(h % 4 == 0 && w % 4 == 0, "NucleusMapNet: input \(h)×\(w) is not a multiple of 4")
+        precondition(originX >= 0 && originY >= 0 && originX % 4 == 0 && originY % 4 == 0,
+                     "NucleusMapNet: origin (\(originX), \(originY)) is not a multiple of 4")
         precondition(input.count == h * w * units[0].inChannels)
         let (w0, w1, w2) = (widths[0], widths[1], widths[2])
         let full = h * w, half = full / 4, quarter = full / 16
@@ -267,26 +278,33 @@ public struct FoldedNucleusMapNet: Sendable {
         var parts: [UnsafeMutablePointer<Float>] = []
         for n in counts { parts.append(next); next += n }
         let (scratch, a, b, c, d, e, f, g) = (parts[0], parts[1], parts[2], parts[3], parts[4], parts[5], parts[6], parts[7])
+        // Where the image starts inside its 16×16 block at full, half and quarter resolution.
+        func phase(_ level: Int) -> (x: Int, y: Int) {
+            ((originX >> level) % FoldedConv.blockSide, (originY >> level) % FoldedConv.blockSide)
+        }
+        let (p0, p1, p2) = (phase(0), phase(1), phase(2))
         var y = [Float](repeating: 0, count: full * NucleusMapNet.outputs)
         input.withUnsafeBufferPointer { x in
-            units[0].forwardBlocked(x.baseAddress!, h: h, w: w, into: a, scratch: scratch)
+            units[0].forwardBlocked(x.baseAddress!, h: h, w: w, into: a, scratch: scratch, phaseX: p0.x, phaseY: p0.y)
         }
-        units[1].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch)  // b = s1
+        units[1].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch, phaseX: p0.x, phaseY: p0.y)  // b = s1
         maxPool(b, n: 1, h: h, w: w, c: w0, kernel: 2, stride: 2, pad: 0, into: c, ho: h / 2, wo: w / 2, argmax: nil)
-        units[2].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch)
-        units[3].forwardBlocked(d, h: h / 2, w: w / 2, into: e, scratch: scratch)  // e = s2
+        units[2].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch, phaseX: p1.x, phaseY: p1.y)
+        units[3].forwardBlocked(d, h: h / 2, w: w / 2, into: e, scratch: scratch, phaseX: p1.x, phaseY: p1.y)  // e = s2
         maxPool(e, n: 1, h: h / 2, w: w / 2, c: w1, kernel: 2, stride: 2, pad: 0, into: f, ho: h / 4, wo: w / 4, argmax: nil)
-        units[4].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch)
-        units[5].forwardBlocked(g, h: h / 4, w: w / 4, into: f, scratch: scratch)  // bottleneck
-        units[6].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch)
+        units[4].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch, phaseX: p2.x, phaseY: p2.y)
+        units[5].forwardBlocked(g, h: h / 4, w: w / 4, into: f, scratch: scratch, phaseX: p2.x, phaseY: p2.y)  // bottleneck
+        units[6].forwardBlocked(f, h: h / 4, w: w / 4, into: g, scratch: scratch, phaseX: p2.x, phaseY: p2.y)
         Upsample2.forward(g, n: 1, h: h / 4, w: w / 4, c: w1, into: d)
         for i in 0..<(half * w1) { d[i] = max(d[i] + e[i], 0) }
-        units[7].forwardBlocked(d, h: h / 2, w: w / 2, into: c, scratch: scratch)
-        units[8].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch)
+        units[7].forwardBlocked(d, h: h / 2, w: w / 2, into: c, scratch: scratch, phaseX: p1.x, phaseY: p1.y)
+        units[8].forwardBlocked(c, h: h / 2, w: w / 2, into: d, scratch: scratch, phaseX: p1.x, phaseY: p1.y)
         Upsample2.forward(d, n: 1, h: h / 2, w: w / 2, c: w0, into: a)
         for i in 0..<(full * w0) { a[i] = max(a[i] + b[i], 0) }
-        units[9].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch)
-        y.withUnsafeMutableBufferPointer { py in head.forwardBlocked(b, h: h, w: w, into: py.baseAddress!, scratch: scratch) }
+        units[9].forwardBlocked(a, h: h, w: w, into: b, scratch: scratch, phaseX: p0.x, phaseY: p0.y)
+        y.withUnsafeMutableBufferPointer { py in
+            head.forwardBlocked(b, h: h, w: w, into: py.baseAddress!, scratch: scratch, phaseX: p0.x, phaseY: p0.y)
+        }
         return y
     }
 }

@@ -224,21 +224,24 @@ public struct LearnedNucleusDetector: Sendable {
         try Data(net.safetensors(metadata: m)).write(to: url, options: .atomic)
     }
 
-    /// Foreground and centre probability maps of a working image (each working width × height).
-    public func probabilityMaps(_ working: WorkingImage) -> (foreground: FloatImage, centre: FloatImage) {
+    /// Foreground and centre probability maps of a working image (each working width × height). `origin`: where the
+    /// image starts on the slide, in working pixels (multiples of 4; see `FoldedNucleusMapNet`).
+    public func probabilityMaps(_ working: WorkingImage, origin: (x: Int, y: Int) = (0, 0))
+        -> (foreground: FloatImage, centre: FloatImage) {
         workspaces.withWorkspace { space in
             Self.probabilityMaps(net: net, input: working.opticalDensity, width: working.width, height: working.height,
-                                 workspace: space)
+                                 workspace: space, origin: origin)
         }
     }
 
     /// Runs the folded network on an OD image, padding right and bottom with white (OD 0) to multiples of 4.
     public static func probabilityMaps(net: FoldedNucleusMapNet, input od: [Float], width w: Int, height h: Int,
-                                       workspace: NucleusMapWorkspace? = nil) -> (foreground: FloatImage, centre: FloatImage) {
+                                       workspace: NucleusMapWorkspace? = nil, origin: (x: Int, y: Int) = (0, 0))
+        -> (foreground: FloatImage, centre: FloatImage) {
         let pw = (w + 3) / 4 * 4, ph = (h + 3) / 4 * 4
         var x = [Float](repeating: 0, count: pw * ph * 3)
         for y in 0..<h { for i in 0..<(w * 3) { x[(y * pw) * 3 + i] = od[(y * w) * 3 + i] * inputScale } }
-        let logits = net.logits(x, height: ph, width: pw, workspace: workspace)
+        let logits = net.logits(x, height: ph, width: pw, workspace: workspace, originX: origin.x, originY: origin.y)
         var fg = FloatImage(width: w, height: h), centre = FloatImage(width: w, height: h)
         for y in 0..<h {
             for xx in 0..<w {
@@ -250,10 +253,12 @@ public struct LearnedNucleusDetector: Sendable {
         return (fg, centre)
     }
 
-    public func detect(_ image: RGBImage, micronsPerPixel: Double) -> [Nucleus] {
+    /// Nuclei of an image (pixel coordinates of `image`). `workingOrigin`: where the image starts on the slide, in
+    /// working pixels (multiples of 4), so that tiles of one slide agree bit for bit on the pixels they share.
+    public func detect(_ image: RGBImage, micronsPerPixel: Double, workingOrigin: (x: Int, y: Int) = (0, 0)) -> [Nucleus] {
         guard image.width > 2 && image.height > 2 else { return [] }
         let working = detector.workingImage(image, micronsPerPixel: micronsPerPixel)
-        let (fg, centre) = probabilityMaps(working)
+        let (fg, centre) = probabilityMaps(working, origin: workingOrigin)
         return NucleusDetector.detect(working, foreground: fg, centre: centre, parameters: maps)
     }
 }
