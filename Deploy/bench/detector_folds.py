@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """MoNuSeg F1 of the learned detector recipe by 2-fold cross-validation, and CoNSeP test F1 of the shipped weights.
 
-The shipped detector (Deploy/models/hali-detector-v1.safetensors) learned from all 13 MoNuSeg training images, so its
+The shipped detectors (Deploy/models/hali-detector-*.safetensors) learned from MoNuSeg training images, so their
 MoNuSeg score would be a training score. This trains the same recipe twice on half of MoNuSeg each (in name order:
 fold A learns from images 1-5 and chooses its seed threshold on 6-7, fold B learns from 8-11 and chooses on 12-13; both
 also learn from CoNSeP train 1-23 and choose on CoNSeP train 24-27), scores each model with `hali eval detection
 --images` on the half it never saw (8-13 for A, 1-7 for B), and pools TP/FP/FN over the two halves.
 
 Usage: python3 Deploy/bench/detector_folds.py [--hali .build/release/hali] [--out /tmp/hali-folds] [--skip-training]
-       [--weights Deploy/models/hali-detector-v1.safetensors] [-- extra train-detector options, e.g. --widths 8,16,32]
-Takes about 2 x 30 min of training on 2 cores (both folds at once, one OpenBLAS thread each).
+       [--weights Deploy/models/hali-detector-fast-v2.safetensors] [-- extra train-detector options, e.g. --widths 8,16,32]
+The shipped 1.0 µm model's recipe: `-- --working-mpp 1.0 --crop 64 --steps 12000 --seed 1` (the default recipe is
+hali-detector-v1's 0.5 µm one, whose figures in docs/detector.md came from an earlier split: 1-7 / 8-13, thresholds
+chosen on CoNSeP only). Takes about 2 x 26 min of training on 2 cores (both folds at once, one OpenBLAS thread each).
 """
 import argparse
 import json
@@ -40,7 +42,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hali", default=os.path.join(ROOT, ".build", "release", "hali"))
     ap.add_argument("--out", default="/tmp/hali-folds")
-    ap.add_argument("--weights", default=os.path.join(ROOT, "Deploy", "models", "hali-detector-v1.safetensors"))
+    ap.add_argument("--weights", default=os.path.join(ROOT, "Deploy", "models", "hali-detector-fast-v2.safetensors"))
     ap.add_argument("--skip-training", action="store_true", help="reuse OUT/fold-*.safetensors")
     ap.add_argument("extra", nargs="*", help="extra train-detector options (after --)")
     a = ap.parse_args()
