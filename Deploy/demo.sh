@@ -39,7 +39,7 @@ mkdir -p hali-data
 echo "== ingest: every nucleus of the slide"
 "$bin/hali" slide-info "$slide"
 "$bin/hali" ingest "$slide" --out hali-data/index --weights Deploy/models/hali-nuclei-v2.safetensors \
-  --detector-weights Deploy/models/hali-detector-fast-v2.safetensors
+  --detector-weights Deploy/models/hali-detector-v1.safetensors
 "$bin/hali" cells "$slide" --index-dir hali-data/index
 
 port=${HALI_PORT:-7070}

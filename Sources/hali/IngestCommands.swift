@@ -125,6 +125,9 @@ struct CellsCommand: ParsableCommand {
     @Option(help: "Where `hali ingest` wrote indexes.")
     var indexDir: String = "hali-data/index"
 
+    @Option(help: "Also write every cell to this CSV file: cell id (1-based row), centroid and box in level-0 pixels, area, class.")
+    var csv: String?
+
     func run() throws {
         let path = slideOrIndex.hasSuffix(".hidx") ? slideOrIndex : IndexBuilder.indexPath(slidePath: slideOrIndex, outputDirectory: indexDir)
         let manifest: IndexManifest
@@ -135,6 +138,7 @@ struct CellsCommand: ParsableCommand {
             FileHandle.standardError.write(Data("hali cells: \(error)\n(run `hali ingest` on the slide first)\n".utf8))
             throw ExitCode(1)
         }
+        if let csv { try Self.writeCSV(table, to: csv) }
         print("index     \(path)")
         print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
         print("source    \(manifest.source), \(manifest.created)")
@@ -159,6 +163,20 @@ struct CellsCommand: ParsableCommand {
             for c in table.classIndex { if c >= 0 { counts[Int(c)] += 1 } else { none += 1 } }
             for (name, n) in zip(table.classNames, counts) { print("class     \(name): \(n)") }
             if none > 0 { print("class     (none): \(none)") }
+        }
+    }
+
+    /// One line per cell, for a spreadsheet or a viewer's point import (QuPath, ASAP): positions in level-0 pixels.
+    static func writeCSV(_ table: CellTable, to path: String) throws {
+        var text = "cell,x,y,min_x,min_y,max_x,max_y,area_um2,class\n"
+        for i in 0..<table.count {
+            let c = i < table.classIndex.count && table.classIndex[i] >= 0 ? table.classNames[Int(table.classIndex[i])] : ""
+            text += String(format: "%d,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.2f,", i + 1, table.centroidX[i], table.centroidY[i], table.minX[i],
+                           table.minY[i], table.maxX[i], table.maxY[i], table.areaMicrons2[i]) + c + "\n"
+        }
+        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+            FileHandle.standardError.write(Data("hali cells: cannot write \(path): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }
