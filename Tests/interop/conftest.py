@@ -24,8 +24,9 @@ class RunningDaemon:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.log = open(tmp_path_factory.mktemp("halid") / "halid.log", "w+")
+        self.data_dir = str(tmp_path_factory.mktemp("data"))
         self.proc = subprocess.Popen(
-            [halid, "--listen", self.address, "--slide", SLIDE, "--data-dir", str(tmp_path_factory.mktemp("data")), *arguments],
+            [halid, "--listen", self.address, "--slide", SLIDE, "--data-dir", self.data_dir, *arguments],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 240  # a fresh data directory: the daemon ingests the slide before listening
         while time.time() < deadline:
@@ -38,6 +39,11 @@ class RunningDaemon:
                     pytest.fail("halid exited: " + self.log.read())
                 time.sleep(0.1)
         pytest.fail("halid did not start listening within 240 s")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
 
     def stop(self) -> int:
         self.proc.terminate()
