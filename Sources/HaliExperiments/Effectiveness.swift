@@ -7,6 +7,8 @@
 //  * sequential control: models off; patches in a random (seeded) order.
 //  In both, inside a visited patch the annotator labels the first `perPatch` unlabelled cells in reading order
 //  (rows of 12 µm top to bottom, left to right within a row) and the patch is then done. This rule is fixed.
+//  Exploratory variant (`withinPatch = .subsetFirst`, active arm only): the annotator labels the patch's cells of S
+//  first (in reading order), then continues in reading order up to `perPatch` — as if the viewer marked S's cells.
 //  If every patch is done before the budget is spent, patches with unlabelled cells are opened again.
 //  * random-cells:       uniformly random unlabelled pool cells (no patches).
 //  * balanced:           random cells, alternating classes (an oracle-balanced control).
@@ -30,7 +32,16 @@ public struct EffectivenessConfig: Sendable, Codable {
     /// The AUC covers N < aucLimit.
     public var aucLimit = 200
     public var threads = 1
+    /// What the annotator labels inside a patch the active learner picked (the controls always use reading order).
+    public var withinPatch: WithinPatch = .readingOrder
     public init() {}
+}
+
+public enum WithinPatch: String, Sendable, CaseIterable, Codable {
+    /// The first `perPatch` unlabelled cells in reading order (the fixed rule of every reported table).
+    case readingOrder = "reading-order"
+    /// The patch's cells of the active learner's subset S first, then reading order.
+    case subsetFirst = "subset-first"
 }
 
 public enum Arm: String, Sendable, CaseIterable, Codable {
@@ -103,11 +114,13 @@ public enum Effectiveness {
         var rng = SeededRandom.derived(config.seed, UInt64(r), 2, UInt64(Arm.allCases.firstIndex(of: arm)!))
         let grid = data.grid
         var done = [Bool](repeating: false, count: grid.patches.count)
-        func visit(_ p: Int) {
+        func visit(_ p: Int, first: Set<Int> = []) {
             done[p] = true
             patchesVisited += 1
             var taken = 0
-            for c in grid.cellsOfPatch[p] where !labelled[c] && taken < config.perPatch && seq.count < budget {
+            let inPatch = grid.cellsOfPatch[p]
+            for c in inPatch.filter({ first.contains($0) }) + inPatch
+            where !labelled[c] && taken < config.perPatch && seq.count < budget {
                 seq.append(c); labelled[c] = true; taken += 1
             }
         }
@@ -146,7 +159,7 @@ public enum Effectiveness {
                 }
                 guard let p = grid.bestPatch(holding: s, done: done) else { break }
                 let before = seq.count
-                visit(p)
+                visit(p, first: config.withinPatch == .subsetFirst ? Set(s) : [])
                 kc?.addLabelled(Array(seq[before...]))
             }
         case .sequential:

@@ -52,6 +52,7 @@ struct LearningDataOptions: ParsableArguments {
 extension FeatureKind: ExpressibleByArgument {}
 extension HeadKind: ExpressibleByArgument {}
 extension StrategyKind: ExpressibleByArgument {}
+extension WithinPatch: ExpressibleByArgument {}
 extension EfficiencyPolicy: ExpressibleByArgument {}
 
 func learningJSON<T: Encodable>(_ value: T) throws -> String {
@@ -78,6 +79,9 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
     @Option(name: .customLong("initial-per-class"), help: "Cells per class labelled before the active learner starts.") var initialPerClass = 5
     @Option(name: .customLong("eval-step"), help: "Train and score every this many labels (1 = every N).") var evalStep = 1
     @Option(help: "Worker threads (repeats run in parallel; results do not depend on it).") var threads = 1
+    @Option(name: .customLong("within-patch"),
+            help: "Active arm inside a picked patch: reading-order (the fixed rule) or subset-first (S's cells first; exploratory).")
+    var withinPatch: WithinPatch = .readingOrder
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Write the curves as a PNG.") var plot: String?
 
@@ -86,7 +90,7 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
         var cfg = EffectivenessConfig()
         cfg.budget = budget; cfg.repeats = repeats; cfg.seed = seed; cfg.head = head; cfg.strategy = strategy
         cfg.perPatch = perPatch; cfg.subsetSize = subsetSize; cfg.initialPerClass = initialPerClass
-        cfg.evalStep = evalStep; cfg.threads = threads
+        cfg.evalStep = evalStep; cfg.threads = threads; cfg.withinPatch = withinPatch
         let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.dataset, positive: data.positive)
         if let plot {
             try LearningReport.plotEffectiveness(result, path: plot, title: "\(data.positive ?? "all classes") - \(prepared.features.rawValue)")
@@ -139,6 +143,8 @@ struct EvalReportCommand: AsyncParsableCommand {
     @Option(help: "Directory caching computed features.") var cache: String?
     @Option(help: "CNN weights for --features cnn.") var weights = "Deploy/models/hali-nuclei-v2.safetensors"
     @Flag(help: "Use all of CRC and CoNSeP train → test (the CNN backbone was trained on CRC 1–70 and CoNSeP train).") var fullSplits = false
+    @Option(name: .customLong("within-patch"), help: "Active arm inside a picked patch: reading-order or subset-first (exploratory).")
+    var withinPatch: WithinPatch = .readingOrder
 
     func run() async throws {
         let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in only.map { $0.split(separator: ",").map(String.init).contains(uc.id) } ?? true }
@@ -153,10 +159,12 @@ struct EvalReportCommand: AsyncParsableCommand {
                                                  featureProvider: provider)
             var ecfg = EffectivenessConfig()
             ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
+            ecfg.withinPatch = withinPatch
             let eff = Effectiveness.run(data: prepared, config: ecfg, datasetName: uc.dataset, positive: uc.positive)
             let fcfg = EfficiencyConfig()
             let effi = Efficiency.run(data: prepared, config: fcfg, datasetName: uc.dataset, positive: uc.positive)
-            let tag = "\(uc.id)-\(features.rawValue)-\(head.rawValue)\(fullSplits ? "-full" : "")"
+            let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
+            let tag = "\(uc.id)-\(features.rawValue)-\(head.rawValue)\(variant)"
             let png = "\(out)/learning-\(tag).png"
             try LearningReport.plotEffectiveness(eff, path: png, title: "\(uc.title) - \(features.rawValue)")
             try learningJSON(eff).write(toFile: "\(out)/learning-\(tag)-effectiveness.json", atomically: true, encoding: .utf8)
@@ -165,8 +173,9 @@ struct EvalReportCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n".utf8))
         }
         let md = LearningReport.markdown(rows, features: features, repeats: repeats, budget: budget, evalStep: evalStep, head: head,
-                                         fullSplits: fullSplits)
-        let path = "\(out)/learning-report-\(features.rawValue)-\(head.rawValue)\(fullSplits ? "-full" : "").md"
+                                         fullSplits: fullSplits, withinPatch: withinPatch)
+        let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
+        let path = "\(out)/learning-report-\(features.rawValue)-\(head.rawValue)\(variant).md"
         try md.write(toFile: path, atomically: true, encoding: .utf8)
         print(md)
         FileHandle.standardError.write(Data("report: wrote \(path)\n".utf8))

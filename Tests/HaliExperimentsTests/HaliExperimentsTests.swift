@@ -80,6 +80,29 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     }
 }
 
+@Test func subsetFirstLabelsWithinThePickedPatchesOnly() {
+    // The exploratory rule changes which cells of a picked patch are labelled, not the patch rules: runs of at most
+    // perPatch cells from one patch after the shared initial cells, and a different order from reading order.
+    let data = syntheticData()
+    var cfg = EffectivenessConfig()
+    cfg.budget = 50; cfg.perPatch = 10; cfg.subsetSize = 8
+    var visited = 0
+    let reading = Effectiveness.sequence(arm: .active, data: data, config: cfg, repeat: 0, patchesVisited: &visited)
+    cfg.withinPatch = .subsetFirst
+    let first = Effectiveness.sequence(arm: .active, data: data, config: cfg, repeat: 0, patchesVisited: &visited)
+    #expect(first.count == 50 && Set(first).count == 50)
+    #expect(Array(first.prefix(10)) == Array(reading.prefix(10)))
+    #expect(first != reading)
+    let rest = Array(first.dropFirst(10))
+    var i = 0
+    while i < rest.count {
+        let p = data.grid.patchOfCell[rest[i]]
+        let run = rest[i...].prefix { data.grid.patchOfCell[$0] == p }
+        #expect(run.count <= cfg.perPatch)
+        i += run.count
+    }
+}
+
 @Test func efficiencyCountsAddUp() {
     let data = syntheticData()
     var cfg = EfficiencyConfig()
