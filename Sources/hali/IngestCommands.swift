@@ -169,10 +169,15 @@ struct CellsCommand: ParsableCommand {
     /// One line per cell, for a spreadsheet or a viewer's point import (QuPath, ASAP): positions in level-0 pixels.
     static func writeCSV(_ table: CellTable, to path: String) throws {
         var text = "cell,x,y,min_x,min_y,max_x,max_y,area_um2,class\n"
+        // RFC 4180: a class name from an imported file may hold a comma, a quote or a line break.
+        func field(_ s: String) -> String {
+            s.contains(where: { ",\"\n\r".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
         for i in 0..<table.count {
             let c = i < table.classIndex.count && table.classIndex[i] >= 0 ? table.classNames[Int(table.classIndex[i])] : ""
-            text += String(format: "%d,%.1f,%.1f,%.0f,%.0f,%.0f,%.0f,%.2f,", i + 1, table.centroidX[i], table.centroidY[i], table.minX[i],
-                           table.minY[i], table.maxX[i], table.maxY[i], table.areaMicrons2[i]) + c + "\n"
+            // Box corners lie on pixel edges (x.5 in level-0 pixel-centre coordinates): one decimal keeps them exact.
+            text += String(format: "%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,", i + 1, table.centroidX[i], table.centroidY[i], table.minX[i],
+                           table.minY[i], table.maxX[i], table.maxY[i], table.areaMicrons2[i]) + field(c) + "\n"
         }
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             FileHandle.standardError.write(Data("hali cells: cannot write \(path): \(error.localizedDescription)\n".utf8))

@@ -57,6 +57,12 @@ struct TrainDetectorCommand: ParsableCommand {
         let t0 = Date()
         var parameters = NucleusDetectionParameters()
         parameters.workingPixelSizeMicrons = workingMpp
+        // Before training: a validation set without nuclei would score F1 = 1 at every threshold and pull the mean.
+        for spec in val {
+            guard try Self.select(spec).images.contains(where: { !$0.centroids.isEmpty }) else {
+                throw ValidationError("--val \(spec): no labelled nuclei to choose the threshold on")
+            }
+        }
         var samples: [DetectorSample] = []
         for spec in data {
             let (directory, images, mpp) = try Self.select(spec)

@@ -93,6 +93,15 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     #expect(first.count == 50 && Set(first).count == 50)
     #expect(Array(first.prefix(10)) == Array(reading.prefix(10)))
     #expect(first != reading)
+    // The first pick: S from the initial labels; the first patch's run starts with its cells of S in reading order.
+    var kc = IncrementalKCenter(features: data.poolX)
+    kc.addLabelled(Array(first.prefix(10)))
+    let initial = Set(first.prefix(10))
+    let s = Set(kc.select(count: cfg.subsetSize, candidate: (0..<data.pool.count).map { !initial.contains($0) }))
+    let patch = data.grid.patchOfCell[first[10]]
+    let expectedHead = data.grid.cellsOfPatch[patch].filter { s.contains($0) }
+    #expect(!expectedHead.isEmpty)
+    #expect(Array(first[10..<(10 + min(expectedHead.count, cfg.perPatch))]) == Array(expectedHead.prefix(cfg.perPatch)))
     let rest = Array(first.dropFirst(10))
     var i = 0
     while i < rest.count {

@@ -27,14 +27,14 @@ import Testing
         #expect(largest < 1e-4, "folded logits differ by \(largest)")
     }
 
-    /// A pixel far enough from a crop's edges gets bit-identical logits in the crop and in the whole image, as long as
-    /// the crop starts on the 64-pixel grid (pooling and sgemm blocks aligned) and OpenBLAS is single-threaded: what
-    /// makes tiled whole-slide detection independent of the tiling.
-    @Test(arguments: [64, 36, 20])
+    /// A pixel far enough from a crop's edges gets bit-identical logits in the crop and in the whole image when the crop
+    /// is told its origin (a multiple of 4) and OpenBLAS is single-threaded: the 16×16 sgemm blocks of every level then
+    /// lie on the whole image's grid. What makes tiled whole-slide detection independent of the tiling. Serialized: the
+    /// cases share OpenBLAS's global thread count.
+    @Test(.serialized, arguments: [64, 36, 20])
     func cropWithItsOriginGivesIdenticalInterior(offset c0: Int) {
-        // A crop starting at (c0, c0) of a larger image, told its origin, must give the interior pixels (beyond the
-        // network's ±21-pixel reach from the crop's edge) bit for bit like the whole image: the 16×16 blocks of every
-        // level lie on the whole image's grid (36 and 20 are not multiples of 16 at any level).
+        // 36 and 20 are not multiples of 16 at any level (36, 18, 9; 20, 10, 5): without the origin their blocks would
+        // sit elsewhere, and the last bits of the sums would differ.
         let net = NucleusMapNet(widths: [4, 6, 8], seed: 4).folded()
         let saved = BLAS.threadCount
         BLAS.threadCount = 1
@@ -45,13 +45,22 @@ import Testing
         let cs = side - c0
         var crop = [Float](repeating: 0, count: cs * cs * 3)
         for y in 0..<cs { for i in 0..<(cs * 3) { crop[y * cs * 3 + i] = x[((y + c0) * side + c0) * 3 + i] } }
-        let part = net.logits(crop, height: cs, width: cs, originX: c0, originY: c0)
-        var mismatches = 0, largest: Float = 0
-        for y in (c0 + 24)..<side { for xx in (c0 + 24)..<side { for c in 0..<2 {
-            let a = whole[(y * side + xx) * 2 + c], b = part[((y - c0) * cs + xx - c0) * 2 + c]
-            if a != b { mismatches += 1; largest = max(largest, abs(a - b)) }
-        } } }
-        #expect(mismatches == 0, "largest difference \(largest)")
+        func mismatches(_ part: [Float]) -> (count: Int, largest: Float) {
+            var count = 0, largest: Float = 0
+            for y in (c0 + 24)..<side { for xx in (c0 + 24)..<side { for c in 0..<2 {
+                let a = whole[(y * side + xx) * 2 + c], b = part[((y - c0) * cs + xx - c0) * 2 + c]
+                if a != b { count += 1; largest = max(largest, abs(a - b)) }
+            } } }
+            return (count, largest)
+        }
+        let told = mismatches(net.logits(crop, height: cs, width: cs, originX: c0, originY: c0))
+        #expect(told.count == 0, "largest difference \(told.largest)")
+        if c0 % 64 != 0 {
+            // The same crop with its blocks anchored at its own corner: the sums' order changes (seen: 2,085 and 4,277
+            // mismatches of ≤ 2.4e-6 for 36 and 20), which is what the origin is for.
+            let untold = mismatches(net.logits(crop, height: cs, width: cs))
+            #expect(untold.count > 0 && untold.largest < 1e-4, "\(untold)")
+        }
     }
 
     @Test func reusedWorkspaceGivesTheSameLogitsAsFreshBuffers() {

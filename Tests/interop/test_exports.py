@@ -141,17 +141,21 @@ def test_cells_csv_lists_every_cell_in_id_order(tmp_path):
         pytest.fail(f"{HALI} not built: run swift build first")
     points = [(1500, 900), (1000, 800), (1200, 800)]
     features = [{"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
-                 "properties": {"objectType": "detection"}} for x, y in points]
+                 "properties": {"objectType": "detection", "classification": {"name": name}}}
+                for (x, y), name in zip(points, ['Tumor, "invasive"', "Stroma", "Stroma"])]
     (tmp_path / "cells.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     run = hali("ingest", SLIDE, "--detections", str(tmp_path / "cells.geojson"), "--out", str(tmp_path / "index"))
     assert run.returncode == 0, run.stderr
     index = next((tmp_path / "index").glob("*.hidx"))
     run = hali("cells", str(index), "--csv", str(tmp_path / "cells.csv"))
     assert run.returncode == 0, run.stderr
-    lines = (tmp_path / "cells.csv").read_text().splitlines()
-    assert lines[0] == "cell,x,y,min_x,min_y,max_x,max_y,area_um2,class"
-    rows = [line.split(",") for line in lines[1:]]
+    import csv
+    with open(tmp_path / "cells.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["cell", "x", "y", "min_x", "min_y", "max_x", "max_y", "area_um2", "class"]
+    rows = rows[1:]
     assert [r[0] for r in rows] == ["1", "2", "3"]
     assert [(float(r[1]), float(r[2])) for r in rows] == [(1000, 800), (1200, 800), (1500, 900)]
+    assert [r[8] for r in rows] == ["Stroma", "Stroma", 'Tumor, "invasive"']  # quoted in the file, read back whole
     run = hali("cells", str(index), "--csv", str(tmp_path / "no-such-dir" / "cells.csv"))
     assert run.returncode != 0 and "cannot write" in run.stderr
