@@ -52,6 +52,22 @@ public struct LabelledDataset: Sendable {
     public var stain: StainKind?
 }
 
+/// "FIRST-LAST" image ranges of the commands (1-based, inclusive, over the images in name order).
+public enum ImageRange {
+    /// `a...b` for "a-b" with integers a ≤ b; nil for anything else.
+    public static func parse(_ text: Substring) -> ClosedRange<Int>? {
+        let r = text.split(separator: "-")
+        guard r.count == 2, let a = Int(r[0]), let b = Int(r[1]), a <= b else { return nil }
+        return a...b
+    }
+
+    /// Items FIRST…LAST, or nil when the range reaches outside 1…count.
+    public static func select<T>(_ items: [T], _ range: ClosedRange<Int>) -> [T]? {
+        guard range.lowerBound >= 1, range.upperBound <= items.count else { return nil }
+        return Array(items[(range.lowerBound - 1)..<range.upperBound])
+    }
+}
+
 public enum DatasetReader {
     /// Loads a dataset directory: image list, labels (cells.csv, else annotations/, else instances/), meta.
     public static func load(directory: String) throws -> LabelledDataset {

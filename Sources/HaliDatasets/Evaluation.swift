@@ -162,10 +162,10 @@ public enum DetectionEvaluation {
         guard radiusMicrons > 0 else { throw DatasetError.malformed("radius must be positive") }
         var ds = try DatasetReader.load(directory: datasetDirectory)
         if let r = range {
-            guard r.lowerBound >= 1, r.upperBound <= ds.images.count else {
+            guard let selected = ImageRange.select(ds.images, r) else {
                 throw DatasetError.malformed("images \(r.lowerBound)-\(r.upperBound) outside 1…\(ds.images.count)")
             }
-            ds.images = Array(ds.images[(r.lowerBound - 1)..<r.upperBound])
+            ds.images = selected
         }
         if let l = limit { ds.images = Array(ds.images.prefix(max(0, l))) }
         guard let pixelSize = mpp ?? ds.micronsPerPixel, pixelSize > 0 else {

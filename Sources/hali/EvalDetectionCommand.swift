@@ -51,10 +51,8 @@ struct EvalDetectionCommand: ParsableCommand {
     var foregroundThreshold: Double?
 
     func imageRange() throws -> ClosedRange<Int>? {
-        guard let images else { return nil }
-        let r = images.split(separator: "-")
-        guard r.count == 2, let a = Int(r[0]), let b = Int(r[1]), a >= 1, a <= b else { return nil }
-        return a...b
+        guard let images, let r = ImageRange.parse(images[...]), r.lowerBound >= 1 else { return nil }
+        return r
     }
 
     private func detectClosure(_ learned: LearnedNucleusDetector?) -> (@Sendable (RGBImage, Double) -> [Nucleus])? {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HaliDatasets
 import HaliNet
 import HaliTraining
 
@@ -54,10 +55,10 @@ struct TrainBackboneCommand: ParsableCommand {
             let set = try LabelledCells.load(dir)
             var names = set.imageNames
             if let r = range {
-                guard r.lowerBound >= 1, r.upperBound <= names.count else {
+                guard let selected = ImageRange.select(names, r) else {
                     throw ValidationError("\(spec): range outside 1…\(names.count)")
                 }
-                names = Array(names[(r.lowerBound - 1)..<r.upperBound])
+                names = selected
             }
             let nVal = Int((Double(names.count) * valFraction).rounded())
             let trNames = Array(names.dropLast(nVal)), vaNames = Array(names.suffix(nVal))
@@ -101,10 +102,9 @@ struct TrainBackboneCommand: ParsableCommand {
 
     static func parse(_ spec: String) throws -> (String, ClosedRange<Int>?) {
         guard let colon = spec.lastIndex(of: ":"), !spec[spec.index(after: colon)...].contains("/") else { return (spec, nil) }
-        let r = spec[spec.index(after: colon)...].split(separator: "-")
-        guard r.count == 2, let a = Int(r[0]), let b = Int(r[1]), a <= b else {
+        guard let range = ImageRange.parse(spec[spec.index(after: colon)...]) else {
             throw ValidationError("\(spec): expected DIR:FIRST-LAST")
         }
-        return (String(spec[..<colon]), a...b)
+        return (String(spec[..<colon]), range)
     }
 }

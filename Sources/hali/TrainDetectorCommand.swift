@@ -47,8 +47,8 @@ struct TrainDetectorCommand: ParsableCommand {
         guard let mpp = set.micronsPerPixel else { throw ValidationError("\(directory): no approx_mpp in meta.json") }
         let images = set.images.sorted { $0.name < $1.name }
         guard let r = range else { return (directory, images, mpp) }
-        guard r.lowerBound >= 1, r.upperBound <= images.count else { throw ValidationError("\(spec): range outside 1…\(images.count)") }
-        return (directory, Array(images[(r.lowerBound - 1)..<r.upperBound]), mpp)
+        guard let selected = ImageRange.select(images, r) else { throw ValidationError("\(spec): range outside 1…\(images.count)") }
+        return (directory, selected, mpp)
     }
 
     func run() throws {
@@ -58,10 +58,9 @@ struct TrainDetectorCommand: ParsableCommand {
         var parameters = NucleusDetectionParameters()
         parameters.workingPixelSizeMicrons = workingMpp
         // Before training: a validation set without nuclei would score F1 = 1 at every threshold and pull the mean.
-        for spec in val {
-            guard try Self.select(spec).images.contains(where: { !$0.centroids.isEmpty }) else {
-                throw ValidationError("--val \(spec): no labelled nuclei to choose the threshold on")
-            }
+        let valSets = try val.map { try Self.select($0) }
+        for (spec, set) in zip(val, valSets) where !set.images.contains(where: { !$0.centroids.isEmpty }) {
+            throw ValidationError("--val \(spec): no labelled nuclei to choose the threshold on")
         }
         var samples: [DetectorSample] = []
         for spec in data {
@@ -83,8 +82,7 @@ struct TrainDetectorCommand: ParsableCommand {
         // small set from another source (another lab, organ, scanner) weighs as much as a large one.
         let learned = LearnedNucleusDetector(net: net, workingPixelSizeMicrons: workingMpp)
         var cached: [(set: Int, truth: [Point], radius: Double, working: WorkingImage, fg: FloatImage, centre: FloatImage)] = []
-        for (setIndex, spec) in val.enumerated() {
-            let (_, images, mpp) = try Self.select(spec)
+        for (setIndex, (spec, (_, images, mpp))) in zip(val, valSets).enumerated() {
             for img in images {
                 let working = learned.detector.workingImage(try PNGReader.readRGB(path: img.path), micronsPerPixel: mpp)
                 let (fg, centre) = learned.probabilityMaps(working)

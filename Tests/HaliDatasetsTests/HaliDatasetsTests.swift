@@ -137,3 +137,16 @@ private var haveData: Bool { FileManager.default.fileExists(atPath: dataRoot + "
         #expect(matched >= 385)  // measured 388: overlapping outlines overwrite part of an earlier one
     }
 }
+
+@Suite struct ImageRangeTests {
+    @Test func parsesAndSelectsOneBasedRanges() {
+        #expect(ImageRange.parse("3-5") == 3...5)
+        #expect(ImageRange.parse("5-5") == 5...5)
+        for bad in ["9-3", "3", "3-", "a-b", "1-2-3", ""] { #expect(ImageRange.parse(Substring(bad)) == nil, "\(bad)") }
+        let names = ["a", "b", "c", "d"]
+        #expect(ImageRange.select(names, 2...3) == ["b", "c"])
+        #expect(ImageRange.select(names, 1...4) == names)
+        #expect(ImageRange.select(names, 0...2) == nil)
+        #expect(ImageRange.select(names, 3...5) == nil)
+    }
+}
