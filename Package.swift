@@ -143,7 +143,7 @@ let package = Package(
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
         .testTarget(name: "HaliInteropTests", dependencies: ["HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
-        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets"]),
+        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
         .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),

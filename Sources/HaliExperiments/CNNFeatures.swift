@@ -23,13 +23,14 @@ enum CNNFeatureProvider {
             pixels.reserveCapacity(data.count * side * side * 3)
             // Cells are stored grouped by image (CellData.load sorts them), so one pass reads each image once.
             var current = -1
-            var img = RGBImage(width: 0, height: 0, pixels: [])
+            var img = (image: RGBImage(width: 0, height: 0, pixels: []), dx: 0.0, dy: 0.0)
             for c in 0..<data.count {
                 if data.image[c] != current {
                     current = data.image[c]
-                    img = try PNGReader.readRGB(path: data.imagePaths[current])
+                    img = try data.pixels(ofImage: current)
                 }
-                PatchExtractor.patch(img, cx: data.x[c], cy: data.y[c], side: side, scale: scale, into: &pixels)
+                PatchExtractor.patch(img.image, cx: data.x[c] + img.dx, cy: data.y[c] + img.dy, side: side, scale: scale,
+                                     into: &pixels)
             }
             let f = embedder.features(pixels: pixels, count: data.count, height: side, width: side, threads: threads)
             return Matrix(rows: data.count, columns: f.count / max(data.count, 1), values: f)

@@ -25,9 +25,9 @@ public enum CheapFeatures {
         var out = [Float](repeating: 0, count: data.count * dimension)
         let byImage = Dictionary(grouping: 0..<data.count, by: { data.image[$0] })
         for (im, cells) in byImage {
-            let rgb = try PNGReader.readRGB(path: data.imagePaths[im])
+            let (rgb, dx, dy) = try data.pixels(ofImage: im)
             for c in cells {
-                let f = cellFeatures(rgb, x: data.x[c], y: data.y[c], mpp: data.micronsPerPixel)
+                let f = cellFeatures(rgb, x: data.x[c] + dx, y: data.y[c] + dy, mpp: data.micronsPerPixel)
                 for j in 0..<dimension { out[c * dimension + j] = f[j] }
             }
         }

@@ -41,19 +41,31 @@ public struct PreparedData: Sendable {
         if let r = imageRange {
             all = all.subset(images: Array(max(r.lowerBound, 1) - 1..<min(r.upperBound, all.imageNames.count)))
         }
+        let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
+        return try make(cells: all, testDirectory: testDirectory, useCase: useCase, features: features,
+                        patchMicrons: patchMicrons, cacheDirectory: cacheDirectory, describedAs: "\(range) of \(directory)",
+                        featureProvider: featureProvider)
+    }
+
+    /// The same from cells already loaded (a directory dataset or a slide's blocks, `CellData.load(slidePath:…)`):
+    /// without `testDirectory`, every 4th of its images or blocks is held aside.
+    public static func make(cells all: CellData, testDirectory: String?, useCase: UseCase, features: FeatureKind,
+                            patchMicrons: Double, cacheDirectory: String? = nil, describedAs source: String? = nil,
+                            featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
         let pool: CellData, test: CellData, desc: String
         if let t = testDirectory {
             pool = all
             test = try CellData.load(directory: t)
             desc = "all images of \(t)"
         } else {
-            let n = all.imageNames.count
+            let n = all.imageNames.count, kind = all.imageKind
+            let source = source ?? " of \(all.directory)"
             let testImages = n >= 4 ? (0..<n).filter { $0 % 4 == 3 } : [n - 1]
             pool = all.subset(images: (0..<n).filter { !testImages.contains($0) })
             test = all.subset(images: testImages)
-            let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
-            desc = n >= 4 ? "\(testImages.count) of the \(n) images\(range) of \(directory) (sorted by name, every 4th from the 4th)"
-                : "the last of the \(n) images\(range) of \(directory) (sorted by name)"
+            let order = all.slide == nil ? "sorted by name" : "row by row"
+            desc = n >= 4 ? "\(testImages.count) of the \(n) \(kind)\(source) (\(order), every 4th from the 4th)"
+                : "the last of the \(n) \(kind)\(source) (\(order))"
         }
         guard pool.count > 0, test.count > 0 else { throw ExperimentError.invalid("empty pool or test set") }
         let provider: (CellData) throws -> Matrix = featureProvider ?? { try CheapFeatures.extract($0) }

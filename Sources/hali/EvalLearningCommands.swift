@@ -1,19 +1,34 @@
 // `hali eval effectiveness | efficiency | report`: the HALI paper's two experiments with a simulated annotator
-// (docs/learning.md). Registered under `hali eval` by the package owner.
-// The guard keeps the `hali` target compiling until it depends on HaliLearning and HaliExperiments.
-
-#if canImport(HaliExperiments) && canImport(HaliLearning)
+// (docs/learning.md), on a cell-table directory or a slide + cells CSV.
 
 import ArgumentParser
 import Foundation
+import HaliDatasets
 import HaliExperiments
+import HaliImaging
 import HaliLearning
+import HaliSlide
 
 struct LearningDataOptions: ParsableArguments {
     @Option(name: .long, help: "Dataset directory (images/ + cells.csv with classes + meta.json).")
-    var dataset: String
+    var dataset: String?
 
-    @Option(name: .customLong("test-dataset"), help: "Held-aside dataset (default: every 4th image of --dataset).")
+    @Option(name: .long, help: "Or a whole-slide image (with --cells): its labelled region is cut into blocks; every 4th is held aside.")
+    var slide: String?
+
+    @Option(name: .long, help: "With --slide: CSV of labelled centroids in level-0 pixels (image,x,y,class; image = the slide's file name).")
+    var cells: String?
+
+    @Option(name: .long, help: "With --slide: µm per level-0 pixel (default: the slide's own; required when it reports none).")
+    var mpp: Double?
+
+    @Option(name: .long, help: "With --slide: only cells inside X,Y,W,H (level-0 pixels).")
+    var region: String?
+
+    @Option(name: .customLong("block-um"), help: "With --slide: side of the blocks that stand in for images, in µm.")
+    var blockMicrons: Double = 500
+
+    @Option(name: .customLong("test-dataset"), help: "Held-aside dataset (default: every 4th image or block).")
     var testDataset: String?
 
     @Option(name: .long, help: "Binary use case: this class vs the rest (default: all classes).")
@@ -34,18 +49,49 @@ struct LearningDataOptions: ParsableArguments {
     @Option(name: .long, help: "CNN weights (.safetensors) for --features cnn.")
     var weights: String = "Deploy/models/hali-nuclei-v2.safetensors"
 
-    func prepare() throws -> PreparedData {
-        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
-        return try PreparedData.make(directory: dataset, testDirectory: testDataset, useCase: UseCase(positive: positive),
-                                     features: features, patchMicrons: patchMicrons, cacheDirectory: cache,
-                                     imageRange: try range(), featureProvider: provider)
+    /// The dataset directory or slide, for reports.
+    var source: String { dataset ?? slide ?? "" }
+
+    func validate() throws {
+        guard (dataset == nil) != (slide == nil) else { throw ValidationError("give either --dataset DIR or --slide FILE --cells CSV") }
+        if slide != nil {
+            guard cells != nil else { throw ValidationError("--slide needs --cells CSV (labelled centroids in level-0 pixels)") }
+            guard images == nil else { throw ValidationError("--images selects images of a --dataset; use --region with --slide") }
+            if let region, PixelRegion.parse(region) == nil { throw ValidationError("--region wants X,Y,W,H in level-0 pixels, e.g. 0,3500,5000,1500") }
+            if let mpp, !(mpp > 0) { throw ValidationError("--mpp must be positive") }
+            guard blockMicrons > 0 else { throw ValidationError("--block-um must be positive") }
+        } else {
+            guard cells == nil, mpp == nil, region == nil else { throw ValidationError("--cells, --mpp and --region go with --slide") }
+            if let images, ImageRange.parse(images[...]).map({ $0.lowerBound >= 1 }) != true {
+                throw ValidationError("--images wants A-B, e.g. 71-100")
+            }
+        }
     }
 
-    func range() throws -> ClosedRange<Int>? {
-        guard let images else { return nil }
-        let parts = images.split(separator: "-").compactMap { Int($0) }
-        guard parts.count == 2, parts[0] >= 1, parts[0] <= parts[1] else { throw ValidationError("--images wants A-B, e.g. 71-100") }
-        return parts[0]...parts[1]
+    func prepare() throws -> PreparedData {
+        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
+        let useCase = UseCase(positive: positive)
+        if let slide, let cells {
+            return try PreparedData.make(cells: try slideCells(path: slide, csv: cells), testDirectory: testDataset,
+                                         useCase: useCase, features: features, patchMicrons: patchMicrons,
+                                         cacheDirectory: cache, featureProvider: provider)
+        }
+        return try PreparedData.make(directory: source, testDirectory: testDataset, useCase: useCase, features: features,
+                                     patchMicrons: patchMicrons, cacheDirectory: cache,
+                                     imageRange: images.flatMap { ImageRange.parse($0[...]) }, featureProvider: provider)
+    }
+
+    /// The labelled cells of `--slide`, with pixels read through OpenSlide block by block.
+    private func slideCells(path: String, csv: String) throws -> CellData {
+        let opened = try Slide(path: path)
+        guard let micronsPerPixel = mpp ?? opened.micronsPerPixel?.x else {
+            throw ExperimentError.invalid("\(path) reports no µm/px; pass --mpp (e.g. 0.55 for the 20x crc-mosaic.tif)")
+        }
+        let pixels = SlidePixels(width: Int(opened.width), height: Int(opened.height)) { x, y, w, h in
+            RGBImage(width: w, height: h, pixels: try opened.readRegion(x: Int64(x), y: Int64(y), level: 0, width: w, height: h))
+        }
+        return try CellData.load(slidePath: path, slide: pixels, cellsCSV: csv, micronsPerPixel: micronsPerPixel,
+                                 region: region.flatMap(PixelRegion.parse), blockMicrons: blockMicrons)
     }
 }
 
@@ -91,7 +137,7 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
         cfg.budget = budget; cfg.repeats = repeats; cfg.seed = seed; cfg.head = head; cfg.strategy = strategy
         cfg.perPatch = perPatch; cfg.subsetSize = subsetSize; cfg.initialPerClass = initialPerClass
         cfg.evalStep = evalStep; cfg.threads = threads; cfg.withinPatch = withinPatch
-        let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.dataset, positive: data.positive)
+        let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
         if let plot {
             try LearningReport.plotEffectiveness(result, path: plot, title: "\(data.positive ?? "all classes") - \(prepared.features.rawValue)")
         }
@@ -120,7 +166,7 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
         var cfg = EfficiencyConfig()
         cfg.patches = patches; cfg.policy = OnlinePolicy(retrainEvery: retrainEvery, minLabels: minLabels)
         cfg.head = head; cfg.annotator = annotator; cfg.seed = seed; cfg.targetCells = patchCells
-        let result = Efficiency.run(data: prepared, config: cfg, datasetName: data.dataset, positive: data.positive)
+        let result = Efficiency.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
         if json { print(try learningJSON(result)); return }
         print(LearningReport.efficiencyText(result))
     }
@@ -181,5 +227,3 @@ struct EvalReportCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("report: wrote \(path)\n".utf8))
     }
 }
-
-#endif
