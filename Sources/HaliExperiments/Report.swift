@@ -12,6 +12,15 @@ public enum LearningFeatureProviders {
         case .cnn: return try CNNFeatureProvider.make(weights: weights)
         }
     }
+
+    /// Where features of this kind are cached under `base`: CNN features in a folder named after the weights' content
+    /// (FNV-1a of the file), so that other weights never reuse them.
+    public static func cacheDirectory(base: String?, kind: FeatureKind, weights: String) -> String? {
+        guard let base, kind == .cnn, let bytes = FileManager.default.contents(atPath: weights) else { return base }
+        var h: UInt64 = 1469598103934665603
+        for b in bytes { h = (h ^ UInt64(b)) &* 1099511628211 }
+        return base + "/cnn-" + String(h, radix: 16)
+    }
 }
 
 public enum LearningReport {

@@ -70,14 +70,15 @@ struct LearningDataOptions: ParsableArguments {
 
     func prepare() throws -> PreparedData {
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
+        let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
         let useCase = UseCase(positive: positive)
         if let slide, let cells {
             return try PreparedData.make(cells: try slideCells(path: slide, csv: cells), testDirectory: testDataset,
                                          useCase: useCase, features: features, patchMicrons: patchMicrons,
-                                         cacheDirectory: cache, featureProvider: provider)
+                                         cacheDirectory: cacheDirectory, featureProvider: provider)
         }
         return try PreparedData.make(directory: source, testDirectory: testDataset, useCase: useCase, features: features,
-                                     patchMicrons: patchMicrons, cacheDirectory: cache,
+                                     patchMicrons: patchMicrons, cacheDirectory: cacheDirectory,
                                      imageRange: images.flatMap { ImageRange.parse($0[...]) }, featureProvider: provider)
     }
 
@@ -197,11 +198,12 @@ struct EvalReportCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         var rows: [LearningReport.Row] = []
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
+        let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
         for uc in cases {
             FileHandle.standardError.write(Data("report: \(uc.id) …\n".utf8))
             let prepared = try PreparedData.make(directory: uc.dataset, testDirectory: uc.testDataset,
                                                  useCase: UseCase(positive: uc.positive), features: features,
-                                                 patchMicrons: uc.patchMicrons, cacheDirectory: cache, imageRange: uc.imageRange,
+                                                 patchMicrons: uc.patchMicrons, cacheDirectory: cacheDirectory, imageRange: uc.imageRange,
                                                  featureProvider: provider)
             var ecfg = EffectivenessConfig()
             ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
