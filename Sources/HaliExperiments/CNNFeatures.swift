@@ -17,6 +17,9 @@ enum CNNFeatureProvider {
         let (net, meta) = try WeightsFile.load(path: weights)
         let embedder = Embedder(net: net.folded(), metadata: meta)
         return { data in
+            if data.slide != nil, meta.patchMicrons / 2 > CellData.contextMicrons {
+                throw ExperimentError.invalid("\(weights): \(meta.patchMicrons) µm patches reach past the \(CellData.contextMicrons) µm of slide read around each block")
+            }
             let side = meta.patchPixels
             let scale = meta.micronsPerPixel / data.micronsPerPixel
             var pixels: [UInt8] = []

@@ -18,9 +18,11 @@ public typealias SlideRegionReader = @Sendable (_ x: Int, _ y: Int, _ width: Int
 /// caller passes a reader, e.g. over OpenSlide).
 public struct SlidePixels: Sendable {
     public var width: Int, height: Int
+    /// The largest region (width × height) `read` accepts.
+    public var maxReadPixels: Int
     public var read: SlideRegionReader
-    public init(width: Int, height: Int, read: @escaping SlideRegionReader) {
-        self.width = width; self.height = height; self.read = read
+    public init(width: Int, height: Int, maxReadPixels: Int = .max, read: @escaping SlideRegionReader) {
+        self.width = width; self.height = height; self.maxReadPixels = maxReadPixels; self.read = read
     }
 }
 
@@ -54,7 +56,8 @@ public struct CellData: Sendable {
     /// What one image is, for messages: "images" or "blocks".
     public var imageKind: String { slide == nil ? "images" : "blocks" }
 
-    /// Pixels of context around a cell that feature extractors may read (both read at most 16 µm from a centroid).
+    /// Slide around a block that feature extractors may read: cheap features reach 14 µm from a centroid, a CNN
+    /// patch half its side (16 µm for hali-nuclei-v2); CNN features refuse weights whose patch needs more.
     public static let contextMicrons = 32.0
 
     /// The pixels of image `i`, and the offset (dx, dy) to add to a cell's x, y in that image to address them. A slide

@@ -108,13 +108,29 @@ public func standardize(_ m: inout Matrix) {
     for r in 0..<n { for c in 0..<d { m.values[r * d + c] = Float((Double(m.values[r * d + c]) - mean[c]) * sq[c]) } }
 }
 
+/// FNV-1a, 64-bit (Fowler, Noll, Vo): a cheap content hash for cache names, not for security.
+public enum FNV1a {
+    public static let offsetBasis: UInt64 = 14695981039346656037
+
+    public static func hash<S: Sequence>(_ bytes: S, from start: UInt64 = offsetBasis) -> UInt64 where S.Element == UInt8 {
+        var h = start
+        for b in bytes { h = (h ^ UInt64(b)) &* 1099511628211 }
+        return h
+    }
+}
+
 /// Caches features as a raw little-endian Float32 file beside nothing in the dataset: under `cacheDirectory`.
 public enum FeatureCache {
     public static func load(_ data: CellData, kind: FeatureKind, cacheDirectory: String?,
                             compute: () throws -> Matrix) throws -> Matrix {
         guard let dir = cacheDirectory else { return try compute() }
-        var h: UInt64 = 1469598103934665603  // FNV-1a over the image names: subsets get their own file
-        for b in data.imageNames.joined(separator: ",").utf8 { h = (h ^ UInt64(b)) &* 1099511628211 }
+        // What the features depend on: the images (or blocks) by name, the scale, and every cell's place.
+        var h = FNV1a.hash(data.imageNames.joined(separator: ",").utf8)
+        h = FNV1a.hash(withUnsafeBytes(of: data.micronsPerPixel.bitPattern.littleEndian) { Array($0) }, from: h)
+        for c in 0..<data.count {
+            let place = [UInt64(data.image[c]), data.x[c].bitPattern, data.y[c].bitPattern]
+            h = FNV1a.hash(place.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }, from: h)
+        }
         let key = data.directory.replacingOccurrences(of: "/", with: "_") + "-\(kind.rawValue)-\(data.count)-\(String(h, radix: 16)).f32"
         let path = dir + "/" + key
         if let d = FileManager.default.contents(atPath: path), d.count % 4 == 0, d.count > 0, data.count > 0 {

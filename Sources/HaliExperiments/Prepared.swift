@@ -39,7 +39,10 @@ public struct PreparedData: Sendable {
                             featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
         var all = try CellData.load(directory: directory)
         if let r = imageRange {
-            all = all.subset(images: Array(max(r.lowerBound, 1) - 1..<min(r.upperBound, all.imageNames.count)))
+            guard r.lowerBound >= 1, r.upperBound <= all.imageNames.count else {
+                throw ExperimentError.invalid("images \(r.lowerBound)-\(r.upperBound) reach outside 1…\(all.imageNames.count) of \(directory)")
+            }
+            all = all.subset(images: Array(r.lowerBound - 1..<r.upperBound))
         }
         let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
         return try make(cells: all, testDirectory: testDirectory, useCase: useCase, features: features,
@@ -60,6 +63,7 @@ public struct PreparedData: Sendable {
         } else {
             let n = all.imageNames.count, kind = all.imageKind
             let source = source ?? " of \(all.directory)"
+            // Every 4th (of the images, or of the blocks holding cells), so the test part spreads over the set.
             let testImages = n >= 4 ? (0..<n).filter { $0 % 4 == 3 } : [n - 1]
             pool = all.subset(images: (0..<n).filter { !testImages.contains($0) })
             test = all.subset(images: testImages)
@@ -67,7 +71,10 @@ public struct PreparedData: Sendable {
             desc = n >= 4 ? "\(testImages.count) of the \(n) \(kind)\(source) (\(order), every 4th from the 4th)"
                 : "the last of the \(n) \(kind)\(source) (\(order))"
         }
-        guard pool.count > 0, test.count > 0 else { throw ExperimentError.invalid("empty pool or test set") }
+        guard pool.count > 0, test.count > 0 else {
+            let hint = all.slide == nil ? "" : "; a smaller --block-um cuts the region into more blocks"
+            throw ExperimentError.invalid("empty pool or test set (\(all.imageNames.count) \(all.imageKind) with cells\(hint))")
+        }
         let provider: (CellData) throws -> Matrix = featureProvider ?? { try CheapFeatures.extract($0) }
         let px = try FeatureCache.load(pool, kind: features, cacheDirectory: cacheDirectory) { try provider(pool) }
         let tx = try FeatureCache.load(test, kind: features, cacheDirectory: cacheDirectory) { try provider(test) }

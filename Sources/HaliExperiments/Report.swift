@@ -14,12 +14,11 @@ public enum LearningFeatureProviders {
     }
 
     /// Where features of this kind are cached under `base`: CNN features in a folder named after the weights' content
-    /// (FNV-1a of the file), so that other weights never reuse them.
+    /// (FNV-1a of the file), so that other weights never reuse them; no cache when the weights cannot be read.
     public static func cacheDirectory(base: String?, kind: FeatureKind, weights: String) -> String? {
-        guard let base, kind == .cnn, let bytes = FileManager.default.contents(atPath: weights) else { return base }
-        var h: UInt64 = 1469598103934665603
-        for b in bytes { h = (h ^ UInt64(b)) &* 1099511628211 }
-        return base + "/cnn-" + String(h, radix: 16)
+        guard let base, kind == .cnn else { return base }
+        guard let bytes = FileManager.default.contents(atPath: weights) else { return nil }
+        return base + "/cnn-" + String(FNV1a.hash(bytes), radix: 16)
     }
 }
 

@@ -25,8 +25,8 @@ struct LearningDataOptions: ParsableArguments {
     @Option(name: .long, help: "With --slide: only cells inside X,Y,W,H (level-0 pixels).")
     var region: String?
 
-    @Option(name: .customLong("block-um"), help: "With --slide: side of the blocks that stand in for images, in µm.")
-    var blockMicrons: Double = 500
+    @Option(name: .customLong("block-um"), help: "With --slide: side of the blocks that stand in for images, in µm (default 500).")
+    var blockMicrons: Double?
 
     @Option(name: .customLong("test-dataset"), help: "Held-aside dataset (default: every 4th image or block).")
     var testDataset: String?
@@ -59,9 +59,11 @@ struct LearningDataOptions: ParsableArguments {
             guard images == nil else { throw ValidationError("--images selects images of a --dataset; use --region with --slide") }
             if let region, PixelRegion.parse(region) == nil { throw ValidationError("--region wants X,Y,W,H in level-0 pixels, e.g. 0,3500,5000,1500") }
             if let mpp, !(mpp > 0) { throw ValidationError("--mpp must be positive") }
-            guard blockMicrons > 0 else { throw ValidationError("--block-um must be positive") }
+            if let blockMicrons, !(blockMicrons > 0) { throw ValidationError("--block-um must be positive") }
         } else {
-            guard cells == nil, mpp == nil, region == nil else { throw ValidationError("--cells, --mpp and --region go with --slide") }
+            guard cells == nil, mpp == nil, region == nil, blockMicrons == nil else {
+                throw ValidationError("--cells, --mpp, --region and --block-um go with --slide")
+            }
             if let images, ImageRange.parse(images[...]).map({ $0.lowerBound >= 1 }) != true {
                 throw ValidationError("--images wants A-B, e.g. 71-100")
             }
@@ -88,11 +90,11 @@ struct LearningDataOptions: ParsableArguments {
         guard let micronsPerPixel = mpp ?? opened.micronsPerPixel?.x else {
             throw ExperimentError.invalid("\(path) reports no µm/px; pass --mpp (e.g. 0.55 for the 20x crc-mosaic.tif)")
         }
-        let pixels = SlidePixels(width: Int(opened.width), height: Int(opened.height)) { x, y, w, h in
+        let pixels = SlidePixels(width: Int(opened.width), height: Int(opened.height), maxReadPixels: Slide.maxRegionPixels) { x, y, w, h in
             RGBImage(width: w, height: h, pixels: try opened.readRegion(x: Int64(x), y: Int64(y), level: 0, width: w, height: h))
         }
         return try CellData.load(slidePath: path, slide: pixels, cellsCSV: csv, micronsPerPixel: micronsPerPixel,
-                                 region: region.flatMap(PixelRegion.parse), blockMicrons: blockMicrons)
+                                 region: region.flatMap(PixelRegion.parse), blockMicrons: blockMicrons ?? 500)
     }
 }
 

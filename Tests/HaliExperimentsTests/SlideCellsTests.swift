@@ -1,5 +1,6 @@
 import Foundation
 import HaliImaging
+import HaliMath
 import HaliSlide
 import Testing
 
@@ -61,6 +62,11 @@ private func writeCSV(_ text: String) throws -> String {
     #expect(picture.width == 164 && picture.height == 132)
     let o = (Int(data.y[2] + dy) * picture.width + Int(data.x[2] + dx)) * 3
     #expect(picture.pixels[o] == 150 && picture.pixels[o + 1] == 30 && picture.pixels[o + 2] == 0)
+    // At the slide's corners the context is cut: block (0, 0) starts at the picture's origin, block (200, 0) ends at
+    // the slide's right edge.
+    let corner = try data.pixels(ofImage: 0), right = try data.pixels(ofImage: 2)
+    #expect(corner.dx == 0 && corner.dy == 0 && corner.image.width == 132 && corner.image.height == 132)
+    #expect(right.dx == 32 && right.image.width == 132)
 
     // Every 4th block is held aside, like every 4th image of a directory.
     let prepared = try PreparedData.make(cells: data, testDirectory: nil, useCase: UseCase(positive: "a"), features: .cheap,
@@ -70,27 +76,70 @@ private func writeCSV(_ text: String) throws -> String {
     #expect(prepared.grid.patches.count == 16)  // 2 × 2 patches of 50 µm in each of the 4 pool blocks
 }
 
+@Test func blockEdgesOnWholePixelsWhenTheRegionDoesNotDivide() throws {
+    // 299 px in 3 blocks: edges 0, 99, 199, 299. A cell on x = 99 starts the second block (⌊99·3/299⌋ alone says 0).
+    let csv = try writeCSV("image,x,y,class\ns.tif,98.9,5,a\ns.tif,99,5,b\ns.tif,198.5,5,a\ns.tif,199,5,b\n")
+    let data = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1,
+                                 region: PixelRegion(x: 0, y: 0, width: 299, height: 100), blockMicrons: 100)
+    #expect(data.imageNames == ["s.tif@0,0", "s.tif@99,0", "s.tif@199,0"])
+    #expect(data.imageSizes.map(\.width) == [99, 100, 100])
+    #expect(data.image == [0, 1, 1, 2] && data.x == [98.9, 0, 99.5, 0])
+}
+
 @Test func slideCellsRefuseWhatTheyCannotUse() throws {
+    func message(_ body: () throws -> Void) -> String {
+        do { try body(); return "no error" } catch { return "\(error)" }
+    }
     let csv = try writeCSV("image,x,y,class\nother.tif,5,5,a\n")
-    #expect(throws: ExperimentError.self) {
-        _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1)
-    }
-    do {
-        _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1)
-    } catch {
-        #expect("\(error)".contains("no cells of s.tif") && "\(error)".contains("other.tif"))
-    }
+    let otherSlide = message { _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1) }
+    #expect(otherSlide.contains("no cells of s.tif") && otherSlide.contains("other.tif"), "\(otherSlide)")
     let inside = try writeCSV("image,x,y,class\ns.tif,5,5,a\n")
-    #expect(throws: ExperimentError.self) {
+    let outside = message {
         _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
                               region: PixelRegion(x: 200, y: 0, width: 200, height: 10))
     }
-    #expect(throws: ExperimentError.self) {
+    #expect(outside.contains("reaches outside the 300×200 slide"), "\(outside)")
+    let empty = message {
         _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
                               region: PixelRegion(x: 100, y: 100, width: 50, height: 50))
     }
+    #expect(empty.contains("no labelled cell of s.tif lies inside region"), "\(empty)")
+    // 100 µm blocks at 1 µm/px need (100 + 2·32)² px per read: refused up front under a smaller read limit.
+    var limited = codedSlide()
+    limited.maxReadPixels = 160 * 160
+    let tooLarge = message { _ = try CellData.load(slidePath: "s.tif", slide: limited, cellsCSV: inside, micronsPerPixel: 1, blockMicrons: 100) }
+    #expect(tooLarge.contains("use a smaller --block-um"), "\(tooLarge)")
     #expect(PixelRegion.parse("0,3500,5000,1500") == PixelRegion(x: 0, y: 3500, width: 5000, height: 1500))
     #expect(PixelRegion.parse("0,0,0,5") == nil && PixelRegion.parse("1,2,3") == nil && PixelRegion.parse("-1,0,5,5") == nil)
+}
+
+@Test func featureCacheKeepsApartWhatChangesTheFeatures() throws {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hali-cache-\(UUID().uuidString)").path
+    var data = CellData(directory: "d", imageNames: ["a.png"], imagePaths: [""], imageSizes: [(10, 10)], micronsPerPixel: 0.5)
+    data.image = [0]; data.x = [1]; data.y = [2]; data.className = ["c"]
+    var computed = 0
+    func load(_ d: CellData) throws -> Float {
+        try FeatureCache.load(d, kind: .cheap, cacheDirectory: dir) {
+            computed += 1
+            return Matrix(rows: 1, columns: 1, values: [Float(computed)])
+        }[0, 0]
+    }
+    #expect(try load(data) == 1 && load(data) == 1)  // the second read comes from the file
+    var rescaled = data
+    rescaled.micronsPerPixel = 0.52
+    var moved = data
+    moved.x = [1.5]
+    #expect(try load(rescaled) == 2 && load(moved) == 3 && computed == 3)
+
+    // CNN features live in a folder per weights content; unreadable weights get no cache at all.
+    let w1 = dir + "-w1", w2 = dir + "-w2"
+    try "one".write(toFile: w1, atomically: true, encoding: .utf8)
+    try "two".write(toFile: w2, atomically: true, encoding: .utf8)
+    let c1 = LearningFeatureProviders.cacheDirectory(base: dir, kind: .cnn, weights: w1)
+    let c2 = LearningFeatureProviders.cacheDirectory(base: dir, kind: .cnn, weights: w2)
+    #expect(c1 != nil && c2 != nil && c1 != c2 && c1!.hasPrefix(dir + "/cnn-"))
+    #expect(LearningFeatureProviders.cacheDirectory(base: dir, kind: .cnn, weights: dir + "-missing") == nil)
+    #expect(LearningFeatureProviders.cacheDirectory(base: dir, kind: .cheap, weights: w1) == dir)
 }
 
 /// The real mosaic of the 100 CRC images (row-major, 500 px each): its bottom row read through OpenSlide in 275 µm
