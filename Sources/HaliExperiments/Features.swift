@@ -117,6 +117,13 @@ public enum FNV1a {
         for b in bytes { h = (h ^ UInt64(b)) &* 1099511628211 }
         return h
     }
+
+    /// Continues `start` with the 8 little-endian bytes of `word` (no allocation).
+    public static func hash(word: UInt64, from start: UInt64) -> UInt64 {
+        var h = start
+        for shift in stride(from: 0, to: 64, by: 8) { h = (h ^ ((word >> UInt64(shift)) & 0xff)) &* 1099511628211 }
+        return h
+    }
 }
 
 /// Caches features as a raw little-endian Float32 file beside nothing in the dataset: under `cacheDirectory`.
@@ -126,10 +133,11 @@ public enum FeatureCache {
         guard let dir = cacheDirectory else { return try compute() }
         // What the features depend on: the images (or blocks) by name, the scale, and every cell's place.
         var h = FNV1a.hash(data.imageNames.joined(separator: ",").utf8)
-        h = FNV1a.hash(withUnsafeBytes(of: data.micronsPerPixel.bitPattern.littleEndian) { Array($0) }, from: h)
+        h = FNV1a.hash(word: data.micronsPerPixel.bitPattern, from: h)
         for c in 0..<data.count {
-            let place = [UInt64(data.image[c]), data.x[c].bitPattern, data.y[c].bitPattern]
-            h = FNV1a.hash(place.flatMap { v in withUnsafeBytes(of: v.littleEndian) { Array($0) } }, from: h)
+            h = FNV1a.hash(word: UInt64(data.image[c]), from: h)
+            h = FNV1a.hash(word: data.x[c].bitPattern, from: h)
+            h = FNV1a.hash(word: data.y[c].bitPattern, from: h)
         }
         let key = data.directory.replacingOccurrences(of: "/", with: "_") + "-\(kind.rawValue)-\(data.count)-\(String(h, radix: 16)).f32"
         let path = dir + "/" + key

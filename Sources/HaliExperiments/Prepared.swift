@@ -2,6 +2,7 @@
 // and the patch grid over the pool.
 
 import Foundation
+import HaliDatasets
 import HaliLearning
 import HaliMath
 
@@ -39,10 +40,10 @@ public struct PreparedData: Sendable {
                             featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
         var all = try CellData.load(directory: directory)
         if let r = imageRange {
-            guard r.lowerBound >= 1, r.upperBound <= all.imageNames.count else {
+            guard let keep = ImageRange.select(Array(all.imageNames.indices), r) else {
                 throw ExperimentError.invalid("images \(r.lowerBound)-\(r.upperBound) reach outside 1…\(all.imageNames.count) of \(directory)")
             }
-            all = all.subset(images: Array(r.lowerBound - 1..<r.upperBound))
+            all = all.subset(images: keep)
         }
         let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
         return try make(cells: all, testDirectory: testDirectory, useCase: useCase, features: features,
