@@ -58,6 +58,8 @@ public actor LabellingSession {
     private var kcenter: IncrementalKCenter
     private var kcenterLabelled = Set<Int>()
     private var patchGrid: PatchGrid
+    /// Side of a next-patch window in level-0 pixels.
+    private let windowSide: Double
     private var donePatches: [Bool]
     private var currentRegion: Region?
     private var currentPatch: Int?
@@ -76,6 +78,7 @@ public actor LabellingSession {
         self.sessionID = "\(annotator)/\(slide.id)/\(task.name)"
         self.kcenter = IncrementalKCenter(features: slide.features)
         let side = settings.patchSizeMicrons / slide.micronsPerPixel
+        self.windowSide = side
         self.patchGrid = PatchGrid(
             image: [Int](repeating: 0, count: slide.table.count), x: slide.table.centroidX.map(Double.init),
             y: slide.table.centroidY.map(Double.init), extents: [(Double(slide.slide.width), Double(slide.slide.height))], side: side,
@@ -173,13 +176,58 @@ public actor LabellingSession {
             annotator: annotator, slide: slide.id, task: task.name, cellID: event.cellID, kind: .label, className: event.className,
             source: source, modelVersion: event.modelVersionShown, clientSeq: event.clientSeq, clientTimeMs: event.clientTimeMs,
             serverTimeMs: Self.nowMs(), previousClass: labels.classOfCell[event.cellID])
-        let stored = try await store.append(record)
+        if let resent = try resend(seq: event.clientSeq, kind: .label, cellID: event.cellID, className: event.className) { return resent }
+        let stored = try await appendCounted(record)
         if !stored.duplicate { apply(record) }
         return LabelAck(clientSeq: event.clientSeq, cellID: event.cellID, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
     }
 
+    // MARK: Sequence numbers
+
+    /// Numbers handed to the store and not yet committed (an actor is re-entered while it awaits the store, and
+    /// one session may be open on two connections).
+    private var clientSeqsInFlight = Set<UInt64>()
+
+    /// The protocol's rule for `client_seq`: strictly increasing per session, from 1. A number at or below the
+    /// highest one seen is either a resend of the stored event (acknowledged again, nothing written) or refused:
+    /// the same number for a different event, or a number never used that arrives too late, which would reorder
+    /// the audit trail. Returns the ack for a resend, nil for a new event; throws INVALID_ARGUMENT otherwise.
+    /// - Parameter cellID: nil when the request did not name one (an undo of the latest label).
+    private func resend(seq: UInt64, kind: LabelRecord.Kind, cellID: UInt64?, className: String?) throws -> LabelAck? {
+        guard seq >= 1 else { throw EngineError(.invalidArgument, "client_seq must be 1 or more (got 0)") }
+        let highest = max(labels.lastClientSeq, clientSeqsInFlight.max() ?? 0)
+        guard seq <= highest else { return nil }
+        guard let stored = try store.event(annotator: annotator, slide: slide.id, task: task.name, clientSeq: seq) else {
+            throw EngineError(
+                .invalidArgument,
+                "client_seq \(seq) is not above the session's last one (\(highest)): sequence numbers are strictly increasing")
+        }
+        guard stored.record.kind == kind, cellID == nil || stored.record.cellID == cellID, stored.record.className == className else {
+            throw EngineError(
+                .invalidArgument,
+                "client_seq \(seq) was already used for another event (cell \(stored.record.cellID)\(stored.record.className.map { ", class \($0)" } ?? ", undo"))")
+        }
+        return LabelAck(
+            clientSeq: seq, cellID: stored.record.cellID, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: stored.record.serverTimeMs)
+    }
+
+    /// Appends durably, with the number counted as seen until the store answers.
+    private func appendCounted(_ record: LabelRecord) async throws -> StoredEvent {
+        clientSeqsInFlight.insert(record.clientSeq)
+        defer { clientSeqsInFlight.remove(record.clientSeq) }
+        do {
+            return try await store.append(record)
+        } catch let error as StoreError where error.kind == .clientSeqConflict {
+            throw EngineError(.invalidArgument, error.message)
+        }
+    }
+
     /// Reverts the latest label of `cellID` (0: of the session's most recent labelled cell).
     public func undo(_ request: Undo) async throws -> LabelAck {
+        // Before finding the target: after the undo was applied, its resend would find nothing left to undo.
+        if let resent = try resend(seq: request.clientSeq, kind: .undo, cellID: request.cellID == 0 ? nil : request.cellID, className: nil) {
+            return resent
+        }
         let events = try store.events(annotator: annotator, slide: slide.id, task: task.name)
         let target: UInt64
         if request.cellID != 0 {
@@ -196,7 +244,7 @@ public actor LabellingSession {
             annotator: annotator, slide: slide.id, task: task.name, cellID: target, kind: .undo, className: nil, source: "undo",
             modelVersion: modelVersion, clientSeq: request.clientSeq, clientTimeMs: Self.nowMs(), serverTimeMs: Self.nowMs(),
             previousClass: previous)
-        let stored = try await store.append(record)
+        let stored = try await appendCounted(record)
         if !stored.duplicate { apply(record) }
         return LabelAck(clientSeq: request.clientSeq, cellID: target, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
     }
@@ -284,8 +332,10 @@ public actor LabellingSession {
     ///   names the window.
     public func nextPatch(strategy: Strategy, sizeMicrons: Double = 0, markCurrentDone: Bool = true) throws -> NextPatchPick {
         if markCurrentDone, let p = currentPatch { donePatches[p] = true }
-        if markCurrentDone, currentPatch == nil, let region = currentRegion {
-            // The annotator navigated by region: mark every window whose centre lies inside it.
+        if markCurrentDone, currentPatch == nil, let region = currentRegion, Self.isWindowSizedView(region, windowSide: windowSide) {
+            // The annotator navigated by region: mark every window whose centre lies inside it. An overview (a
+            // region much larger than a window, e.g. the whole slide for a thumbnail) is looked at, not labelled,
+            // and marks nothing: it would otherwise end the learner's picks for good (the region is persisted).
             for (i, patch) in patchGrid.patches.enumerated() {
                 let cx = (patch.minX + patch.maxX) / 2, cy = (patch.minY + patch.maxY) / 2
                 if cx >= Double(region.x), cx < Double(region.x + region.width), cy >= Double(region.y), cy < Double(region.y + region.height) {
@@ -345,6 +395,12 @@ public actor LabellingSession {
         return NextPatchPick(
             patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: UInt32(inS),
             cellsInRegion: UInt32(cellsInRegion))
+    }
+
+    /// Whether a viewed region is about one window (at most twice its side each way), so that seeing it counts as
+    /// having worked on the windows it covers.
+    static func isWindowSizedView(_ region: Region, windowSide: Double) -> Bool {
+        Double(region.width) <= 2 * windowSide && Double(region.height) <= 2 * windowSide
     }
 
     /// The window a `p<index>` patch id names.

@@ -43,6 +43,21 @@ public final class ServedSlide: Sendable {
             ingested: true, levelDownsamples: slide.levelDownsamples)
     }
 
+    /// A client's region checked against the slide: non-empty and wholly inside it. The comparisons are written so
+    /// that no sum of client numbers is formed (`x + width` overflows for width = Int64.max and would trap), so every
+    /// later `x + width` on the returned region is safe: it is at most the slide's width.
+    public func validated(_ region: Region) throws(EngineError) -> Region {
+        let (w, h) = (slide.width, slide.height)
+        guard region.width > 0, region.height > 0, region.x >= 0, region.y >= 0, region.x < w, region.y < h,
+            region.width <= w - region.x, region.height <= h - region.y
+        else {
+            throw EngineError(
+                .invalidArgument,
+                "region (\(region.x), \(region.y)) \(region.width)×\(region.height) is empty or outside the \(w)×\(h) slide")
+        }
+        return region
+    }
+
     /// Rows whose centroid lies in the level-0 rectangle, in row (id) order.
     public func cells(inX x: Int64, y: Int64, width: Int64, height: Int64) -> [Int] {
         grid.rows(x0: Double(x) - 0.5, y0: Double(y) - 0.5, x1: Double(x + width) - 0.5, y1: Double(y + height) - 0.5, table: table)

@@ -288,7 +288,8 @@ public final class HaliDaemon: Sendable {
         case .undecodable(let error):
             counters.withLock { $0.framesRejected += 1 }
             context.malformedInARow += 1
-            let fatal = context.malformedInARow >= configuration.maxConsecutiveMalformedFrames
+            // Before Hello nothing is forgiven (the protocol: anything but a valid Hello closes the connection).
+            let fatal = context.annotator == nil || context.malformedInARow >= configuration.maxConsecutiveMalformedFrames
             let code: ErrorCode = error.kind == .unknownBody ? .unsupportedMessage : .malformedFrame
             if fatal { log.warning("closing connection after repeated undecodable frames", metadata: ["count": "\(context.malformedInARow)"]) }
             return Outcome(replies: [Envelope(.error(ErrorReply(code: code, message: error.description, fatal: fatal)))], close: fatal)
@@ -332,7 +333,8 @@ public final class HaliDaemon: Sendable {
         case .getStatus:
             return reply(.serverStatus(await status()))
         case .listSlides:
-            return reply(.slideList(await catalog.list()))
+            // Only the slides this annotator may open: the others' names can be confidential (case ids).
+            return reply(.slideList(await catalog.list().filter { annotator.mayOpen(slide: $0.id) }))
         case .bye:
             return Outcome(replies: [], close: true)
         case .openSession(let open):
@@ -457,12 +459,7 @@ public final class HaliDaemon: Sendable {
         var patchID = ""
         switch request.target {
         case .region(let r):
-            guard r.width > 0, r.height > 0, r.x >= 0, r.y >= 0, r.x + r.width <= slide.slide.width, r.y + r.height <= slide.slide.height else {
-                throw EngineError(
-                    .invalidArgument,
-                    "region (\(r.x), \(r.y)) \(r.width)×\(r.height) is empty or outside the \(slide.slide.width)×\(slide.slide.height) slide")
-            }
-            region = r
+            region = try slide.validated(r)
         case .patchID(let id):
             let (r, index) = try await session.region(ofPatch: id)
             await session.markPatchVisited(index)

@@ -182,6 +182,14 @@ public final class LabelStore: @unchecked Sendable {
         try query("WHERE slide = ?1 AND task = ?2 ORDER BY id", [.text(slide), .text(task)])
     }
 
+    /// The committed event a session stored under `clientSeq`, if any (to tell a resend from a reused number).
+    public func event(annotator: String, slide: String, task: String, clientSeq: UInt64) throws -> StoredEvent? {
+        try query(
+            "WHERE annotator = ?1 AND slide = ?2 AND task = ?3 AND client_seq = ?4",
+            [.text(annotator), .text(slide), .text(task), .int(Int64(bitPattern: clientSeq))]
+        ).first
+    }
+
     public func eventCount() throws -> Int {
         readLock.lock()
         defer { readLock.unlock() }
@@ -380,7 +388,8 @@ final class WriterCore: @unchecked Sendable {
                     guard UInt64(bitPattern: existing.int(1)) == r.cellID, existing.text(2) == r.kind.rawValue, existing.text(3) == r.className else {
                         throw StoreError(
                             path: path,
-                            message: "client_seq \(r.clientSeq) of \(r.annotator)/\(r.slide)/\(r.task) is already used by a different event (cell \(existing.int(1)))")
+                            message: "client_seq \(r.clientSeq) of \(r.annotator)/\(r.slide)/\(r.task) is already used by a different event (cell \(existing.int(1)))",
+                            kind: .clientSeqConflict)
                     }
                     results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))
                 }

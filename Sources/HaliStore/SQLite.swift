@@ -5,12 +5,20 @@ import Glibc
 #endif
 
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The store could not do what was asked (I/O, SQLite, a closed store).
+        case failed
+        /// A session's client_seq is already stored for a different event: the client's mistake, not the store's.
+        case clientSeqConflict
+    }
     public var path: String
     public var message: String
+    public var kind: Kind
     public var description: String { "\(path): \(message)" }
-    public init(path: String, message: String) {
+    public init(path: String, message: String, kind: Kind = .failed) {
         self.path = path
         self.message = message
+        self.kind = kind
     }
 }
 

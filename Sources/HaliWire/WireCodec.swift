@@ -10,7 +10,8 @@ import Darwin
 /// Why bytes could not become an `Envelope`.
 public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
-        /// protobuf-c refused the bytes (truncated, wrong wire types, invalid UTF-8, …).
+        /// protobuf-c refused the bytes (truncated, wrong wire types, …), or a string field holds a NUL byte or
+        /// invalid UTF-8 (`StringFieldCheck`).
         case malformed
         /// The envelope decoded but its `body` is unset or a member this build does not know.
         case unknownBody
@@ -54,6 +55,7 @@ public enum WireCodec {
         }
         guard let message = unpacked else { throw WireError.malformed(byteCount: bytes.count) }
         defer { hali__v1__envelope__free_unpacked(message, nil) }
+        try StringFieldCheck.check(bytes, envelope: hali__v1__envelope__descriptor)
         guard let envelope = Envelope(c: message.pointee) else { throw WireError.unknownBody }
         return envelope
     }

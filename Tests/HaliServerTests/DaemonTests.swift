@@ -19,6 +19,7 @@ func withDaemon(
         listen: [.tcp(host: "127.0.0.1", port: 0)] + extraListen,
         annotators: try AnnotatorRegistry([
             Annotator(name: "tester", token: token), Annotator(name: "other", token: "other-token", tasks: ["til"]),
+            Annotator(name: "restricted", token: "restricted-token", slides: ["some-other-slide"]),
         ]),
         slidePaths: slides)
     configuration.maxFrameBytes = maxFrameBytes

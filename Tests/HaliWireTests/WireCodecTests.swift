@@ -132,3 +132,52 @@ let everyMessage: [Envelope] = {
         #expect(decodedCount < 5_000)
     }
 }
+
+/// protobuf-c keeps no length for strings: without `StringFieldCheck`, a NUL would cut them short and bad UTF-8 would
+/// come through repaired. The frames are made by encoding a placeholder and overwriting its bytes, since a Swift
+/// string with a NUL cannot be encoded (the C side would cut it) and one with bad UTF-8 cannot exist.
+@Suite struct StringFieldCheckTests {
+    /// The encoded envelope with the first occurrence of `marker`'s bytes replaced by `replacement`.
+    func patched(_ envelope: Envelope, _ marker: String, _ replacement: [UInt8]) -> [UInt8] {
+        var bytes = WireCodec.encode(envelope)
+        let needle = Array(marker.utf8)
+        precondition(needle.count == replacement.count)
+        let at = (0...(bytes.count - needle.count)).first { Array(bytes[$0..<$0 + needle.count]) == needle }!
+        bytes.replaceSubrange(at..<at + needle.count, with: replacement)
+        return bytes
+    }
+
+    func refusal(_ bytes: [UInt8]) -> String? {
+        do {
+            _ = try WireCodec.decode(bytes)
+            return nil
+        } catch {
+            #expect(error.kind == .malformed)
+            return error.description
+        }
+    }
+
+    @Test func nulInATopLevelStringIsRefused() {
+        let hello = Envelope(.hello(Hello(clientName: "t", token: "secretXanything")))
+        #expect(refusal(patched(hello, "secretXanything", Array("secret\0anything".utf8))) == "hello.token holds a NUL byte")
+        // The same frame without the NUL decodes (the check does not refuse everything).
+        #expect(refusal(patched(hello, "secretXanything", Array("secret-anything".utf8))) == nil)
+    }
+
+    @Test func nulAndBadUTF8InNestedStringsAreRefused() {
+        let label = Envelope(requestID: 3, .labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "otherXjunk", source: .manual, clientTimeMs: 0)))
+        #expect(refusal(patched(label, "otherXjunk", Array("other\0junk".utf8))) == "label_event.class_name holds a NUL byte")
+        #expect(refusal(patched(label, "otherXjunk", Array("other".utf8) + [0xff] + Array("junk".utf8))) == "label_event.class_name is not valid UTF-8")
+        // Overlong encoding of "/" (C0 AF) is not UTF-8 either.
+        #expect(refusal(patched(label, "otherXjunk", Array("othe".utf8) + [0xc0, 0xaf] + Array("junk".utf8))) == "label_event.class_name is not valid UTF-8")
+        // Multi-byte UTF-8 passes.
+        let accented = Envelope(.openSession(OpenSession(slideID: "lésion-µm", task: "ki67")))
+        #expect(refusal(WireCodec.encode(accented)) == nil)
+    }
+
+    @Test func bytesFieldsMayHoldNul() {
+        // ExportedFile.data is `bytes`: zeros are content, not an attack.
+        let file = Envelope(.exportedFile(ExportedFile(format: "sliderunner", fileName: "a.sqlite", data: [0, 0, 1, 0], cells: 1)))
+        #expect(refusal(WireCodec.encode(file)) == nil)
+    }
+}
