@@ -1,6 +1,7 @@
 import Foundation
 import HaliCore
 import HaliEngine
+import HaliTransport
 import HaliWire
 
 public struct ServerConfiguration: Sendable {
@@ -11,8 +12,17 @@ public struct ServerConfiguration: Sendable {
     public var slidePaths: [String]
     /// Largest frame body accepted; larger frames are refused before their bodies are buffered.
     public var maxFrameBytes: Int = defaultMaxFrameBytes
-    /// Further connections are refused with RESOURCE_EXHAUSTED.
+    /// Authenticated connections; a Hello past this is refused with RESOURCE_EXHAUSTED.
     public var maxConnections: Int = 1024
+    /// Connections that have not yet said Hello, in all and from one peer address. A new connection past either
+    /// limit closes the oldest waiting one (of the same peer, when that is the limit reached), so idle connections,
+    /// however many, can never keep an annotator from connecting.
+    public var maxUnauthenticated: Int = 256
+    public var maxUnauthenticatedPerPeer: Int = 32
+    /// Hello, idle and per-frame deadlines (`ConnectionDeadlines`).
+    public var deadlines = ConnectionDeadlines.Limits()
+    /// Refuse to start when a configured slide cannot be served (else it is left out, logged and listed by status).
+    public var strict = false
     /// Undecodable frames in a row after which a connection is closed.
     public var maxConsecutiveMalformedFrames: Int = 3
     /// How long a graceful shutdown waits for connections to finish their current request.

@@ -93,6 +93,8 @@ public final class HaliDaemon: Sendable {
     private struct LifecycleState {
         var listeners: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
+        var handshakes = Handshakes()
+        var authenticated = Set<ObjectIdentifier>()
         var boundAddresses: [String] = []
         var shuttingDown = false
         var readyWaiters: [CheckedContinuation<[String], Never>] = []
@@ -136,6 +138,7 @@ public final class HaliDaemon: Sendable {
         typealias Listener = NIOAsyncChannel<NIOAsyncChannel<InboundFrame, Envelope>, Never>
         var listeners: [Listener] = []
         let maxFrameBytes = configuration.maxFrameBytes
+        let deadlines = configuration.deadlines
         do {
             for endpoint in configuration.listen {
                 let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -146,11 +149,11 @@ public final class HaliDaemon: Sendable {
                 switch endpoint {
                 case .tcp(let host, let port):
                     listener = try await bootstrap.bind(host: host, port: port) { channel in
-                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes) }
+                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines) }
                     }
                 case .unix(let path):
                     listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes) }
+                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines) }
                     }
                 }
                 listeners.append(listener)
@@ -221,6 +224,7 @@ public final class HaliDaemon: Sendable {
 
     /// What the connection knows about its peer.
     private struct ConnectionContext {
+        let channel: any Channel
         var annotator: Annotator?
         var malformedInARow = 0
         var session: LabellingSession?
@@ -235,31 +239,48 @@ public final class HaliDaemon: Sendable {
 
     private func serve(_ connection: NIOAsyncChannel<InboundFrame, Envelope>) async {
         let channel = connection.channel
+        let id = ObjectIdentifier(channel)
         let peer = channel.remoteAddress?.description ?? "unix"
-        let admitted = state.withLock { state -> Bool in
-            guard !state.shuttingDown, state.connections.count < configuration.maxConnections else { return false }
-            state.connections[ObjectIdentifier(channel)] = channel
-            return true
+        let peerHost = channel.remoteAddress?.ipAddress ?? "unix"
+        var log = logger
+        log[metadataKey: "peer"] = "\(peer)"
+        // Every connection starts as a handshake; making room closes the oldest waiting one rather than refusing
+        // the newcomer, so connections that never speak cannot lock annotators out however many there are.
+        let (admitted, evicted) = state.withLock { state -> (Bool, (any Channel)?) in
+            guard !state.shuttingDown else { return (false, nil) }
+            state.connections[id] = channel
+            let evicted = state.handshakes.admit(
+                id, channel: channel, peer: peerHost, limit: configuration.maxUnauthenticated, perPeer: configuration.maxUnauthenticatedPerPeer)
+            if let evicted { state.connections.removeValue(forKey: ObjectIdentifier(evicted)) }
+            return (true, evicted)
+        }
+        if let evicted {
+            log.warning(
+                "closing a connection that has not said Hello, to make room",
+                metadata: ["closed_peer": "\(evicted.remoteAddress?.description ?? "unix")", "waiting": "\(configuration.maxUnauthenticated)"])
+            evicted.close(promise: nil)
         }
         counters.withLock { $0.connections += admitted ? 1 : 0 }
         defer {
             if admitted {
-                state.withLock { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+                state.withLock { state in
+                    state.connections.removeValue(forKey: id)
+                    state.handshakes.remove(id)
+                    state.authenticated.remove(id)
+                }
                 counters.withLock { $0.connections -= 1 }
             }
         }
-        var log = logger
-        log[metadataKey: "peer"] = "\(peer)"
 
         do {
             try await connection.executeThenClose { inbound, outbound in
                 guard admitted else {
-                    try await outbound.write(
-                        Envelope(.error(ErrorReply(code: .resourceExhausted, message: "daemon is at its connection limit or shutting down", fatal: true))))
+                    log.info("refused: shutting down")
+                    try await outbound.write(Envelope(.error(ErrorReply(code: .unavailable, message: "the daemon is shutting down", fatal: true))))
                     return
                 }
                 let outbox = ConnectionOutbox(outbound)
-                var context = ConnectionContext(outbox: outbox)
+                var context = ConnectionContext(channel: channel, outbox: outbox)
                 defer {
                     if let session = context.session { Task { await session.unsubscribe(outbox) } }
                 }
@@ -274,6 +295,16 @@ public final class HaliDaemon: Sendable {
                     counters.withLock { $0.framesRejected += 1 }
                     log.warning("closing connection: bad framing", metadata: ["error": "\(error)"])
                     let code: ErrorCode = if case .tooLarge = error.kind { .frameTooLarge } else { .malformedFrame }
+                    try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
+                } catch let error as DeadlineExceeded {
+                    log.warning("closing connection: deadline passed", metadata: ["error": "\(error)", "annotator": "\(context.annotator?.name ?? "-")"])
+                    let code: ErrorCode =
+                        switch error.kind {
+                        case .hello: .unauthenticated
+                        case .frame: .malformedFrame
+                        case .idle: .unavailable
+                        }
+                    // Best effort: ConnectionDeadlines closes the channel shortly whether or not this is read.
                     try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
                 }
             }
@@ -316,6 +347,19 @@ public final class HaliDaemon: Sendable {
                 log.warning("refused: unknown token", metadata: ["client": "\(hello.clientName)"])
                 return fail(.unauthenticated, hello.token.isEmpty ? "no token given" : "unknown token", fatal: true)
             }
+            let connectionID = ObjectIdentifier(context.channel)
+            let room = state.withLock { state -> Bool? in
+                guard state.handshakes.remove(connectionID) != nil else { return nil }  // closed to make room meanwhile
+                guard state.authenticated.count < configuration.maxConnections else { return false }
+                state.authenticated.insert(connectionID)
+                return true
+            }
+            guard let room else { return Outcome(replies: [], close: true) }
+            guard room else {
+                log.warning("refused: connection limit", metadata: ["annotator": "\(annotator.name)", "limit": "\(configuration.maxConnections)"])
+                return fail(.resourceExhausted, "the daemon is at its limit of \(configuration.maxConnections) connections", fatal: true)
+            }
+            context.channel.pipeline.fireUserInboundEventTriggered(ConnectionDeadlines.Authenticated())
             context.annotator = annotator
             log.info("hello", metadata: ["annotator": "\(annotator.name)", "client": "\(hello.clientName) \(hello.clientVersion)"])
             return reply(
@@ -497,5 +541,44 @@ public final class HaliDaemon: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// Connections that have not said Hello yet, oldest first, with a count per peer address.
+struct Handshakes {
+    private var waiting: [ObjectIdentifier: (channel: any Channel, peer: String, arrival: UInt64)] = [:]
+    private var perPeer: [String: Int] = [:]
+    private var arrivals: UInt64 = 0
+
+    var count: Int { waiting.count }
+
+    /// Adds a connection; when `peer` already has `perPeer` waiting, or all peers `limit`, first removes the oldest
+    /// waiting one (of that peer, or of all) and returns its channel for the caller to close.
+    mutating func admit(_ id: ObjectIdentifier, channel: any Channel, peer: String, limit: Int, perPeer peerLimit: Int) -> (any Channel)? {
+        var evicted: (any Channel)?
+        if perPeer[peer, default: 0] >= peerLimit {
+            evicted = removeOldest { $0 == peer }
+        } else if waiting.count >= limit {
+            evicted = removeOldest { _ in true }
+        }
+        arrivals += 1
+        waiting[id] = (channel, peer, arrivals)
+        perPeer[peer, default: 0] += 1
+        return evicted
+    }
+
+    /// Removes a connection (it said Hello, or ended); nil when it was not waiting.
+    @discardableResult
+    mutating func remove(_ id: ObjectIdentifier) -> (any Channel)? {
+        guard let entry = waiting.removeValue(forKey: id) else { return nil }
+        perPeer[entry.peer, default: 1] -= 1
+        if perPeer[entry.peer] == 0 { perPeer.removeValue(forKey: entry.peer) }
+        return entry.channel
+    }
+
+    /// O(waiting): the table is small (at most `limit`) and this runs only when it is full.
+    private mutating func removeOldest(where matches: (String) -> Bool) -> (any Channel)? {
+        guard let oldest = waiting.filter({ matches($0.value.peer) }).min(by: { $0.value.arrival < $1.value.arrival })?.key else { return nil }
+        return remove(oldest)
     }
 }

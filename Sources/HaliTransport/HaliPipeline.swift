@@ -4,12 +4,14 @@ import NIOExtras
 
 /// The channel pipeline both ends use:
 ///
-///     socket ⇄ [FrameDecoder | LengthFieldPrepender(4, big-endian)] ⇄ [EnvelopeDecoder | EnvelopeEncoder] ⇄ app
+///     socket ⇄ [ConnectionDeadlines (daemon only)] ⇄ [FrameDecoder | LengthFieldPrepender(4, big-endian)] ⇄ [EnvelopeDecoder | EnvelopeEncoder] ⇄ app
 ///
 /// The event loop only frames and (de)serialises; everything else happens in the tasks that own a connection.
 public enum HaliPipeline {
     /// Adds the handlers; call from the channel's event loop (e.g. in a bootstrap's channel initializer).
-    public static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, maxFrameBytes: Int) throws {
+    /// - Parameter deadlines: the daemon's side only: `ConnectionDeadlines` goes first, on the raw bytes.
+    public static func configure(_ pipeline: ChannelPipeline.SynchronousOperations, maxFrameBytes: Int, deadlines: ConnectionDeadlines.Limits? = nil) throws {
+        if let deadlines { try pipeline.addHandler(ConnectionDeadlines(limits: deadlines)) }
         try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maxFrameBytes: maxFrameBytes)))
         try pipeline.addHandler(LengthFieldPrepender(lengthFieldLength: .four, lengthFieldEndianness: .big))
         try pipeline.addHandler(EnvelopeDecoder())
@@ -17,8 +19,10 @@ public enum HaliPipeline {
     }
 
     /// Wraps a configured channel for async use: inbound `InboundFrame`s, outbound `Envelope`s.
-    public static func asyncChannel(_ channel: any Channel, maxFrameBytes: Int) throws -> NIOAsyncChannel<InboundFrame, Envelope> {
-        try configure(channel.pipeline.syncOperations, maxFrameBytes: maxFrameBytes)
+    public static func asyncChannel(
+        _ channel: any Channel, maxFrameBytes: Int, deadlines: ConnectionDeadlines.Limits? = nil
+    ) throws -> NIOAsyncChannel<InboundFrame, Envelope> {
+        try configure(channel.pipeline.syncOperations, maxFrameBytes: maxFrameBytes, deadlines: deadlines)
         return try NIOAsyncChannel(
             wrappingChannelSynchronously: channel,
             configuration: .init(

@@ -13,7 +13,7 @@ let token = "test-token-0123"
 /// Starts a daemon on an ephemeral loopback port, runs `body`, then shuts it down and waits for it to stop.
 func withDaemon(
     maxFrameBytes: Int = 1 << 20, extraListen: [Endpoint] = [], slides: [String] = [], dataDirectory: String? = nil,
-    _ body: (HaliDaemon, Endpoint) async throws -> Void
+    configure: (inout ServerConfiguration) -> Void = { _ in }, _ body: (HaliDaemon, Endpoint) async throws -> Void
 ) async throws {
     var configuration = ServerConfiguration(
         listen: [.tcp(host: "127.0.0.1", port: 0)] + extraListen,
@@ -26,6 +26,7 @@ func withDaemon(
     configuration.shutdownGracePeriod = .milliseconds(500)
     configuration.dataDirectory = dataDirectory ?? NSTemporaryDirectory() + "halid-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     configuration.ingestMissing = false
+    configure(&configuration)
     var logger = Logger(label: "test-halid")
     logger.logLevel = .critical
     let daemon = try HaliDaemon(configuration: configuration, logger: logger)

@@ -177,4 +177,78 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
             }
         }
     }
+
+    /// 1,024 connections that never sent Hello filled the limit and real annotators got RESOURCE_EXHAUSTED; none
+    /// was ever closed. Now the oldest waiting connection makes room for each newcomer.
+    @Test func idleConnectionsCannotLockAnnotatorsOut() async throws {
+        raiseOpenFileLimit(to: 8192)
+        let data = try await freshDataDirectory()
+        try await withDaemon(slides: [svsPath], dataDirectory: data) { _, endpoint in
+            guard case .tcp(let host, let port) = endpoint else { return }
+            var idle: [any Channel] = []
+            defer { for channel in idle { channel.close(promise: nil) } }
+            for _ in 0..<2_000 {
+                idle.append(try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: host, port: port).get())
+            }
+            try await HaliConnection.withConnection(to: endpoint, hello: hello()) { c in
+                _ = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til")))
+                guard case .labelAck(let ack) = try await c.request(
+                    .labelEvent(LabelEvent(clientSeq: 1, cellID: 3, className: "other", source: .manual, clientTimeMs: 0))).body
+                else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                #expect(ack.durable)
+                #expect(try await c.status().connections <= 33)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            let open = idle.filter(\.isActive).count
+            #expect(open <= 32, "\(open) of 2,000 idle connections still open (per-peer limit 32)")
+        }
+    }
+
+    /// Nothing closed a silent connection, nor one sending a frame a byte at a time; now each is closed with a fatal
+    /// Error that says why.
+    @Test func silentSlowAndIdleConnectionsAreClosedWithAReason() async throws {
+        try await withDaemon(configure: {
+            $0.deadlines = .init(hello: .milliseconds(300), idle: .milliseconds(600), frame: .milliseconds(400), closeGrace: .milliseconds(200))
+        }) { _, endpoint in
+            func closing(_ send: @escaping @Sendable (NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws -> Void) async throws -> [Envelope] {
+                try await withRawConnection(to: endpoint) { raw in
+                    try await raw.executeThenClose { inbound, outbound in
+                        let writer = Task { try? await send(outbound) }
+                        defer { writer.cancel() }
+                        return try await readAllFrames(inbound)
+                    }
+                }
+            }
+            func fatalError(_ replies: [Envelope]) -> ErrorReply? {
+                guard case .error(let e) = replies.last?.body, e.fatal else { return nil }
+                return e
+            }
+            let silent = try await closing { _ in }
+            #expect(fatalError(silent)?.code == .unauthenticated, "\(silent.map(\.body.name))")
+            #expect(fatalError(silent)?.message.contains("no Hello") == true)
+
+            let slow = try await closing { outbound in
+                try await outbound.write(framed(Envelope(requestID: 1, .hello(hello()))))
+                let ping = framed(Envelope(requestID: 2, .ping(Ping(nonce: 9, clientTimeNs: 0))))
+                for i in 0..<ping.readableBytes {  // a byte every 100 ms: the 400 ms frame deadline ends it
+                    try await outbound.write(ping.getSlice(at: i, length: 1)!)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            #expect(slow.first?.body.name == "welcome")
+            #expect(fatalError(slow)?.code == .malformedFrame && fatalError(slow)?.message.contains("not completed") == true)
+
+            let quiet = try await closing { outbound in try await outbound.write(framed(Envelope(requestID: 1, .hello(hello())))) }
+            #expect(quiet.first?.body.name == "welcome")
+            #expect(fatalError(quiet)?.code == .unavailable && fatalError(quiet)?.message.contains("Ping") == true)
+        }
+    }
+}
+
+/// 2,000 sockets on each side of loopback need more than a common default of 1,024 descriptors.
+func raiseOpenFileLimit(to wanted: rlim_t) {
+    var limit = rlimit()
+    guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < wanted else { return }
+    limit.rlim_cur = min(wanted, limit.rlim_max)
+    setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
 }

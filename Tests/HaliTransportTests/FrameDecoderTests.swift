@@ -125,3 +125,85 @@ private func frame(_ body: [UInt8]) -> ByteBuffer {
         _ = try receiver.finish()
     }
 }
+
+/// `ConnectionDeadlines` on NIO's embedded loop, whose clock only moves when told.
+@Suite struct ConnectionDeadlinesTests {
+    let limits = ConnectionDeadlines.Limits(hello: .seconds(10), idle: .seconds(100), frame: .seconds(30), closeGrace: .seconds(1))
+
+    func channel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(handler: ConnectionDeadlines(limits: limits))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return channel
+    }
+
+    func expired(_ channel: EmbeddedChannel) -> DeadlineExceeded? {
+        do {
+            try channel.throwIfErrorCaught()
+            return nil
+        } catch {
+            return error as? DeadlineExceeded
+        }
+    }
+
+    @Test func silenceAfterConnectingEndsAtTheHelloDeadline() throws {
+        let channel = try channel()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(expired(channel) == nil && channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(expired(channel) == DeadlineExceeded(kind: .hello, limit: .seconds(10)))
+        #expect(channel.isActive, "the connection's task gets the close grace to say why")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(!channel.isActive)
+    }
+
+    @Test func helloEndsTheHelloDeadlineAndFramesKeepTheConnectionOpen() throws {
+        let channel = try channel()
+        try channel.writeInbound(frame([1, 2, 3]))
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionDeadlines.Authenticated())
+        for _ in 0..<5 {  // 450 s in all, a frame every 90 s: under the 100 s idle limit each time
+            channel.embeddedEventLoop.advanceTime(by: .seconds(90))
+            try channel.writeInbound(frame([4]))
+        }
+        #expect(expired(channel) == nil && channel.isActive)
+        // Bytes pass through untouched (FrameDecoder, not this handler, cuts frames).
+        #expect(try channel.readInbound(as: ByteBuffer.self) == frame([1, 2, 3]))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(100))
+        #expect(expired(channel) == DeadlineExceeded(kind: .idle, limit: .seconds(100)))
+    }
+
+    /// One byte a second resets a plain idle timer for ever; the frame deadline counts from the frame's first byte.
+    @Test func aFrameSentOneByteASecondIsCutOff() throws {
+        let channel = try channel()
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionDeadlines.Authenticated())
+        let slow = frame(Array(repeating: 7, count: 100))
+        for i in 0..<29 {
+            try channel.writeInbound(slow.getSlice(at: i, length: 1)!)
+            channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        }
+        #expect(expired(channel) == nil)
+        try channel.writeInbound(slow.getSlice(at: 29, length: 1)!)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(expired(channel) == DeadlineExceeded(kind: .frame, limit: .seconds(30)))
+    }
+
+    /// Frames split anywhere, prefixes included, and several in one read: the handler follows them all.
+    @Test func framesSplitAcrossReadsAreFollowed() throws {
+        let channel = try channel()
+        channel.pipeline.fireUserInboundEventTriggered(ConnectionDeadlines.Authenticated())
+        var stream = frame([1, 2, 3, 4, 5])
+        stream.writeImmutableBuffer(frame([6]))
+        stream.writeImmutableBuffer(frame(Array(repeating: 9, count: 300)))
+        // Cut inside the first prefix, inside a body, and between frames.
+        for (start, end) in [(0, 2), (2, 7), (7, 9), (9, 14), (14, 200), (200, stream.readableBytes)] {
+            try channel.writeInbound(stream.getSlice(at: start, length: end - start)!)
+            channel.embeddedEventLoop.advanceTime(by: .seconds(10))
+        }
+        // 60 s in all, no frame took 30 s; the last read ended the last frame (at 50 s), so no frame deadline runs
+        // and the idle one ends at 150 s.
+        #expect(expired(channel) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(89))
+        #expect(expired(channel) == nil)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(expired(channel)?.kind == .idle)
+    }
+}
