@@ -100,7 +100,8 @@ let package = Package(
         .executableTarget(
             name: "halid",
             dependencies: [
-                "HaliServer", "HaliCore",
+                "HaliServer", "HaliCore", "HaliIndex", "HaliTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

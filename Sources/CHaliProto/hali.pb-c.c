@@ -3947,7 +3947,7 @@ const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor =
   (ProtobufCMessageInit) hali__v1__exported_file__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[10] =
+static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[11] =
 {
   {
     "server_version",
@@ -4069,6 +4069,18 @@ static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "slides_not_served",
+    11,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Hali__V1__ServerStatus, n_slides_not_served),
+    offsetof(Hali__V1__ServerStatus, slides_not_served),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -4080,12 +4092,13 @@ static const unsigned hali__v1__server_status__field_indices_by_name[] = {
   0,   /* field[0] = server_version */
   4,   /* field[4] = sessions */
   5,   /* field[5] = slides */
+  10,   /* field[10] = slides_not_served */
   2,   /* field[2] = uptime_s */
 };
 static const ProtobufCIntRange hali__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor hali__v1__server_status__descriptor =
 {
@@ -4095,7 +4108,7 @@ const ProtobufCMessageDescriptor hali__v1__server_status__descriptor =
   "Hali__V1__ServerStatus",
   "hali.v1",
   sizeof(Hali__V1__ServerStatus),
-  10,
+  11,
   hali__v1__server_status__field_descriptors,
   hali__v1__server_status__field_indices_by_name,
   1,  hali__v1__server_status__number_ranges,

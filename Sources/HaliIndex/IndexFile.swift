@@ -101,7 +101,7 @@ public enum IndexFile {
     /// directory. A crash at any point leaves either the previous file or the new one.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty { try Directories.ensure(directory, purpose: "the output directory") }
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw IndexError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))") }

@@ -1,6 +1,7 @@
 import Foundation
 import HaliCore
 import HaliEngine
+import HaliIndex
 import HaliInterop
 import HaliSlide
 import HaliStore
@@ -103,13 +104,14 @@ public final class HaliDaemon: Sendable {
 
     private let store: LabelStore
     private let registry: SessionRegistry
+    private let slidesNotServed = Mutex<[String]>([])
 
     /// Opens the label store in `configuration.dataDirectory` (creating it); throws when the store cannot be opened.
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.catalog = SlideCatalog(logger: logger)
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Directories.ensure(configuration.dataDirectory, purpose: "the data directory")
         store = try LabelStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("labels.sqlite"))
         registry = SessionRegistry(
             store: store, tasks: configuration.tasks, settings: configuration.sessions, pool: TrainingPool(width: configuration.trainingWidth))
@@ -129,10 +131,18 @@ public final class HaliDaemon: Sendable {
 
     /// Binds every endpoint and serves until `shutdown()` is called. Throws if an endpoint cannot be bound.
     public func run() async throws {
-        await catalog.load(
+        let failures = await catalog.load(
             paths: configuration.slidePaths, indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"),
             ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel,
             weightsPath: configuration.weightsPath, detectorWeightsPath: configuration.detectorWeightsPath)
+        slidesNotServed.withLock { $0 = failures }
+        if configuration.strict, !failures.isEmpty {
+            store.close()
+            throw StartupError(message: "--strict: \(failures.count) of \(configuration.slidePaths.count) slides cannot be served:\n  " + failures.joined(separator: "\n  "))
+        }
+        if !failures.isEmpty {
+            logger.warning("serving without some slides (hali status lists them; --strict refuses to start)", metadata: ["not_served": "\(failures.count)"])
+        }
         for slide in await catalog.all { await registry.add(slide) }
 
         typealias Listener = NIOAsyncChannel<NIOAsyncChannel<InboundFrame, Envelope>, Never>
@@ -458,7 +468,7 @@ public final class HaliDaemon: Sendable {
             uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) * 1e-18,
             connections: UInt32(counters.connections), sessions: UInt32(await registry.sessionCount), slides: UInt32(await catalog.count),
             framesReceived: counters.framesReceived, framesRejected: counters.framesRejected,
-            maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen)
+            maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen, slidesNotServed: slidesNotServed.withLock { $0 })
     }
 
     static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export"]
@@ -542,6 +552,12 @@ public final class HaliDaemon: Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
+}
+
+/// Why the daemon did not start serving.
+public struct StartupError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
 
 /// Connections that have not said Hello yet, oldest first, with a count per peer address.

@@ -505,11 +505,14 @@ public struct ServerStatus: Sendable, Equatable {
     public var framesRejected: UInt64
     public var maxFrameBytes: UInt32
     public var listen: String
+    /// Configured slides left out at start, each "PATH: REASON".
+    public var slidesNotServed: [String]
     public init(
         serverVersion: String, protocolVersion: UInt32 = HaliWire.protocolVersion, uptimeSeconds: Double,
         connections: UInt32, sessions: UInt32, slides: UInt32, framesReceived: UInt64, framesRejected: UInt64,
-        maxFrameBytes: UInt32, listen: String
+        maxFrameBytes: UInt32, listen: String, slidesNotServed: [String] = []
     ) {
+        self.slidesNotServed = slidesNotServed
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeSeconds = uptimeSeconds

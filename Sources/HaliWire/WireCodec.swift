@@ -447,6 +447,8 @@ extension Envelope {
             m.pointee.frames_rejected = v.framesRejected
             m.pointee.max_frame_bytes = v.maxFrameBytes
             m.pointee.listen = a.string(v.listen)
+            m.pointee.n_slides_not_served = v.slidesNotServed.count
+            m.pointee.slides_not_served = a.array(v.slidesNotServed.map { a.string($0) ?? a.array([CChar(0)]) })
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_SERVER_STATUS
             e.pointee.server_status = m
         }
@@ -574,7 +576,8 @@ extension Envelope {
                     serverVersion: string(m.server_version), protocolVersion: m.protocol_version,
                     uptimeSeconds: m.uptime_s, connections: m.connections, sessions: m.sessions, slides: m.slides,
                     framesReceived: m.frames_received, framesRejected: m.frames_rejected,
-                    maxFrameBytes: m.max_frame_bytes, listen: string(m.listen)))
+                    maxFrameBytes: m.max_frame_bytes, listen: string(m.listen),
+                    slidesNotServed: array(m.slides_not_served, m.n_slides_not_served) { string($0) }))
         default:
             return nil
         }

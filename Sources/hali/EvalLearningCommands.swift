@@ -6,6 +6,7 @@ import Foundation
 import HaliDatasets
 import HaliExperiments
 import HaliImaging
+import HaliIndex
 import HaliLearning
 import HaliSlide
 
@@ -197,7 +198,7 @@ struct EvalReportCommand: AsyncParsableCommand {
 
     func run() async throws {
         let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in only.map { $0.split(separator: ",").map(String.init).contains(uc.id) } ?? true }
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try Directories.ensure(out, purpose: "--out")
         var rows: [LearningReport.Row] = []
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
         let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)

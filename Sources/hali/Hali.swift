@@ -122,6 +122,10 @@ struct Status: AsyncParsableCommand {
                 frames        \(s.framesReceived) received, \(s.framesRejected) rejected
                 max frame     \(s.maxFrameBytes) bytes
                 """)
+            if !s.slidesNotServed.isEmpty {
+                print("not served    \(s.slidesNotServed.count) configured slide\(s.slidesNotServed.count == 1 ? "" : "s"):")
+                for failure in s.slidesNotServed { print("  " + failure) }
+            }
         }
     }
 }

@@ -48,6 +48,8 @@ struct IngestCommand: AsyncParsableCommand {
     func run() async throws {
         guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
         guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
+        // Before minutes of work, not after: an --out that cannot be written is said at once.
+        do { try Directories.ensure(out, purpose: "--out") } catch { throw ValidationError(error.description) }
         var options = IngestOptions()
         options.stain = stainKind
         options.micronsPerPixel = mpp

@@ -173,6 +173,15 @@ struct LabelCommand: AsyncParsableCommand {
                 let end = try await HaliConnection.withConnection(to: endpoint, hello: hello) { connection in
                     welcomed = true
                     sink.yield(.connected(connection.welcome, outContinuation))
+                    // The daemon closes connections silent for its idle limit (15 min by default); a pathologist
+                    // thinking over a patch is not gone, so a Ping goes every minute.
+                    let keepalive = Task {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: .seconds(60))
+                            outContinuation.yield(Envelope(.ping(HaliWire.Ping(nonce: 0, clientTimeNs: 0))))
+                        }
+                    }
+                    defer { keepalive.cancel() }
                     return try await connection.exchange(sending: outStream) { sink.yield(.client(.received($0))) }
                 }
                 // The client finished the outbound stream: it is quitting (withConnection has said Bye).

@@ -58,7 +58,7 @@ struct PredictCommand: ParsableCommand {
                 print("  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: " %8d  %5.1f %%", n, 100 * Double(n) / Double(total)))
             }
 
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            try Directories.ensure(out, purpose: "--out")
             let base = (out as NSString).appendingPathComponent("\(stem)-\(task)")
             var summary: [String: Any] = [
                 "slide": stem, "task": task, "annotator": annotator ?? "consensus", "cells": table.count, "labels_used": prediction.labelsUsed,

@@ -2,8 +2,11 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import HaliCore
+import HaliIndex
 import HaliServer
+import HaliTransport
 import Logging
+import NIOCore
 
 @main
 struct Halid: AsyncParsableCommand {
@@ -53,6 +56,21 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 
+    @Flag(name: .long, help: "Refuse to start when a slide cannot be served (default: leave it out, log it, list it in `hali status`).")
+    var strict = false
+
+    @Option(name: .long, help: "Authenticated connections served at once (default 1024).")
+    var maxConnections: Int?
+
+    @Option(name: .long, help: "Seconds a new connection has to send Hello (default 10).")
+    var helloTimeout: Double?
+
+    @Option(name: .long, help: "Seconds without a message before a connection is closed (default 900; clients keep it open with Ping).")
+    var idleTimeout: Double?
+
+    @Option(name: .long, help: "Seconds a frame may take to arrive once begun (default 30).")
+    var frameTimeout: Double?
+
     func run() async throws {
         let file: DaemonConfigFile
         do {
@@ -94,9 +112,31 @@ struct Halid: AsyncParsableCommand {
         configuration.ingestMissing = !noIngest
         configuration.weightsPath = weights ?? file.weights
         configuration.detectorWeightsPath = detectorWeights ?? file.detector_weights
+        configuration.strict = strict || (file.strict ?? false)
+        func seconds(_ value: Double?, _ name: String, default fallback: TimeAmount) throws -> TimeAmount {
+            guard let value else { return fallback }
+            guard value.isFinite, value > 0, value <= 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds (got \(value))") }
+            return .nanoseconds(Int64(value * 1e9))
+        }
+        func count(_ value: Int?, _ name: String, default fallback: Int) throws -> Int {
+            guard let value else { return fallback }
+            guard (1...1_000_000).contains(value) else { throw ValidationError("\(name) must be between 1 and 1000000 (got \(value))") }
+            return value
+        }
+        let defaults = configuration.deadlines
+        configuration.deadlines = ConnectionDeadlines.Limits(
+            hello: try seconds(helloTimeout ?? file.hello_timeout_s, "hello timeout", default: defaults.hello),
+            idle: try seconds(idleTimeout ?? file.idle_timeout_s, "idle timeout", default: defaults.idle),
+            frame: try seconds(frameTimeout ?? file.frame_timeout_s, "frame timeout", default: defaults.frame))
+        configuration.maxConnections = try count(maxConnections ?? file.max_connections, "max connections", default: configuration.maxConnections)
+        configuration.maxUnauthenticated = try count(file.max_unauthenticated, "max_unauthenticated", default: configuration.maxUnauthenticated)
+        configuration.maxUnauthenticatedPerPeer = try count(
+            file.max_unauthenticated_per_peer, "max_unauthenticated_per_peer", default: configuration.maxUnauthenticatedPerPeer)
         let daemon: HaliDaemon
         do {
             daemon = try HaliDaemon(configuration: configuration, logger: logger)
+        } catch let error as IndexError {
+            throw ValidationError(error.description)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -112,7 +152,12 @@ struct Halid: AsyncParsableCommand {
             return source
         }
         defer { signalSources.forEach { $0.cancel() } }
-        try await daemon.run()
+        do {
+            try await daemon.run()
+        } catch let error as StartupError {
+            logger.critical("not starting", metadata: ["reason": "\(error.message)"])
+            throw ExitCode(1)
+        }
     }
 
     private func annotators(dataDir: String, configured: Bool, logger: Logger) throws -> [Annotator] {
@@ -156,7 +201,11 @@ enum LocalToken {
             let token = existing.trimmingCharacters(in: .whitespacesAndNewlines)
             if !token.isEmpty { return token }
         }
-        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        do {
+            try Directories.ensure(dataDirectory, purpose: "the data directory")
+        } catch {
+            throw ConfigurationError(error.description)
+        }
         var bytes = [UInt8](repeating: 0, count: 24)
         var generator = SystemRandomNumberGenerator()
         for i in bytes.indices { bytes[i] = generator.next() }

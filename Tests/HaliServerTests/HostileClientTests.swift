@@ -3,6 +3,7 @@ import HaliClient
 import HaliCore
 import HaliServer
 import HaliWire
+import Logging
 import NIOCore
 import NIOPosix
 import Testing
@@ -241,6 +242,41 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
             let quiet = try await closing { outbound in try await outbound.write(framed(Envelope(requestID: 1, .hello(hello())))) }
             #expect(quiet.first?.body.name == "welcome")
             #expect(fatalError(quiet)?.code == .unavailable && fatalError(quiet)?.message.contains("Ping") == true)
+        }
+    }
+
+    /// A slide that failed at start was logged and skipped while the daemon listened with 0 slides; `--strict` now
+    /// refuses to start, naming each slide and its reason.
+    @Test func strictRefusesToStartWithoutEverySlide() async throws {
+        var configuration = ServerConfiguration(
+            listen: [.tcp(host: "127.0.0.1", port: 0)], annotators: try AnnotatorRegistry([Annotator(name: "a", token: "t")]),
+            slidePaths: ["/definitely/missing.svs"])
+        configuration.dataDirectory = NSTemporaryDirectory() + "halid-strict-\(getpid())"
+        configuration.ingestMissing = false
+        configuration.strict = true
+        let daemon = try HaliDaemon(configuration: configuration, logger: .init(label: "strict"))
+        do {
+            try await daemon.run()
+            Issue.record("a strict daemon started without its slide")
+        } catch let error as StartupError {
+            #expect(error.message.contains("/definitely/missing.svs"))
+        }
+    }
+
+    /// A data directory that is a file printed Foundation's "Cocoa error 512".
+    @Test func aDataDirectoryThatIsAFileIsNamed() async throws {
+        let file = NSTemporaryDirectory() + "halid-datadir-file-\(getpid())"
+        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        defer { unlink(file) }
+        for path in [file, file + "/below"] {
+            var configuration = ServerConfiguration(listen: [], annotators: try AnnotatorRegistry([]))
+            configuration.dataDirectory = path
+            do {
+                _ = try HaliDaemon(configuration: configuration, logger: .init(label: "datadir"))
+                Issue.record("a data directory under a file was accepted")
+            } catch {
+                #expect("\(error)".contains("\(file) is a file, not a directory") || "\(error)".contains("data directory is a file"), "\(error)")
+            }
         }
     }
 }

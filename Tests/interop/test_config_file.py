@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -52,3 +53,51 @@ def test_token_in_plain_text_is_not_a_digest(daemon):
     with pytest.raises(HaliError) as info:
         HaliClient("127.0.0.1", daemon, hashlib.sha256(b"carol-secret").hexdigest())
     assert info.value.error.code == pb.ERROR_CODE_UNAUTHENTICATED
+
+
+def run_halid(*arguments, timeout=60):
+    halid = os.environ.get("HALID", os.path.join(ROOT, ".build", "debug", "halid"))
+    return subprocess.run([halid, *arguments], capture_output=True, text=True, timeout=timeout)
+
+
+def test_misspelt_keys_are_refused_by_name(tmp_path):
+    """A misspelt key was ignored silently, leaving the setting at its default."""
+    config = tmp_path / "halid.json"
+    config.write_text(json.dumps({
+        "max_frame_byte": 100000,
+        "annotators": [{"name": "erin", "token_sha256": hashlib.sha256(b"e").hexdigest()}],
+    }))
+    result = run_halid("--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert 'unknown key "max_frame_byte" (did you mean "max_frame_bytes"?)' in result.stderr
+    config.write_text(json.dumps({"annotators": [{"name": "erin", "token": "e"}]}))
+    result = run_halid("--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert 'unknown key "annotators[0].token"' in result.stderr
+
+
+def test_data_dir_that_is_a_file_is_named(tmp_path):
+    """A data directory that is a file printed Foundation's raw error."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    result = run_halid("--data-dir", str(blocker), "--listen", "127.0.0.1:0")
+    assert result.returncode != 0
+    assert f"{blocker}: the data directory is a file, not a directory" in result.stderr, result.stderr
+    assert "Cocoa" not in result.stderr
+
+
+def test_strict_refuses_to_start_and_status_lists_what_is_left_out(tmp_path_factory, tmp_path):
+    result = run_halid("--strict", "--no-ingest", "--listen", "127.0.0.1:0", "--slide", str(tmp_path / "missing.svs"),
+                       "--data-dir", str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert "missing.svs" in result.stderr and "strict" in result.stderr
+    running = RunningDaemon(tmp_path_factory, "--slide", str(tmp_path / "missing.svs"))
+    try:
+        hali = os.path.join(os.path.dirname(os.environ.get("HALID", os.path.join(ROOT, ".build", "debug", "halid"))), "hali")
+        status = subprocess.run([hali, "status", "--server", running.address, "--token-file", os.path.join(running.data_dir, "token")],
+                                capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stderr
+        assert "not served    1 configured slide:" in status.stdout
+        assert "missing.svs" in status.stdout
+    finally:
+        running.stop()

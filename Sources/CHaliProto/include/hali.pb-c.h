@@ -795,10 +795,15 @@ struct  Hali__V1__ServerStatus
    * the addresses the daemon listens on, comma-separated
    */
   char *listen;
+  /*
+   * Configured slides the daemon could not serve, each "PATH: REASON" (missing file, corrupt slide, stale index).
+   */
+  size_t n_slides_not_served;
+  char **slides_not_served;
 };
 #define HALI__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
 
 
 /* Hali__V1__Envelope methods */
