@@ -31,12 +31,13 @@ if ((${#missing[@]})); then
 fi
 
 # The Python client (protocol interop) needs Google's protobuf runtime; the demo drives the terminal client with
-# pexpect when there is no terminal; the tests run under pytest.
+# pexpect when there is no terminal; the tests run under pytest and check exported outlines with shapely.
 need=()
 python3 -c 'import google.protobuf' 2>/dev/null || need+=('protobuf>=4.21,<7')
 python3 -c 'import pexpect' 2>/dev/null || need+=('pexpect')
 if [[ "${1:-}" == "--python" ]]; then
   python3 -c 'import pytest' 2>/dev/null || need+=('pytest')
+  python3 -c 'import shapely' 2>/dev/null || need+=('shapely')
 fi
 if ((${#need[@]})); then
   echo "install-deps: pip install ${need[*]}"

@@ -39,6 +39,10 @@ public struct ResNetConfig: Sendable, Equatable, CustomStringConvertible {
 
     public var featureDimension: Int { widths.last! }
 
+    /// Whether the network has its linear head (`fc`). Without one (`numClasses` 0, a headless backbone file)
+    /// it gives features only: classifying or training needs a head.
+    public var hasHead: Bool { numClasses > 0 }
+
     /// Compact text form stored in weight files (`hali.arch`), e.g.
     /// `resnet stem=32,3,1,nopool widths=32,64,128 blocks=1,1,1 strides=2,2,2 classes=4`.
     public var description: String {
@@ -161,9 +165,9 @@ public final class ResNet: @unchecked Sendable {
         fc = Linear(name: "fc", inFeatures: c, outFeatures: config.numClasses, rng: &rng)
     }
 
-    /// Every tensor of the state dict, in torchvision order.
+    /// Every tensor of the state dict, in torchvision order (without `fc.*` when headless: the file has none).
     public var parameters: [Parameter] {
-        [conv1.weight] + bn1.parameters + blocks.flatMap(\.parameters) + [fc.weight, fc.bias]
+        [conv1.weight] + bn1.parameters + blocks.flatMap(\.parameters) + (config.hasHead ? [fc.weight, fc.bias] : [])
     }
 
     public var trainableParameters: [Parameter] { parameters.filter(\.trainable) }

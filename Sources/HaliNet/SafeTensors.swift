@@ -398,28 +398,41 @@ extension ResNet {
     /// without it the file must be a torchvision ResNet-18 (the number of classes is read from fc.weight).
     /// Every expected tensor must be present with the expected shape and a float dtype; extra tensors
     /// other than batch norm's `num_batches_tracked` are refused.
+    ///
+    /// Two common exports of a backbone load too, since features never use the head: a state dict saved from
+    /// `nn.DataParallel` (every name prefixed `module.`, stripped here), and a headless one (no `fc.weight` and
+    /// no `fc.bias`, as after `model.fc = nn.Identity()`), which gives a network with `numClasses` 0 whose
+    /// `hasHead` is false: features only. Half a head (one of the two fc tensors) is still refused.
     public static func load(_ file: SafeTensors) throws -> (ResNet, BackboneMetadata) {
-        let config: ResNetConfig
+        var tensors = file.tensors
+        if !tensors.isEmpty && tensors.keys.allSatisfy({ $0.hasPrefix("module.") }) {
+            tensors = Dictionary(uniqueKeysWithValues: tensors.map { (String($0.key.dropFirst("module.".count)), $0.value) })
+        }
+        let headless = tensors["fc.weight"] == nil && tensors["fc.bias"] == nil
+        var config: ResNetConfig
         if let arch = file.metadata["hali.arch"] {
             guard let c = ResNetConfig(description: arch) else { throw SafeTensorsError.metadata("cannot parse hali.arch '\(arch)'") }
             config = c
+        } else if headless {
+            config = .resnet18()
         } else {
-            guard let fc = file.tensors["fc.weight"] else { throw SafeTensorsError.missing(name: "fc.weight", expectedShape: [-1, 512]) }
+            guard let fc = tensors["fc.weight"] else { throw SafeTensorsError.missing(name: "fc.weight", expectedShape: [-1, 512]) }
             config = .resnet18(numClasses: fc.shape.first ?? 0)
         }
+        if headless { config.numClasses = 0 }
         let meta = try BackboneMetadata(decoding: file.metadata)
         let net = ResNet(config: config, seed: 0)
         var expected = Set<String>()
         for p in net.parameters {
             expected.insert(p.name)
-            guard let t = file.tensors[p.name] else { throw SafeTensorsError.missing(name: p.name, expectedShape: p.fileShape) }
+            guard let t = tensors[p.name] else { throw SafeTensorsError.missing(name: p.name, expectedShape: p.fileShape) }
             guard SafeTensors.floatSizes[t.dtype] != nil else {
                 throw SafeTensorsError.tensor(name: p.name, problem: "dtype \(t.dtype) is not a float type (F32, F16, BF16, F64)")
             }
             guard t.shape == p.fileShape else { throw SafeTensorsError.shapeMismatch(name: p.name, expected: p.fileShape, found: t.shape) }
             p.setFileValues(t.values)
         }
-        let extra = file.tensors.keys.filter { !expected.contains($0) && !$0.hasSuffix("num_batches_tracked") }.sorted()
+        let extra = tensors.keys.filter { !expected.contains($0) && !$0.hasSuffix("num_batches_tracked") }.sorted()
         guard extra.isEmpty else { throw SafeTensorsError.unexpected(names: extra) }
         for p in net.parameters where p.name.hasSuffix("running_var") {
             if let i = p.value.firstIndex(where: { $0 < 0 }) {

@@ -65,13 +65,16 @@ public struct Embedder: Sendable {
         features(pixels: set.pixels, count: set.count, height: set.side, width: set.side, threads: threads)
     }
 
-    /// Arg-max class of the network's own head.
-    public func predict(_ set: PatchSet) -> [Int] {
-        predict(features: features(set), count: set.count)
+    /// Arg-max class of the network's own head; refused for a headless backbone.
+    public func predict(_ set: PatchSet) throws -> [Int] {
+        guard net.config.hasHead else { throw NoHeadError() }
+        return try predict(features: features(set), count: set.count)
     }
 
-    /// Arg-max class of the network's own head on features already computed (count × D).
-    public func predict(features f: [Float], count: Int) -> [Int] {
+    /// Arg-max class of the network's own head on features already computed (count × D); refused for a headless
+    /// backbone.
+    public func predict(features f: [Float], count: Int) throws -> [Int] {
+        guard net.config.hasHead else { throw NoHeadError() }
         let logits = net.logits(features: Tensor(n: count, h: 1, w: 1, c: net.config.featureDimension, data: f))
         let K = net.config.numClasses
         return (0..<count).map { b in (0..<K).max { logits.data[b * K + $0] < logits.data[b * K + $1] }! }
@@ -87,4 +90,12 @@ final class AtomicCounter: @unchecked Sendable {
     private var value = 0
     private let q = DispatchQueue(label: "hali.counter")
     func increment() -> Int { q.sync { let v = value; value += 1; return v } }
+}
+
+/// Classes were asked of weights without their head (`fc.weight`, `fc.bias`): a headless backbone file gives features
+/// only (`ResNet.load`).
+public struct NoHeadError: Error, CustomStringConvertible {
+    public var description: String {
+        "these weights have no classification head (fc.weight, fc.bias): a headless backbone gives features, not classes"
+    }
 }

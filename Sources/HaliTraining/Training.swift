@@ -111,6 +111,7 @@ public final class Trainer {
     public private(set) var history: [EpochReport] = []
 
     public init(config: ResNetConfig, metadata: BackboneMetadata, options: TrainingOptions) {
+        precondition(config.hasHead, "Trainer: a network without its head (numClasses 0) has nothing to train against")
         net = ResNet(config: config, seed: options.seed)
         self.metadata = metadata
         self.options = options
@@ -169,7 +170,8 @@ public final class Trainer {
             var vals: [(name: String, accuracy: Double, balancedAccuracy: Double)] = []
             let folded = net.folded()
             for (name, v) in validation {
-                let pred = Embedder(net: folded, metadata: metadata).predict(v.centreCropped(to: o.side))
+                // Cannot throw: the trainer's network has its head (init).
+                let pred = try! Embedder(net: folded, metadata: metadata).predict(v.centreCropped(to: o.side))
                 let m = ClassificationMetrics(truth: v.labels, predicted: pred, classes: K)
                 vals.append((name, m.accuracy, m.balancedAccuracy))
             }

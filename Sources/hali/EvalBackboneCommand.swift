@@ -27,7 +27,7 @@ struct EvalBackboneCommand: ParsableCommand {
 
         typealias Measured = (values: [Float], dimension: Int, matched: Double)
         func probe(_ name: String, _ tr: PatchSet, _ te: PatchSet, classNames: [String],
-                   measured: (train: Measured, test: Measured)? = nil) -> Split {
+                   measured: (train: Measured, test: Measured)? = nil) throws -> Split {
             let t0 = Date()
             let ftr = embedder.features(tr, threads: threads), fte = embedder.features(te, threads: threads)
             let rate = Double(tr.count + te.count) / Date().timeIntervalSince(t0)
@@ -61,8 +61,9 @@ struct EvalBackboneCommand: ParsableCommand {
                     test: joined(rte, m.test, te.count), testLabels: te.labels, dimension: rtr.dimension + m.train.dimension,
                     classNames: classNames, lambda: lambda))
             }
-            if classNames == meta.classes {  // the network's own trained head, for reference (no probe)
-                let pred = embedder.predict(features: fte, count: te.count)  // the features computed above
+            // The network's own trained head, for reference (no probe); a headless backbone has none.
+            if classNames == meta.classes && net.config.hasHead {
+                let pred = try embedder.predict(features: fte, count: te.count)  // the features computed above
                 let m = ClassificationMetrics(truth: te.labels, predicted: pred, classes: classNames.count)
                 results.append(ProbeResult(features: "backbone's own head (no probe)", dimension: d, accuracy: m.accuracy,
                                            balancedAccuracy: m.balancedAccuracy, auroc: [:]))
@@ -77,7 +78,7 @@ struct EvalBackboneCommand: ParsableCommand {
             let te = try testSet.patches(side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
             let measured = try (trainSet.measurementFeatures(label: NucleusClass.index(of:), threads: threads),
                                 testSet.measurementFeatures(label: NucleusClass.index(of:), threads: threads))
-            splits.append(probe("CoNSeP train → test", tr, te, classNames: NucleusClass.names, measured: measured))
+            splits.append(try probe("CoNSeP train → test", tr, te, classNames: NucleusClass.names, measured: measured))
         }
         if FileManager.default.fileExists(atPath: data + "/crc/cells.csv") {
             let set = try LabelledCells.load(data + "/crc")
@@ -86,7 +87,7 @@ struct EvalBackboneCommand: ParsableCommand {
             let te = try set.patches(images: Array(names.dropFirst(70)), side: side, micronsPerPixel: mpp, classNames: NucleusClass.names, label: NucleusClass.index(of:))
             let measured = try (set.measurementFeatures(images: Array(names.prefix(70)), label: NucleusClass.index(of:), threads: threads),
                                 set.measurementFeatures(images: Array(names.dropFirst(70)), label: NucleusClass.index(of:), threads: threads))
-            splits.append(probe("CRC images 1–70 → 71–100", tr, te, classNames: NucleusClass.names, measured: measured))
+            splits.append(try probe("CRC images 1–70 → 71–100", tr, te, classNames: NucleusClass.names, measured: measured))
         }
         if FileManager.default.fileExists(atPath: data + "/ki67/cells.csv") {
             let names = ["positive", "negative"]

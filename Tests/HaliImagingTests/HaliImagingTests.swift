@@ -273,6 +273,17 @@ enum ColorDeconvolutionTestMath {
         #expect(Contour.area(c.map { Point(x: Double($0.0), y: Double($0.1)) }) == 6)
     }
 
+    /// A C whose tips touch only at a diagonal corner (`X X X / X . X / . X X`): 4-connectivity keeps the tips apart,
+    /// so the outline passes twice through corner (1, 2), round the pocket pixel (1, 1) the other way. The exporters
+    /// keep the larger loop (HaliInteropTests' `SimpleRingTests` start from this very ring).
+    @Test func diagonalTouchPassesTwiceThroughTheCorner() {
+        var l = LabelImage(width: 3, height: 3)
+        for (x, y) in [(0, 0), (1, 0), (2, 0), (0, 1), (2, 1), (1, 2), (2, 2)] { l[x, y] = 1 }
+        let c = Contour.traceOuter(l, label: 1, startX: 0, startY: 0)
+        #expect(c.map { [$0.0, $0.1] } == [[0, 0], [3, 0], [3, 3], [1, 3], [1, 2], [2, 2], [2, 1], [1, 1], [1, 2], [0, 2]])
+        #expect(Contour.area(c.map { Point(x: Double($0.0), y: Double($0.1)) }) == 7)
+    }
+
     @Test func diskMeasurements() {
         let n = 41, r = 10.0
         var l = LabelImage(width: n, height: n)

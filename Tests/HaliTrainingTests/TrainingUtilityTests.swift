@@ -44,4 +44,19 @@ import Testing
         #expect(out.count == 12)
         #expect(out[0] == 36 && out[3] == 37 && out[6] == 44 && out[9] == 45)
     }
+
+    /// A headless backbone (weights without `fc.*`) embeds, and refuses to classify instead of answering nonsense.
+    @Test func headlessBackboneEmbedsButDoesNotClassify() throws {
+        let net = ResNet(config: .compact(), seed: 1)
+        let state = net.parameters.filter { !$0.name.hasPrefix("fc.") }.map { ($0.name, $0.fileShape, $0.fileValues()) }
+        let (headless, meta) = try ResNet.load(try SafeTensors.parse(SafeTensors.serialize(state, metadata: BackboneMetadata().encode(config: net.config))))
+        let pixels = (0..<(2 * 40 * 40 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+        let full = Embedder(net: net.folded(), metadata: meta), embedder = Embedder(net: headless.folded(), metadata: meta)
+        let f = embedder.features(pixels: pixels, count: 2, height: 40, width: 40)
+        let g = full.features(pixels: pixels, count: 2, height: 40, width: 40)  // equal up to OpenBLAS's summation order
+        #expect(f.count == 2 * 128 && zip(f, g).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($1)) })
+        #expect(try full.predict(features: f, count: 2).count == 2)
+        let error = #expect(throws: NoHeadError.self) { try embedder.predict(features: f, count: 2) }
+        #expect(error?.description.contains("no classification head") == true)
+    }
 }

@@ -159,3 +159,52 @@ def test_cells_csv_lists_every_cell_in_id_order(tmp_path):
     assert [r[8] for r in rows] == ["Stroma", "Stroma", 'Tumor, "invasive"']  # quoted in the file, read back whole
     run = hali("cells", str(index), "--csv", str(tmp_path / "no-such-dir" / "cells.csv"))
     assert run.returncode != 0 and "cannot write" in run.stderr
+
+
+@pytest.fixture(scope="module")
+def detected_exports(tmp_path_factory):
+    """CMU-1 ingested with the built-in detector, every cell labelled (through `hali import`), exported as GeoJSON
+    and ASAP XML: every traced outline of a real slide, not drawn squares."""
+    if not os.path.exists(HALI):
+        pytest.fail(f"{HALI} not built: run swift build first")
+    work = tmp_path_factory.mktemp("detected")
+    data = work / "data"
+    run = hali("ingest", SLIDE, "--out", str(data / "index"))
+    assert run.returncode == 0, run.stderr
+    run = hali("cells", str(next((data / "index").glob("*.hidx"))), "--csv", str(work / "cells.csv"))
+    assert run.returncode == 0, run.stderr
+    import csv
+    with open(work / "cells.csv", newline="") as f:
+        cells = list(csv.DictReader(f))
+    classes = sorted(TASK_CLASSES)
+    (work / "labels.csv").write_text("x,y,class\n" + "".join(
+        f"{c['x']},{c['y']},{classes[k % 4]}\n" for k, c in enumerate(cells)))
+    run = hali("import", SLIDE, "--task", "phenotype", "--annotator", "ann", "--format", "csv", str(work / "labels.csv"),
+               "--data-dir", str(data))
+    assert run.returncode == 0, run.stderr
+    files = {"cells": len(cells)}
+    for fmt in ["geojson", "asap"]:
+        files[fmt] = work / f"out.{fmt}"
+        run = hali("export", SLIDE, "--task", "phenotype", "--annotator", "ann", "--format", fmt, "--out", str(files[fmt]),
+                   "--data-dir", str(data))
+        assert run.returncode == 0, run.stderr
+    return files
+
+
+def test_every_detected_outline_is_a_valid_polygon(detected_exports):
+    """Outlines traced from pixels that touch only at a diagonal corner used to pass twice through that corner
+    (shapely: "Ring Self-intersection"); every exported outline must be a valid simple polygon, in both formats."""
+    pytest.importorskip("shapely")
+    from shapely.geometry import Polygon, shape
+    from shapely.validation import explain_validity
+    features = json.loads(detected_exports["geojson"].read_text())["features"]
+    rings = [f["geometry"]["coordinates"][0] for f in features if f["geometry"]["type"] == "Polygon"]
+    asap = [[(float(c.get("X")), float(c.get("Y"))) for c in a.find("Coordinates").findall("Coordinate")]
+            for a in ET.parse(detected_exports["asap"]).getroot().find("Annotations").findall("Annotation")
+            if a.get("Type") == "Polygon"]
+    assert len(rings) == len(asap) == detected_exports["cells"] > 3000  # every cell of CMU-1 has an outline
+    invalid = [explain_validity(shape(f["geometry"])) for f in features if not shape(f["geometry"]).is_valid]
+    invalid_asap = [explain_validity(Polygon(p)) for p in asap if not Polygon(p).is_valid]
+    assert not invalid, f"{len(invalid)} of {len(rings)} GeoJSON outlines invalid, e.g. {invalid[:3]}"
+    assert not invalid_asap, f"{len(invalid_asap)} of {len(asap)} ASAP outlines invalid, e.g. {invalid_asap[:3]}"
+    assert all(Polygon(p).area > 0 for p in asap)
