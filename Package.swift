@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliTraining", "HaliInterop",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliTraining", "HaliInterop", "HaliMath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,6 +118,8 @@ let package = Package(
         .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"]),
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
         .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
+        // libFuzzer targets (Deploy/fuzz.sh); in the ordinary build, a corpus replayer.
+        .executableTarget(name: "hali-fuzz", dependencies: ["HaliWire", "HaliIndex"]),
 
         // MARK: Tests
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),

@@ -307,19 +307,38 @@ public actor LabellingSession {
         modelVersion += 1
         validationAccuracy = report.validationAccuracy ?? .nan
         guard !subscribers.isEmpty else { return }
-        var messages: [Envelope] = []
         if let region = currentRegion, let (cells, version) = try? cells(in: region, includeContours: false, remember: false) {
-            messages.append(
-                Envelope(
-                    .predictions(
-                        Predictions(
-                            modelVersion: version, validationAccuracy: validationAccuracy, labelsUsed: UInt32(rows.count), region: region,
-                            predictions: cells.compactMap { c in c.suggestion.map { CellPrediction(cellID: c.id, className: $0.className, confidence: $0.confidence) } }))))
+            let predictions = Envelope(
+                .predictions(
+                    Predictions(
+                        modelVersion: version, validationAccuracy: validationAccuracy, labelsUsed: UInt32(rows.count), region: region,
+                        predictions: cells.compactMap { c in c.suggestion.map { CellPrediction(cellID: c.id, className: $0.className, confidence: $0.confidence) } })))
+            for subscriber in subscribers.values { await subscriber.push(predictions) }
         }
-        if let pick = try? nextPatch(strategy: .coreset, markCurrentDone: false) { messages.append(Envelope(.nextPatchPick(pick))) }
-        for subscriber in subscribers.values {
-            for message in messages { await subscriber.push(message) }
+        // The pick is advice and costs far more than the fit (a k-center pass over the slide): it waits behind
+        // every pending fit in the pool, so suggestions never queue behind someone's pick.
+        pool.requestPick(self)
+    }
+
+    /// Pushes the Coreset pick for the current model (the pool calls this when no fit is waiting). The k-center pass
+    /// runs on the blocking pool over snapshots, so the session keeps taking labels meanwhile.
+    func pushPick() async {
+        guard !subscribers.isEmpty else { return }
+        let (kc, grid, done, subsetSize) = (kcenter, patchGrid, donePatches, settings.subsetSize)
+        let computed = try? await NIOThreadPool.singleton.runIfActive {
+            Self.coresetPick(kcenter: kc, grid: grid, done: done, subsetSize: subsetSize)
         }
+        guard let (subset, chosen) = computed, let index = chosen else { return }
+        let pick = Envelope(.nextPatchPick(makePick(window: index, subset: subset, strategy: .coreset, sizeMicrons: 0)))
+        for subscriber in subscribers.values { await subscriber.push(pick) }
+    }
+
+    /// The Coreset subset S (k-center greedy over unlabelled cells outside windows done) and the window holding
+    /// most of it. Pure: runs on snapshots, off the actor.
+    static func coresetPick(kcenter: IncrementalKCenter, grid: PatchGrid, done: [Bool], subsetSize: Int) -> (subset: [Int], window: Int?) {
+        let candidates = grid.patchOfCell.map { $0 >= 0 && !done[$0] }
+        let subset = kcenter.select(count: subsetSize, candidate: candidates)
+        return (subset, grid.bestPatch(holding: subset, done: done))
     }
 
     // MARK: Next patch
@@ -349,8 +368,7 @@ public actor LabellingSession {
         var used = strategy == .default ? Strategy.coreset : strategy
         switch used {
         case .coreset, .default:
-            subset = kcenter.select(count: settings.subsetSize, candidate: candidates)
-            chosen = patchGrid.bestPatch(holding: subset, done: donePatches)
+            (subset, chosen) = Self.coresetPick(kcenter: kcenter, grid: patchGrid, done: donePatches, subsetSize: settings.subsetSize)
         case .entropy, .margin:
             if let head {
                 let unlabelled = (0..<slide.table.count).filter { candidates[$0] && labels.classOfCell[CellTable.id(ofRow: $0)] == nil }
@@ -368,6 +386,12 @@ public actor LabellingSession {
             chosen = open.isEmpty ? nil : open[rng.below(open.count)]
         }
         guard let index = chosen else { throw EngineError(.notFound, "every window of this slide with cells has been done") }
+        return makePick(window: index, subset: subset, strategy: used, sizeMicrons: sizeMicrons)
+    }
+
+    /// The pick of window `index` as sent: its region (or a square of `sizeMicrons` centred on the picked cells)
+    /// and why it was chosen.
+    private func makePick(window index: Int, subset: [Int], strategy used: Strategy, sizeMicrons: Double) -> NextPatchPick {
         let patch = patchGrid.patches[index]
         var region = Region(
             x: Int64(patch.minX.rounded(.down)), y: Int64(patch.minY.rounded(.down)), width: Int64((patch.maxX - patch.minX).rounded(.up)),
@@ -426,40 +450,76 @@ public final class TrainingPool: Sendable {
     private let width: Int
 
     struct PoolState {
-        var queue: [LabellingSession] = []
-        var queued = Set<ObjectIdentifier>()
+        var fits = Queue()
+        var picks = Queue()
         var running = 0
+        var runningPicks = 0
     }
 
-    public init(width: Int = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)) { self.width = width }
-
-    func request(_ session: LabellingSession) {
-        let start = state.withLock { s -> Bool in
-            guard s.queued.insert(ObjectIdentifier(session)).inserted else { return false }
-            s.queue.append(session)
+    /// First come, first served, one entry per session.
+    struct Queue {
+        var order: [LabellingSession] = []
+        var members = Set<ObjectIdentifier>()
+        mutating func add(_ session: LabellingSession) -> Bool {
+            guard members.insert(ObjectIdentifier(session)).inserted else { return false }
+            order.append(session)
             return true
         }
-        if start { pump() }
+        mutating func next() -> LabellingSession? {
+            guard !order.isEmpty else { return nil }
+            let session = order.removeFirst()
+            members.remove(ObjectIdentifier(session))
+            return session
+        }
+    }
+
+    private enum Job { case fit(LabellingSession), pick(LabellingSession) }
+
+    /// - Parameter width: jobs at once. Fits come before picks, and picks take at most `width - 1` lanes (one
+    ///   when `width` is 1), so a fit never waits for more than the picks already running on the other lanes.
+    public init(width: Int = ProcessInfo.processInfo.activeProcessorCount) { self.width = max(1, width) }
+
+    /// Asks for a refit (the fit, then Predictions pushed to the session's subscribers).
+    func request(_ session: LabellingSession) {
+        if state.withLock({ $0.fits.add(session) }) { pump() }
+    }
+
+    /// Asks for a next-patch pick to push: advice, done when no fit waits.
+    func requestPick(_ session: LabellingSession) {
+        if state.withLock({ $0.picks.add(session) }) { pump() }
     }
 
     private func pump() {
-        let next = state.withLock { s -> LabellingSession? in
-            guard s.running < width, !s.queue.isEmpty else { return nil }
+        let job = state.withLock { s -> Job? in
+            guard s.running < width else { return nil }
+            if let session = s.fits.next() {
+                s.running += 1
+                return .fit(session)
+            }
+            guard s.runningPicks < max(1, width - 1), let session = s.picks.next() else { return nil }
             s.running += 1
-            let session = s.queue.removeFirst()
-            s.queued.remove(ObjectIdentifier(session))
-            return session
+            s.runningPicks += 1
+            return .pick(session)
         }
-        guard let next else { return }
+        guard let job else { return }
         Task {
-            await next.retrain()
-            self.state.withLock { $0.running -= 1 }
+            switch job {
+            case .fit(let session):
+                await session.retrain()
+                self.state.withLock { $0.running -= 1 }
+            case .pick(let session):
+                await session.pushPick()
+                self.state.withLock {
+                    $0.running -= 1
+                    $0.runningPicks -= 1
+                }
+            }
             self.pump()
         }
         pump()
     }
 
     /// Requests waiting or running, for status.
-    public var backlog: Int { state.withLock { $0.queue.count + $0.running } }
+    public var backlog: Int { state.withLock { $0.fits.order.count + $0.picks.order.count + $0.running } }
 }
 

@@ -39,8 +39,12 @@ public struct ServerConfiguration: Sendable {
     /// Learned nucleus detector weights for first-use ingests (`hali train-detector`); nil = the watershed detector.
     public var detectorWeightsPath: String?
     public var sessions = SessionSettings()
-    /// Concurrent retrains across all sessions (first come, first served).
-    public var trainingWidth = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+    /// Concurrent retrains across all sessions (first come, first served; picks after fits).
+    public var trainingWidth = ProcessInfo.processInfo.activeProcessorCount
+    /// OpenBLAS threads per BLAS call. The daemon's parallelism is across sessions (`trainingWidth`); its matrices
+    /// are small, and OpenBLAS's extra threads spin in sched_yield between calls (measured: a third of the daemon's
+    /// CPU under 100 annotators), taking the cores the fits need.
+    public var blasThreads = 1
 
     public init(listen: [Endpoint], annotators: AnnotatorRegistry, tasks: [TaskDefinition] = TaskDefinition.builtIn, slidePaths: [String] = []) {
         self.listen = listen
