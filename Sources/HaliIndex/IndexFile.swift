@@ -147,9 +147,31 @@ public enum IndexFile {
     }
 
     public static func read(path: String) throws -> (manifest: IndexManifest, table: CellTable) {
-        let bytes = Array(try readFile(path))
+        try read(bytes: Array(try readFile(path)), path: path)
+    }
+
+    /// Most rows, columns, classes, stains and embedding dimensions a header may declare. Far above any real slide
+    /// (10^6 nuclei), and low enough that no product of them overflows or asks for more memory than the file could
+    /// explain: a corrupt or hostile header is refused before any of its numbers is used in arithmetic.
+    static let maxRows = 100_000_000, maxColumns = 1024, maxNames = 4096, maxEmbeddingDimension = 8192
+
+    /// Parses an index file's bytes (`path` names it in errors). Throws `IndexError` for anything that is not a
+    /// complete, consistent index.
+    public static func read(bytes: [UInt8], path: String) throws -> (manifest: IndexManifest, table: CellTable) {
         let (header, bodyStart) = try readHeader(bytes, path: path)
         func fail(_ message: String) -> IndexError { IndexError(path: path, message: "corrupt index: \(message)") }
+        guard (0...maxRows).contains(header.rows) else { throw fail("\(header.rows) rows") }
+        guard header.columns.count <= maxColumns, header.stainNames.count <= maxNames, header.classNames.count <= maxNames else {
+            throw fail("too many columns or names")
+        }
+        guard (0...maxEmbeddingDimension).contains(header.embeddingDimension ?? 0) else { throw fail("embedding dimension \(header.embeddingDimension ?? 0)") }
+        // zstd cannot expand a column more than 32,768-fold (a 128 KiB block written as one repeated byte takes 4
+        // bytes), so a count past that bound is not in this file, and is refused before anything is allocated for it.
+        for column in header.columns {
+            guard (0...bytes.count).contains(column.bytes), (0...(column.bytes * 32_768 + (1 << 17)) / 2).contains(column.count) else {
+                throw fail("column \(column.name) declares \(column.count) values in \(column.bytes) bytes")
+            }
+        }
 
         var offset = bodyStart
         var raw: [String: [UInt8]] = [:]

@@ -274,3 +274,49 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         #expect(TissueMask.dilate(mask, width: 6, height: 4, radius: 0) == mask)
     }
 }
+
+/// Headers whose numbers would overflow or ask for absurd memory are refused before any arithmetic on them (the
+/// reader trapped on `offset + bytes` and `count * size` with hostile values). Built from a real three-cell index
+/// (the fuzz corpus's seed) by rewriting one header field.
+@Suite struct HostileIndexHeaderTests {
+    static let seed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fuzz/corpus/index/seed-three-cells.hidx").path
+
+    /// The seed with its JSON header passed through `edit`, and the trailer's length fixed up.
+    func rewritten(_ edit: (inout [String: Any]) -> Void) throws -> [UInt8] {
+        let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: Self.seed)))
+        let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+        var header = try JSONSerialization.jsonObject(with: Data(bytes[12..<(12 + headerLength)])) as! [String: Any]
+        edit(&header)
+        let json = Array(try JSONSerialization.data(withJSONObject: header))
+        var out = Array(bytes[0..<8])
+        withUnsafeBytes(of: UInt32(json.count).littleEndian) { out += $0 }
+        out += json + bytes[(12 + headerLength)..<(bytes.count - 8)]
+        withUnsafeBytes(of: UInt64(out.count + 8).littleEndian) { out += $0 }
+        return out
+    }
+
+    @Test func theSeedReads() throws {
+        let (_, table) = try IndexFile.read(bytes: try rewritten { _ in }, path: "seed")
+        #expect(table.count == 3)
+    }
+
+    @Test func hostileNumbersAreRefused() throws {
+        func column(_ field: String, _ value: Any) -> (inout [String: Any]) -> Void {
+            { header in
+                var columns = header["columns"] as! [[String: Any]]
+                columns[0][field] = value
+                header["columns"] = columns
+            }
+        }
+        let edits: [(String, (inout [String: Any]) -> Void)] = [
+            ("bytes Int.max", column("bytes", Int.max)), ("bytes negative", column("bytes", -5)),
+            ("count Int.max", column("count", Int.max)), ("count 2^40", column("count", 1 << 40)),
+            ("rows negative", { $0["rows"] = -1 }), ("rows Int.max", { $0["rows"] = Int.max }),
+            ("embedding dimension Int.max", { $0["embeddingDimension"] = Int.max }),
+        ]
+        for (name, edit) in edits {
+            #expect(throws: IndexError.self, "\(name)") { try IndexFile.read(bytes: try rewritten(edit), path: name) }
+        }
+    }
+}

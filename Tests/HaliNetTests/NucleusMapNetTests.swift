@@ -55,12 +55,11 @@ import Testing
         }
         let told = mismatches(net.logits(crop, height: cs, width: cs, originX: c0, originY: c0))
         #expect(told.count == 0, "largest difference \(told.largest)")
-        if c0 % 64 != 0 {
-            // The same crop with its blocks anchored at its own corner: the sums' order changes (seen: 2,085 and 4,277
-            // mismatches of ≤ 2.4e-6 for 36 and 20), which is what the origin is for.
-            let untold = mismatches(net.logits(crop, height: cs, width: cs))
-            #expect(untold.count > 0 && untold.largest < 1e-4, "\(untold)")
-        }
+        // Without the origin the crop's blocks sit elsewhere and the sums' order changes (seen with OpenBLAS's
+        // Haswell kernels: 2,085 and 4,277 mismatches of ≤ 2.4e-6 for 36 and 20). Whether that order shows in the last
+        // bits is the BLAS kernel's business (with another kernel none did), so only closeness is asserted here.
+        let untold = mismatches(net.logits(crop, height: cs, width: cs))
+        #expect(untold.largest < 1e-4, "\(untold)")
     }
 
     @Test func reusedWorkspaceGivesTheSameLogitsAsFreshBuffers() {

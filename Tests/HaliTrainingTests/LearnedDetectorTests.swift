@@ -54,6 +54,11 @@ let committedDetectorWeights = repositoryRoot.appendingPathComponent("Deploy/mod
         #expect(loss(trained) < 0.8 * loss(untrained), "loss \(loss(untrained)) → \(loss(trained))")
         options.steps = 5
         let a = DetectorTraining.train(samples, options: options), b = DetectorTraining.train(samples, options: options)
-        for (p, q) in zip(a.parameters, b.parameters) { #expect(p.value == q.value, "\(p.name)") }
+        // Same seed, same crops: the same weights up to rounding. Not bit-equal: other suites running at the same time
+        // may change OpenBLAS's thread count between the two runs, which reorders its sums.
+        for (p, q) in zip(a.parameters, b.parameters) {
+            let largest = zip(p.value, q.value).map { abs($0 - $1) / max(1, abs($0)) }.max() ?? 0
+            #expect(largest < 1e-3, "\(p.name): relative difference \(largest)")
+        }
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Fuzzes what HALI reads from strangers with libFuzzer and AddressSanitizer (Sources/hali-fuzz):
+#   bash Deploy/fuzz.sh wire|index [RUNS] [SECONDS]
+# Builds hali-fuzz with -sanitize=fuzzer,address in its own folder (.build-fuzz), starts from the committed corpus
+# (Tests/fuzz/corpus/TARGET), and writes new inputs it finds to a scratch folder, merging the ones that add coverage
+# back into the corpus when it ends. A crash leaves its input as Tests/fuzz/crash-* and fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:-wire}; runs=${2:-10000000}; seconds=${3:-3600}
+scratch=.build-fuzz
+# gold (the default linker) stops with an internal error on the sanitized objects; the toolchain's lld links them.
+toolset=$(mktemp --suffix=.json)
+echo '{"schemaVersion": "1.0", "swiftCompiler": {"extraCLIOptions": ["-use-ld=lld"]}}' > "$toolset"
+flags=(-c release --scratch-path "$scratch" --product hali-fuzz --toolset "$toolset"
+  -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+  -Xcc -fsanitize=fuzzer-no-link,address)
+swift build "${flags[@]}"
+bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)/hali-fuzz
+corpus=Tests/fuzz/corpus/$target
+mkdir -p "$corpus"
+found=$(mktemp -d)
+trap 'rm -rf "$found" "$toolset"' EXIT
+echo "fuzz.sh: $target, up to $runs inputs or $seconds s, AddressSanitizer on"
+HALI_FUZZ_TARGET=$target "$bin" -runs="$runs" -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 \
+  -artifact_prefix=Tests/fuzz/crash-"$target"- "$found" "$corpus"
+HALI_FUZZ_TARGET=$target "$bin" -merge=1 "$corpus" "$found" 2>&1 | tail -1
+echo "fuzz.sh: corpus $corpus now holds $(ls "$corpus" | wc -l) inputs"
