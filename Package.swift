@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // MARK: C system libraries (Debian -dev packages; pkg-config supplies paths)
@@ -76,6 +77,7 @@ let package = Package(
                 "HaliWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         .target(
@@ -93,6 +95,7 @@ let package = Package(
                 "HaliCore", "HaliWire", "HaliTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
 
@@ -111,7 +114,9 @@ let package = Package(
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
                 "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
+                "HaliTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
 
@@ -136,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "HaliServerTests",
             dependencies: [
-                "HaliServer", "HaliClient", "HaliWire", "HaliCore",
+                "HaliServer", "HaliClient", "HaliWire", "HaliCore", "HaliTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import HaliTransport
 import HaliWire
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// The daemon answered with an Error message.
@@ -47,8 +48,10 @@ public final class HaliConnection {
     /// Connects, says Hello, and runs `body` with the authenticated connection; closes it afterwards.
     ///
     /// - Throws: `ClientError.server` when the daemon refuses the handshake (unknown token, wrong version).
+    /// - Parameter tls: a client context (`HaliTLS.clientContext`) to speak TLS over TCP, verifying the daemon's
+    ///   certificate against the host name connected to.
     public static func withConnection<Result>(
-        to endpoint: Endpoint, hello: Hello, maxFrameBytes: Int = defaultMaxFrameBytes,
+        to endpoint: Endpoint, hello: Hello, maxFrameBytes: Int = defaultMaxFrameBytes, tls: NIOSSLContext? = nil,
         _ body: (HaliConnection) async throws -> Result
     ) async throws -> Result {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -58,8 +61,11 @@ public final class HaliConnection {
         do {
             switch endpoint {
             case .tcp(let host, let port):
+                // SNI and the certificate's name check want a name; an IP literal is still verified (against the
+                // certificate's IP addresses) but not sent as SNI, which must not carry one.
+                let role = tls.map { TLSRole.client($0, serverHostname: host.first?.isLetter == true ? host : nil) }
                 channel = try await bootstrap.connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes) }
+                    channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, tls: role) }
                 }
             case .unix(let path):
                 channel = try await bootstrap.connect(unixDomainSocketPath: path) { channel in
@@ -71,8 +77,18 @@ public final class HaliConnection {
         }
         return try await channel.executeThenClose { inbound, outbound in
             var iterator = inbound.makeAsyncIterator()
-            try await outbound.write(Envelope(requestID: 1, .hello(hello)))
-            guard let frame = try await iterator.next() else { throw ClientError.connectionClosed }
+            let frame: InboundFrame?
+            do {
+                try await outbound.write(Envelope(requestID: 1, .hello(hello)))
+                frame = try await iterator.next()
+            } catch let error as NIOSSLError {
+                throw ClientError.connectFailed(endpoint, "TLS handshake failed: \(error)")
+            } catch let error as BoringSSLError {
+                throw ClientError.connectFailed(endpoint, "TLS: \(error)")
+            } catch let error as FrameError where error.looksLikeTLS {
+                throw ClientError.connectFailed(endpoint, "the daemon speaks TLS: connect with --tls-ca FILE (its certificate or CA) or --tls")
+            }
+            guard let frame else { throw ClientError.connectionClosed }
             let reply = try Self.unwrap(frame)
             let welcome: Welcome
             switch reply.body {

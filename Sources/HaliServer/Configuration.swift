@@ -21,6 +21,9 @@ public struct ServerConfiguration: Sendable {
     public var maxUnauthenticatedPerPeer: Int = 32
     /// Hello, idle and per-frame deadlines (`ConnectionDeadlines`).
     public var deadlines = ConnectionDeadlines.Limits()
+    /// PEM certificate chain and private key: TCP endpoints speak TLS (Unix sockets stay plain: they do not leave
+    /// the machine, and their file mode is their access control).
+    public var tls: (certificatePath: String, keyPath: String)?
     /// Refuse to start when a configured slide cannot be served (else it is left out, logged and listed by status).
     public var strict = false
     /// Undecodable frames in a row after which a connection is closed.

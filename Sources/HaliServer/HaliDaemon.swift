@@ -106,12 +106,15 @@ public final class HaliDaemon: Sendable {
     private let store: LabelStore
     private let registry: SessionRegistry
     private let slidesNotServed = Mutex<[String]>([])
+    private let tls: TLSRole?
 
     /// Opens the label store in `configuration.dataDirectory` (creating it); throws when the store cannot be opened.
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
         self.catalog = SlideCatalog(logger: logger)
+        // Certificate problems are found at start, not at the first client's handshake.
+        tls = try configuration.tls.map { .server(try HaliTLS.serverContext(certificatePath: $0.certificatePath, keyPath: $0.keyPath)) }
         try Directories.ensure(configuration.dataDirectory, purpose: "the data directory")
         store = try LabelStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("labels.sqlite"))
         registry = SessionRegistry(
@@ -151,6 +154,7 @@ public final class HaliDaemon: Sendable {
         var listeners: [Listener] = []
         let maxFrameBytes = configuration.maxFrameBytes
         let deadlines = configuration.deadlines
+        let tls = self.tls
         do {
             for endpoint in configuration.listen {
                 let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -161,7 +165,9 @@ public final class HaliDaemon: Sendable {
                 switch endpoint {
                 case .tcp(let host, let port):
                     listener = try await bootstrap.bind(host: host, port: port) { channel in
-                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines) }
+                        channel.eventLoop.makeCompletedFuture {
+                            try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines, tls: tls)
+                        }
                     }
                 case .unix(let path):
                     listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
@@ -193,7 +199,7 @@ public final class HaliDaemon: Sendable {
         let slideCount = await catalog.count
         logger.info(
             "listening",
-            metadata: ["on": "\(bound.joined(separator: ", "))", "slides": "\(slideCount)", "max_frame_bytes": "\(maxFrameBytes)"])
+            metadata: ["on": "\(bound.joined(separator: ", "))", "tls": "\(tls == nil ? "off" : "on (TCP)")", "slides": "\(slideCount)", "max_frame_bytes": "\(maxFrameBytes)"])
 
         await withDiscardingTaskGroup { group in
             for listener in listeners {
@@ -305,7 +311,8 @@ public final class HaliDaemon: Sendable {
                     }
                 } catch let error as FrameError {
                     counters.withLock { $0.framesRejected += 1 }
-                    log.warning("closing connection: bad framing", metadata: ["error": "\(error)"])
+                    log.warning(
+                        "closing connection: bad framing", metadata: ["error": "\(error.looksLikeTLS ? "a TLS handshake: this listener is plain TCP (start halid with --tls-cert/--tls-key for TLS)" : error.description)"])
                     let code: ErrorCode = if case .tooLarge = error.kind { .frameTooLarge } else { .malformedFrame }
                     try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
                 } catch let error as DeadlineExceeded {

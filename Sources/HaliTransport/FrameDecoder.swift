@@ -9,8 +9,16 @@ public struct FrameError: Error, Sendable, Equatable, CustomStringConvertible {
     }
     public var kind: Kind
     public init(kind: Kind) { self.kind = kind }
+    /// Whether the "length" was really the start of a TLS record (handshake 0x16 or alert 0x15, version 3.x): a
+    /// plaintext peer talking to a TLS one, or the reverse, which deserves a plainer message than a frame size.
+    public var looksLikeTLS: Bool {
+        guard case .tooLarge(let length, _) = kind else { return false }
+        return [0x15, 0x16].contains(length >> 24) && (length >> 16) & 0xff == 0x03
+    }
+
     public var description: String {
-        switch kind {
+        if looksLikeTLS { return "the peer speaks TLS and this side does not (or the reverse)" }
+        return switch kind {
         case .tooLarge(let length, let limit): "frame of \(length) bytes exceeds the \(limit)-byte limit"
         case .zeroLength: "zero-length frame (a frame holds one non-empty envelope)"
         }

@@ -3,7 +3,9 @@ import Foundation
 import HaliClient
 import HaliCore
 import HaliSlide
+import HaliTransport
 import HaliWire
+import NIOSSL
 
 @main
 struct Hali: AsyncParsableCommand {
@@ -36,6 +38,19 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "File holding the token (default: hali-data/token, the daemon's single-user token).")
     var tokenFile: String = "hali-data/token"
 
+    @Flag(name: .long, help: "Speak TLS to the daemon, verifying its certificate with the system's roots (or --tls-ca).")
+    var tls = false
+
+    @Option(name: .long, help: "PEM certificate(s) to trust for the daemon's TLS: a lab CA, or the daemon's self-signed certificate (implies --tls; default: $HALI_TLS_CA).")
+    var tlsCA: String?
+
+    /// The TLS context when --tls, --tls-ca or HALI_TLS_CA asks for one.
+    func tlsContext() throws -> NIOSSLContext? {
+        let ca = tlsCA ?? ProcessInfo.processInfo.environment["HALI_TLS_CA"].flatMap { $0.isEmpty ? nil : $0 }
+        guard tls || ca != nil else { return nil }
+        do { return try HaliTLS.clientContext(trusting: ca) } catch { throw ValidationError(error.description) }
+    }
+
     func endpoint() throws -> Endpoint {
         let text = server ?? ProcessInfo.processInfo.environment["HALI_SERVER"] ?? "127.0.0.1:7070"
         do { return try Endpoint(parsing: text) } catch { throw ValidationError(error.description) }
@@ -54,7 +69,7 @@ struct ConnectionOptions: ParsableArguments {
     func connect<R>(_ body: (HaliConnection) async throws -> R) async throws -> R {
         let hello = Hello(clientName: "hali-cli", clientVersion: HaliCLIVersion.string, token: try resolvedToken())
         do {
-            return try await HaliConnection.withConnection(to: try endpoint(), hello: hello, body)
+            return try await HaliConnection.withConnection(to: try endpoint(), hello: hello, tls: try tlsContext(), body)
         } catch let error as ClientError {
             FileHandle.standardError.write(Data("hali: \(error)\n".utf8))
             throw ExitCode(2)

@@ -4,6 +4,7 @@ import HaliClient
 import HaliCore
 import HaliTerminal
 import HaliWire
+import NIOSSL
 
 #if canImport(Glibc)
     import Glibc
@@ -74,7 +75,8 @@ struct LabelCommand: AsyncParsableCommand {
                 sink.yield(.tick)
             }
         }
-        let connector = Task { await Self.connectionLoop(endpoint: endpoint, hello: hello, sink: sink) }
+        let tls = try connection.tlsContext()
+        let connector = Task { await Self.connectionLoop(endpoint: endpoint, hello: hello, tls: tls, sink: sink) }
 
         let size = terminal.size()
         var client = LabelClient(
@@ -160,7 +162,7 @@ struct LabelCommand: AsyncParsableCommand {
 
     /// Connects, runs the exchange until the connection ends, waits (0.5 s doubling to 10 s; back to 0.5 s after a
     /// connection that got as far as Welcome), and tries again; stops when the daemon refuses the token or version.
-    static func connectionLoop(endpoint: Endpoint, hello: Hello, sink: AsyncStream<ShellEvent>.Continuation) async {
+    static func connectionLoop(endpoint: Endpoint, hello: Hello, tls: NIOSSLContext?, sink: AsyncStream<ShellEvent>.Continuation) async {
         var attempt = 1
         var backoff = 0.5
         while !Task.isCancelled {
@@ -170,7 +172,7 @@ struct LabelCommand: AsyncParsableCommand {
             var retry = true
             var welcomed = false
             do {
-                let end = try await HaliConnection.withConnection(to: endpoint, hello: hello) { connection in
+                let end = try await HaliConnection.withConnection(to: endpoint, hello: hello, tls: tls) { connection in
                     welcomed = true
                     sink.yield(.connected(connection.welcome, outContinuation))
                     // The daemon closes connections silent for its idle limit (15 min by default); a pathologist

@@ -39,6 +39,8 @@ struct DaemonConfigFile: Decodable {
     var hello_timeout_s: Double?
     var idle_timeout_s: Double?
     var frame_timeout_s: Double?
+    var tls_cert: String?
+    var tls_key: String?
 
     /// Every key the file may hold, by where it appears: a misspelt key ("annotator", "max_frame_byte") is refused
     /// by name instead of being ignored, which would leave the setting at its default without a word.
@@ -46,7 +48,7 @@ struct DaemonConfigFile: Decodable {
         "": [
             "listen", "data_dir", "max_frame_bytes", "mpp", "slides", "tasks", "annotators", "log_level", "weights", "detector_weights",
             "strict", "max_connections", "max_unauthenticated", "max_unauthenticated_per_peer", "hello_timeout_s", "idle_timeout_s",
-            "frame_timeout_s",
+            "frame_timeout_s", "tls_cert", "tls_key",
         ],
         "tasks": ["name", "classes"],
         "tasks.classes": ["name", "color", "key"],

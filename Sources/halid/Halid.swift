@@ -56,6 +56,12 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
     var logLevel: String?
 
+    @Option(name: .long, help: "PEM certificate chain: TCP listeners speak TLS (with --tls-key). Unix sockets stay plain.")
+    var tlsCert: String?
+
+    @Option(name: .long, help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     @Flag(name: .long, help: "Refuse to start when a slide cannot be served (default: leave it out, log it, list it in `hali status`).")
     var strict = false
 
@@ -113,6 +119,11 @@ struct Halid: AsyncParsableCommand {
         configuration.weightsPath = weights ?? file.weights
         configuration.detectorWeightsPath = detectorWeights ?? file.detector_weights
         configuration.strict = strict || (file.strict ?? false)
+        switch (tlsCert ?? file.tls_cert, tlsKey ?? file.tls_key) {
+        case (let cert?, let key?): configuration.tls = (cert, key)
+        case (nil, nil): break
+        default: throw ValidationError("TLS needs both --tls-cert and --tls-key (or tls_cert and tls_key)")
+        }
         func seconds(_ value: Double?, _ name: String, default fallback: TimeAmount) throws -> TimeAmount {
             guard let value else { return fallback }
             guard value.isFinite, value > 0, value <= 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds (got \(value))") }
@@ -136,6 +147,8 @@ struct Halid: AsyncParsableCommand {
         do {
             daemon = try HaliDaemon(configuration: configuration, logger: logger)
         } catch let error as IndexError {
+            throw ValidationError(error.description)
+        } catch let error as TLSSetupError {
             throw ValidationError(error.description)
         } catch {
             logger.critical("cannot start", metadata: ["error": "\(error)"])

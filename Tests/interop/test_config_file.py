@@ -101,3 +101,29 @@ def test_strict_refuses_to_start_and_status_lists_what_is_left_out(tmp_path_fact
         assert "missing.svs" in status.stdout
     finally:
         running.stop()
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path_factory, tmp_path):
+    """Python's ssl against halid --tls-cert/--tls-key: refused without trust, accepted with the certificate."""
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    running = RunningDaemon(tmp_path_factory, "--tls-cert", str(cert), "--tls-key", str(key))
+    token = open(os.path.join(running.data_dir, "token")).read().strip()
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            HaliClient("127.0.0.1", running.port, token, tls=True)
+        for host in ["127.0.0.1", "localhost"]:
+            with HaliClient(host, running.port, token, tls_ca=str(cert)) as c:
+                assert c.welcome.annotator == "local"
+        hali = os.path.join(os.path.dirname(os.environ.get("HALID", os.path.join(ROOT, ".build", "debug", "halid"))), "hali")
+        ok = subprocess.run([hali, "ping", "-n", "3", "--server", running.address, "--token", token, "--tls-ca", str(cert)],
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0 and "3 pings" in ok.stdout, ok.stderr
+        refused = subprocess.run([hali, "ping", "-n", "1", "--server", running.address, "--token", token, "--tls"],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "TLS" in refused.stderr, refused.stderr
+    finally:
+        running.stop()

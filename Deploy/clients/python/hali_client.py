@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -47,9 +48,17 @@ class HaliError(Exception):
 
 
 class HaliClient:
-    def __init__(self, host: str, port: int, token: str, client_name: str = "hali-python", timeout: float = 10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, host: str, port: int, token: str, client_name: str = "hali-python", timeout: float = 10.0,
+                 tls: bool = False, tls_ca: str = None):
+        """tls / tls_ca: speak TLS (a daemon started with --tls-cert/--tls-key), verifying its certificate and host
+        name against tls_ca (a PEM file: the lab's CA or the daemon's self-signed certificate) or the system's roots."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls or tls_ca:
+            context = ssl.create_default_context(cafile=tls_ca)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            sock = context.wrap_socket(sock, server_hostname=host)
+        self.sock = sock
         self._next_id = 1
         reply = self.request(pb.Envelope(hello=pb.Hello(protocol_version=PROTOCOL_VERSION, client_name=client_name,
                                                         client_version="0.1", token=token)))
