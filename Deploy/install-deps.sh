@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libopenblas-dev       # CBLAS for the CNN and the heads
   libzstd-dev           # compressed slide index columns
   libsqlite3-dev        # the label store
+  openssl               # the TLS tests make a self-signed certificate (and admins make theirs with it)
 )
 
 missing=()

@@ -7,6 +7,9 @@
 // labels that trigger a retrain (the 20th, then every 5th), the time from sending that label to the next
 // Predictions message. Prints p50/p95/p99 of both, throughput, and errors.
 //
+// With --report-every S it also prints one line per S seconds (the soak: Deploy/bench/soak.sh): acks, both
+// latencies and errors within that interval alone, so drift over a long run shows.
+//
 // Usage: hali-bench-serve --server 127.0.0.1:7070 --slide ID --task til --annotators 100 --rate 1 --duration 30
 import Foundation
 import HaliClient
@@ -21,6 +24,7 @@ struct Options {
     var rate = 1.0
     var duration = 30.0
     var writeAnnotators: String?
+    var reportEvery: Double?
 }
 
 func parse() -> Options {
@@ -35,6 +39,7 @@ func parse() -> Options {
         case "--rate": o.rate = Double(args.next() ?? "") ?? o.rate
         case "--duration": o.duration = Double(args.next() ?? "") ?? o.duration
         case "--write-annotators": o.writeAnnotators = args.next()
+        case "--report-every": o.reportEvery = Double(args.next() ?? "")
         default:
             FileHandle.standardError.write(Data("unknown argument \(a)\n".utf8))
             exit(2)
@@ -77,9 +82,17 @@ actor Results {
     var suggestions: [Double] = []
     var errors: [String] = []
     var labels = 0
-    func add(ack ms: Double) { ack.append(ms); labels += 1 }
-    func add(suggestion ms: Double) { suggestions.append(ms) }
-    func add(error: String) { errors.append(error) }
+    // Since the last interval report.
+    var intervalAck: [Double] = []
+    var intervalSuggestions: [Double] = []
+    var intervalErrors = 0
+    func add(ack ms: Double) { ack.append(ms); intervalAck.append(ms); labels += 1 }
+    func add(suggestion ms: Double) { suggestions.append(ms); intervalSuggestions.append(ms) }
+    func add(error: String) { errors.append(error); intervalErrors += 1 }
+    func takeInterval() -> (ack: [Double], suggestions: [Double], errors: Int) {
+        defer { (intervalAck, intervalSuggestions, intervalErrors) = ([], [], 0) }
+        return (intervalAck, intervalSuggestions, intervalErrors)
+    }
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -102,6 +115,22 @@ let start = clock.now
 let end = start + .milliseconds(Int(options.duration * 1000))
 
 func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) * 1e-15 }
+
+let reporter = Task {
+    guard let every = options.reportEvery, every > 0 else { return }
+    print("interval_end_s,acks,ack_p50_ms,ack_p95_ms,ack_p99_ms,suggestions,sugg_p50_ms,sugg_p95_ms,sugg_p99_ms,errors")
+    var k = 1
+    while !Task.isCancelled {
+        try? await Task.sleep(until: start + .milliseconds(Int(every * 1000) * k), clock: clock)
+        if Task.isCancelled { return }
+        let (a, g, e) = await results.takeInterval()
+        print(String(
+            format: "%.0f,%d,%.2f,%.2f,%.2f,%d,%.2f,%.2f,%.2f,%d", every * Double(k), a.count, percentile(a, 0.5), percentile(a, 0.95),
+            percentile(a, 0.99), g.count, percentile(g, 0.5), percentile(g, 0.95), percentile(g, 0.99), e))
+        fflush(nil)  // every stream: the line goes out now even when piped (tee)
+        k += 1
+    }
+}
 
 await withTaskGroup(of: Void.self) { group in
     for i in 0..<options.annotators {
@@ -167,6 +196,7 @@ await withTaskGroup(of: Void.self) { group in
     }
 }
 
+reporter.cancel()
 let elapsed = ms(clock.now - start) / 1000
 let ack = await results.ack, sug = await results.suggestions, errors = await results.errors, labels = await results.labels
 print(String(format: "%d annotators, %.2f labels/s each, %.0f s: %d labels acked (%.1f/s), %d errors", options.annotators, options.rate, elapsed, labels, Double(labels) / elapsed, errors.count))
