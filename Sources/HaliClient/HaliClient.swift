@@ -79,7 +79,14 @@ public final class HaliConnection {
             var iterator = inbound.makeAsyncIterator()
             let frame: InboundFrame?
             do {
-                try await outbound.write(Envelope(requestID: 1, .hello(hello)))
+                do {
+                    try await outbound.write(Envelope(requestID: 1, .hello(hello)))
+                } catch {
+                    // The write can lose the race with a failed TLS handshake ("I/O on closed channel"); the inbound
+                    // side carries the reason.
+                    _ = try await iterator.next()
+                    throw error
+                }
                 frame = try await iterator.next()
             } catch let error as NIOSSLError {
                 throw ClientError.connectFailed(endpoint, "TLS handshake failed: \(error)")
@@ -87,6 +94,8 @@ public final class HaliConnection {
                 throw ClientError.connectFailed(endpoint, "TLS: \(error)")
             } catch let error as FrameError where error.looksLikeTLS {
                 throw ClientError.connectFailed(endpoint, "the daemon speaks TLS: connect with --tls-ca FILE (its certificate or CA) or --tls")
+            } catch where tls != nil && !(error is ClientError) {
+                throw ClientError.connectFailed(endpoint, "TLS handshake failed: \(error)")
             }
             guard let frame else { throw ClientError.connectionClosed }
             let reply = try Self.unwrap(frame)
