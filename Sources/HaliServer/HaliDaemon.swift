@@ -306,7 +306,9 @@ public final class HaliDaemon: Sendable {
                     for try await frame in inbound {
                         counters.withLock { $0.framesReceived += 1 }
                         let outcome = await self.handle(frame, context: &context, log: log)
+                        let large = outcome.replies.contains { $0.isLarge }
                         try await outbox.write(outcome.replies)
+                        if large { MemoryReturn.afterLargeReply() }
                         if outcome.close { return }
                     }
                 } catch let error as FrameError {
@@ -560,6 +562,44 @@ public final class HaliDaemon: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// Gives the memory of large replies back to the system. A pixel patch passes through several buffers of its size
+/// (the pixels, the C message, the frame) freed on different threads; glibc keeps such freed memory in its per-thread
+/// arenas, so one 20 MB GetPatch left the daemon's RSS ~150 MB higher for good (measured: 46 → 199 MB after five).
+/// `malloc_trim` returns what is free in every arena; it runs at most once a second, on a blocking-pool thread.
+enum MemoryReturn {
+    #if canImport(Glibc)
+    /// glibc's `malloc_trim` (<malloc.h>, which the Glibc module does not export).
+    @_silgen_name("malloc_trim")
+    private static func mallocTrim(_ pad: Int) -> CInt
+    #endif
+
+    private static let last = Mutex<ContinuousClock.Instant?>(nil)
+
+    static func afterLargeReply() {
+        #if canImport(Glibc)
+        let now = ContinuousClock.now
+        let due = last.withLock { last -> Bool in
+            if let previous = last, now - previous < .seconds(1) { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        NIOThreadPool.singleton.submit { _ in _ = mallocTrim(0) }
+        #endif
+    }
+}
+
+extension Envelope {
+    /// Over 1 MiB on the wire: a patch with pixels, an export.
+    var isLarge: Bool {
+        switch body {
+        case .patch(let patch): patch.pixels.count > 1 << 20
+        case .exportedFile(let file): file.data.count > 1 << 20
+        default: false
+        }
     }
 }
 
