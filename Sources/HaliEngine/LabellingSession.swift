@@ -323,12 +323,12 @@ public actor LabellingSession {
                         predictions: cells.compactMap { c in c.suggestion.map { CellPrediction(cellID: c.id, className: $0.className, confidence: $0.confidence) } })))
             for subscriber in subscribers.values { await subscriber.push(predictions) }
         }
-        // The pick is advice and costs far more than the fit (a k-center pass over the slide): it waits behind
-        // every pending fit in the pool, so suggestions never queue behind someone's pick.
+        // The pick is advice and costs far more than the fit (a k-center pass over the slide): it runs apart, at the
+        // lowest priority, so suggestions never queue behind someone's pick.
         pool.requestPick(self)
     }
 
-    /// Pushes the Coreset pick for the current model (the pool calls this when no fit is waiting). The k-center pass
+    /// Pushes the Coreset pick for the current model (the pool calls this, one pick at a time). The k-center pass
     /// runs over snapshots on `pickThread`, so the session keeps taking labels meanwhile.
     func pushPick() async {
         guard !subscribers.isEmpty else { return }
@@ -477,7 +477,7 @@ public final class TrainingPool: Sendable {
         var fits = Queue()
         var picks = Queue()
         var running = 0
-        var runningPicks = 0
+        var pickRunning = false
     }
 
     /// First come, first served, one entry per session.
@@ -497,10 +497,8 @@ public final class TrainingPool: Sendable {
         }
     }
 
-    private enum Job { case fit(LabellingSession), pick(LabellingSession) }
-
-    /// - Parameter width: jobs at once. Fits come before picks, and picks take at most `width - 1` lanes (one
-    ///   when `width` is 1), so a fit never waits for more than the picks already running on the other lanes.
+    /// - Parameter width: fits at once. Picks do not count: they run one at a time on the session's own niced
+    ///   thread (`LabellingSession.pickThread`), taking only the CPU the fits leave.
     public init(width: Int = ProcessInfo.processInfo.activeProcessorCount) { self.width = max(1, width) }
 
     /// Asks for a refit (the fit, then Predictions pushed to the session's subscribers).
@@ -508,42 +506,43 @@ public final class TrainingPool: Sendable {
         if state.withLock({ $0.fits.add(session) }) { pump() }
     }
 
-    /// Asks for a next-patch pick to push: advice, done when no fit waits.
+    /// Asks for a next-patch pick to push: advice, coalesced per session.
     func requestPick(_ session: LabellingSession) {
         if state.withLock({ $0.picks.add(session) }) { pump() }
     }
 
     private func pump() {
-        let job = state.withLock { s -> Job? in
-            guard s.running < width else { return nil }
-            if let session = s.fits.next() {
+        let (fit, pick) = state.withLock { s -> (LabellingSession?, LabellingSession?) in
+            var fit: LabellingSession?
+            if s.running < width, let session = s.fits.next() {
                 s.running += 1
-                return .fit(session)
+                fit = session
             }
-            guard s.runningPicks < max(1, width - 1), let session = s.picks.next() else { return nil }
-            s.running += 1
-            s.runningPicks += 1
-            return .pick(session)
+            var pick: LabellingSession?
+            if !s.pickRunning, let session = s.picks.next() {
+                s.pickRunning = true
+                pick = session
+            }
+            return (fit, pick)
         }
-        guard let job else { return }
-        Task {
-            switch job {
-            case .fit(let session):
-                await session.retrain()
+        if let fit {
+            Task {
+                await fit.retrain()
                 self.state.withLock { $0.running -= 1 }
-            case .pick(let session):
-                await session.pushPick()
-                self.state.withLock {
-                    $0.running -= 1
-                    $0.runningPicks -= 1
-                }
+                self.pump()
             }
-            self.pump()
         }
-        pump()
+        if let pick {
+            Task {
+                await pick.pushPick()
+                self.state.withLock { $0.pickRunning = false }
+                self.pump()
+            }
+        }
+        if fit != nil { pump() }
     }
 
     /// Requests waiting or running, for status.
-    public var backlog: Int { state.withLock { $0.fits.order.count + $0.picks.order.count + $0.running } }
+    public var backlog: Int { state.withLock { $0.fits.order.count + $0.picks.order.count + $0.running + ($0.pickRunning ? 1 : 0) } }
 }
 

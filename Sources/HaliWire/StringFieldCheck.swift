@@ -35,14 +35,15 @@ enum StringFieldCheck {
             case 2:
                 guard let length = reader.varint(), let body = reader.take(length) else { throw malformed(path, "truncated length-delimited field") }
                 guard let field = field(number, of: descriptor) else { continue }  // unknown field: protobuf-c keeps it aside
-                let name = path.isEmpty ? String(cString: field.pointee.name) : path + "." + String(cString: field.pointee.name)
+                // Names are built only on the way to an error or into a sub-message, not for every string.
+                func name() -> String { path.isEmpty ? String(cString: field.pointee.name) : path + "." + String(cString: field.pointee.name) }
                 switch field.pointee.type {
                 case PROTOBUF_C_TYPE_STRING:
-                    if body.contains(0) { throw malformed(name, "holds a NUL byte") }
-                    if String(validating: body, as: UTF8.self) == nil { throw malformed(name, "is not valid UTF-8") }
+                    if body.contains(0) { throw malformed(name(), "holds a NUL byte") }
+                    if String(validating: body, as: UTF8.self) == nil { throw malformed(name(), "is not valid UTF-8") }
                 case PROTOBUF_C_TYPE_MESSAGE:
                     guard let nested = field.pointee.descriptor?.assumingMemoryBound(to: ProtobufCMessageDescriptor.self) else { continue }
-                    try walk(body, descriptor: nested, path: name)
+                    try walk(body, descriptor: nested, path: name())
                 default:
                     continue  // bytes, or a packed repeated scalar
                 }
