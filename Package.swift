@@ -124,7 +124,13 @@ let package = Package(
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
         .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
         // libFuzzer targets (Deploy/fuzz.sh); in the ordinary build, a corpus replayer.
-        .executableTarget(name: "hali-fuzz", dependencies: ["HaliWire", "HaliIndex"]),
+        .executableTarget(
+            name: "hali-fuzz",
+            dependencies: [
+                "HaliWire", "HaliIndex", "HaliServer", "HaliCore", "HaliIngest", "HaliInterop", "HaliStore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // MARK: Tests
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),

@@ -18,7 +18,7 @@ echo "== swift build"
 swift build
 
 echo "== fuzz corpus replay (every input libFuzzer kept, Deploy/fuzz.sh)"
-for target in wire index; do "$(swift build --show-bin-path)/hali-fuzz" "$target" "Tests/fuzz/corpus/$target"; done
+for target in wire index handlers importers; do "$(swift build --show-bin-path)/hali-fuzz" "$target" "Tests/fuzz/corpus/$target"; done
 
 echo "== swift test"
 swift test 2>&1 | grep -vE '^(◇|\[[0-9]+/[0-9]+\])' 

@@ -309,7 +309,10 @@ public final class HaliDaemon: Sendable {
                         let large = outcome.replies.contains { $0.isLarge }
                         try await outbox.write(outcome.replies)
                         if large { MemoryReturn.afterLargeReply() }
-                        if outcome.close { return }
+                        if outcome.close {
+                            await Self.closeAfterWrites(channel, grace: self.configuration.deadlines.closeGrace)
+                            return
+                        }
                     }
                 } catch let error as FrameError {
                     counters.withLock { $0.framesRejected += 1 }
@@ -317,6 +320,7 @@ public final class HaliDaemon: Sendable {
                         "closing connection: bad framing", metadata: ["error": "\(error.looksLikeTLS ? "a TLS handshake: this listener is plain TCP (start halid with --tls-cert/--tls-key for TLS)" : error.description)"])
                     let code: ErrorCode = if case .tooLarge = error.kind { .frameTooLarge } else { .malformedFrame }
                     try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
+                    await Self.closeAfterWrites(channel, grace: self.configuration.deadlines.closeGrace)
                 } catch let error as DeadlineExceeded {
                     log.warning("closing connection: deadline passed", metadata: ["error": "\(error)", "annotator": "\(context.annotator?.name ?? "-")"])
                     let code: ErrorCode =
@@ -331,6 +335,20 @@ public final class HaliDaemon: Sendable {
             }
         } catch {
             log.debug("connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Ends a connection the daemon chose to close (a fatal error, a Bye, bad framing) only after what it wrote has
+    /// reached the socket: closing at once dropped every write still queued, so a client that read nothing until it
+    /// had sent all (found by fuzzing) lost the large reply it asked for and the fatal error that said why. The
+    /// output is shut once the queue is written (NIO completes the half-close then); a peer that never reads gets
+    /// `grace` before the caller closes everything.
+    static func closeAfterWrites(_ channel: any Channel, grace: TimeAmount) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await channel.close(mode: .output).get() }
+            group.addTask { try? await Task.sleep(for: .nanoseconds(grace.nanoseconds)) }
+            await group.next()
+            group.cancelAll()
         }
     }
 

@@ -1,11 +1,12 @@
-// Fuzz targets for the bytes HALI takes from strangers: protocol frames and slide index files.
+// Fuzz targets for the bytes HALI takes from strangers: protocol frames, every message handler of a live daemon,
+// slide index files and other viewers' label files.
 //
 // Built two ways from this one file:
 // - with libFuzzer (`Deploy/fuzz.sh`: -sanitize=fuzzer,address and -D FUZZING), where libFuzzer's driver runs
 //   the target that HALI_FUZZ_TARGET names;
 // - as a plain executable in the ordinary build (`hali-fuzz TARGET FILE|DIR…`), which replays a corpus through
 //   the same target: CI runs the committed corpus (Tests/fuzz/corpus) this way, so every input that once crashed
-//   keeps being checked without a sanitizer build.
+//   keeps being checked without a sanitizer build. `hali-fuzz seed TARGET DIR` writes the hand-made seeds.
 import Foundation
 import HaliIndex
 import HaliWire
@@ -16,6 +17,10 @@ enum FuzzTarget: String, CaseIterable {
     case wire
     /// A slide index file (`.hidx`): read it; a refusal is fine, a trap is not.
     case index
+    /// Frames sent to a live in-process daemon on a session already open (`HandlerTarget`).
+    case handlers
+    /// Label files in each importable format (`ImporterTarget`).
+    case importers
 
     func run(_ bytes: UnsafeRawBufferPointer) {
         switch self {
@@ -27,6 +32,19 @@ enum FuzzTarget: String, CaseIterable {
             guard once == twice else { fatalError("encoding is not stable for \(envelope.body.name)") }
         case .index:
             _ = try? IndexFile.read(bytes: Array(bytes), path: "fuzz-input")
+        case .handlers:
+            HandlerTarget.run(bytes)
+        case .importers:
+            ImporterTarget.run(bytes)
+        }
+    }
+
+    /// Hand-made starting points; the wire and index corpora grew from the fuzzer's own finds.
+    func seeds() -> [[UInt8]] {
+        switch self {
+        case .wire, .index: []
+        case .handlers: HandlerTarget.seeds()
+        case .importers: ImporterTarget.seeds()
         }
     }
 }
@@ -60,8 +78,18 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
 struct Replay {
     static func main() throws {
         let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "seed", arguments.count == 3, let target = FuzzTarget(rawValue: arguments.dropFirst().first!) {
+            let directory = arguments.last!
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let seeds = target.seeds()
+            for (index, seed) in seeds.enumerated() {
+                try Data(seed).write(to: URL(fileURLWithPath: directory).appendingPathComponent(String(format: "seed-%03d", index)))
+            }
+            print("hali-fuzz seed \(target.rawValue): \(seeds.count) seeds in \(directory)")
+            return
+        }
         guard let name = arguments.first, let target = FuzzTarget(rawValue: name), arguments.count >= 2 else {
-            FileHandle.standardError.write(Data("usage: hali-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) FILE|DIR…\n".utf8))
+            FileHandle.standardError.write(Data("usage: hali-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) FILE|DIR…\n       hali-fuzz seed TARGET DIR\n".utf8))
             exit(2)
         }
         var files: [String] = []
@@ -82,6 +110,7 @@ struct Replay {
             bytes.withUnsafeBytes { target.run($0) }
         }
         print("hali-fuzz \(name): \(files.count) inputs replayed, none crashed")
+        exit(0)  // the handlers target leaves a daemon running
     }
 }
 #endif

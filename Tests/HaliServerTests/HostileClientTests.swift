@@ -164,6 +164,30 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
         }
     }
 
+    /// Found by fuzzing the handlers: a client that sent a large request and then bad frames, and read nothing until
+    /// it had sent all, got neither the large reply in full nor the fatal error that said why the connection closed:
+    /// closing dropped every write still waiting for the socket.
+    @Test func aConnectionClosedByTheDaemonGetsEverythingWrittenFirst() async throws {
+        let data = try await freshDataDirectory()
+        try await withDaemon(slides: [svsPath], dataDirectory: data, configure: { $0.maxFrameBytes = 64 << 20 }) { _, endpoint in
+            let side: Int64 = 2048
+            let replies = try await withRawConnection(to: endpoint) { raw in
+                try await raw.executeThenClose { inbound, outbound in
+                    try await outbound.write(framed(Envelope(requestID: 1, .hello(hello()))))
+                    try await outbound.write(framed(Envelope(requestID: 2, .openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67")))))
+                    let region = Region(x: 0, y: 0, width: side, height: side)
+                    try await outbound.write(framed(Envelope(requestID: 3, .getPatch(GetPatch(target: .region(region), includePixels: true)))))
+                    // An empty frame is bad framing: a fatal error, and the daemon closes.
+                    try await outbound.write(framed(bytes: []))
+                    return try await readAllFrames(inbound)
+                }
+            }
+            #expect(replies.map(\.body.name) == ["welcome", "session_state", "patch", "error"])
+            if replies.count > 2, case .patch(let patch) = replies[2].body { #expect(patch.pixels.count == Int(side * side) * 3) }
+            if case .error(let last)? = replies.last?.body { #expect(last.fatal) }
+        }
+    }
+
     /// ListSlides listed slides an annotator may not open.
     @Test func slideListShowsOnlyWhatTheAnnotatorMayOpen() async throws {
         let data = try await freshDataDirectory()
