@@ -213,6 +213,11 @@ public enum Importer {
 
     static func asap(_ path: String) throws -> [ImportEntry] {
         guard let data = FileManager.default.contents(atPath: path) else { throw InteropError(path: path, message: "cannot read") }
+        // Foundation's XMLParser traps on an element name that is not UTF-8 (found by fuzzing: libxml2 passes the
+        // bytes on). ASAP writes UTF-8, and XML without an encoding declaration is UTF-8, so anything else is refused.
+        guard String(validating: data, as: UTF8.self) != nil else {
+            throw InteropError(path: path, message: "not UTF-8 text (ASAP writes its XML as UTF-8; save the file as UTF-8)")
+        }
         let reader = ASAPReader()
         let parser = XMLParser(data: data)
         parser.delegate = reader

@@ -227,6 +227,19 @@ private struct Fixture {
         #expect(try fixture.store.eventCount() == 0)
     }
 
+    /// Found by fuzzing: an element name with bytes that are not UTF-8 trapped inside Foundation's XMLParser.
+    @Test func asapThatIsNotUTF8IsRefused() async throws {
+        let fixture = try await Fixture()
+        defer { fixture.cleanUp() }
+        let path = fixture.directory + "/latin.xml"
+        let bytes = Array("<ASAP_Annotations><Annotations><Coordi".utf8) + [UInt8](repeating: 0xff, count: 16) + Array("/></Annotations></ASAP_Annotations>".utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let error = await #expect(throws: InteropError.self) {
+            try await Importer.importFile(path, format: .asap, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
+        }
+        #expect(error?.message.contains("not UTF-8") == true, "\(error?.message ?? "")")
+    }
+
     @Test func olderSlideRunnerSchemaIsRefused() async throws {
         let fixture = try await Fixture()
         defer { fixture.cleanUp() }
