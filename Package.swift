@@ -133,6 +133,8 @@ let package = Package(
         ),
 
         // MARK: Tests
+        // Where the tests find the shared data set, checked before use.
+        .target(name: "HaliTestFixtures", path: "Tests/HaliTestFixtures"),
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
         .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "CHaliProto"]),
         .testTarget(
@@ -147,23 +149,23 @@ let package = Package(
         .testTarget(
             name: "HaliServerTests",
             dependencies: [
-                "HaliServer", "HaliClient", "HaliWire", "HaliCore", "HaliTransport",
+                "HaliServer", "HaliClient", "HaliWire", "HaliCore", "HaliTransport", "HaliTestFixtures",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "HaliSlideTests", dependencies: ["HaliSlide"]),
+        .testTarget(name: "HaliSlideTests", dependencies: ["HaliTestFixtures", "HaliSlide"]),
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
-        .testTarget(name: "HaliInteropTests", dependencies: ["HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
+        .testTarget(name: "HaliInteropTests", dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
-        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
+        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
-        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),
+        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
-        .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliDatasets", "HaliImaging"]),
-        .testTarget(name: "HaliIngestTests", dependencies: ["HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliTraining"]),
+        .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliTestFixtures", "HaliDatasets", "HaliImaging"]),
+        .testTarget(name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliTraining"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]

@@ -1,14 +1,10 @@
 import Foundation
+import HaliTestFixtures
 import Testing
 import HaliImaging
 @testable import HaliDatasets
 
-/// `../shared/data` beside the package root, resolved from this file (Tests/HaliDatasetsTests/…).
-private let dataRoot: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.deletingLastPathComponent().appendingPathComponent("shared/data").path
-}()
+private let dataRoot = SharedData.root
 
 private var haveData: Bool { FileManager.default.fileExists(atPath: dataRoot + "/monuseg/train/images") }
 

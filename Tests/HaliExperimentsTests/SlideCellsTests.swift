@@ -2,13 +2,12 @@ import Foundation
 import HaliImaging
 import HaliMath
 import HaliSlide
+import HaliTestFixtures
 import Testing
 
 @testable import HaliExperiments
 
-/// `../shared/data` beside the checkout (resolved from this file: Tests/HaliExperimentsTests/…).
-private let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
+private let sharedData = SharedData.root
 
 /// A synthetic 300 × 200 px slide whose pixel (x, y) is (x mod 256, y, x / 256): any read can be checked by value.
 private func codedSlide() -> SlidePixels {

@@ -3,12 +3,12 @@ import HaliIndex
 @testable import HaliIngest
 import HaliSlide
 import HaliTraining
+import HaliTestFixtures
 import Testing
 
-let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-let svs = sharedData.appendingPathComponent("slides/CMU-1-Small-Region.svs").path
-let pyramidWithoutMPP = sharedData.appendingPathComponent("slides/CMU-1-Small-Region-pyramid.tif").path
+let sharedData = SharedData.rootURL
+let svs = SharedData.cmu1SmallRegion
+let pyramidWithoutMPP = SharedData.cmu1SmallRegionPyramid
 
 func temporaryDirectory(_ name: String) -> String {
     let path = NSTemporaryDirectory() + "hali-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -2,14 +2,13 @@ import Foundation
 import HaliCore
 import HaliIndex
 import HaliIngest
+import HaliTestFixtures
 import Testing
 
 @testable import HaliInterop
 @testable import HaliStore
 
-/// `../shared/data` beside the checkout, wherever it is cloned.
-private let slidePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+private let slidePath = SharedData.cmu1SmallRegion
 private let task = TaskDefinition.builtIn.first { $0.name == "phenotype" }!
 
 /// A temporary data dir with an index of 60 cells (a 10 × 6 grid, 40 px apart; every other one an outlined square,

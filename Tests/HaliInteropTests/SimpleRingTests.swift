@@ -1,12 +1,12 @@
 import Foundation
 import HaliCore
 import HaliIngest
+import HaliTestFixtures
 import Testing
 
 @testable import HaliInterop
 
-private let slidePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+private let slidePath = SharedData.cmu1SmallRegion
 
 /// The ring `Contour.traceOuter` gives for a C of 7 pixels whose tips touch only at the corner (1, 2)
 /// (`X X X / X . X / . X X`; HaliImagingTests' `diagonalTouchPassesTwiceThroughTheCorner`): it passes twice through

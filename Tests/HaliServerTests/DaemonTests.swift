@@ -6,6 +6,7 @@ import HaliWire
 import Logging
 import NIOCore
 import NIOPosix
+import HaliTestFixtures
 import Testing
 
 let token = "test-token-0123"
@@ -81,8 +82,7 @@ func readAllFrames(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async th
 
 @Suite(.serialized) struct DaemonTests {
     @Test func handshakePingStatusAndSlides() async throws {
-        let svs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+        let svs = SharedData.cmu1SmallRegion
         let corrupt = NSTemporaryDirectory() + "halid-corrupt-\(getpid()).svs"
         try Data(contentsOf: URL(fileURLWithPath: svs)).prefix(5000).write(to: URL(fileURLWithPath: corrupt))
         defer { unlink(corrupt) }

@@ -6,10 +6,10 @@ import HaliServer
 import HaliWire
 import NIOCore
 import NIOPosix
+import HaliTestFixtures
 import Testing
 
-let svsPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+let svsPath = SharedData.cmu1SmallRegion
 
 /// A data directory whose index holds the nuclei the real detector finds in a 1024×1024 window of CMU-1, built once
 /// per test run (about a second with the optimised detector). An actor, not a blocking global: tests run on the

@@ -1,11 +1,10 @@
 import Foundation
 import HaliSlide
+import HaliTestFixtures
 import Testing
 
-/// `../shared/data` beside the checkout (see the data README).
-let sharedData = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-let svsPath = sharedData.appendingPathComponent("slides/CMU-1-Small-Region.svs").path
+let sharedData = SharedData.rootURL
+let svsPath = SharedData.cmu1SmallRegion
 
 @Suite struct SlideTests {
     @Test func opensTheAperioTestSlide() throws {

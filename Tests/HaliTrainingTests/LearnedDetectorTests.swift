@@ -2,13 +2,14 @@ import Foundation
 import HaliDatasets
 import HaliImaging
 import HaliNet
+import HaliTestFixtures
 import Testing
 
 @testable import HaliTraining
 
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
-private let sharedData = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data").path
+private let sharedData = SharedData.root
 let committedDetectorWeights = repositoryRoot.appendingPathComponent("Deploy/models/hali-detector-v1.safetensors").path
 
 @Suite struct LearnedDetectorTests {
