@@ -66,7 +66,6 @@ let package = Package(
             name: "HaliEngine",
             dependencies: [
                 "HaliCore", "HaliIndex", "HaliSlide", "HaliStore", "HaliLearning", "HaliMath", "HaliWire",
-                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
 
@@ -136,6 +135,7 @@ let package = Package(
         // Where the tests find the shared data set, checked before use.
         .target(name: "HaliTestFixtures", path: "Tests/HaliTestFixtures"),
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
+        .testTarget(name: "HaliEngineTests", dependencies: ["HaliEngine", "HaliCore"]),
         .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "CHaliProto"]),
         .testTarget(
             name: "HaliTransportTests",

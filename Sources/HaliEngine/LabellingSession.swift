@@ -5,7 +5,6 @@ import HaliLearning
 import HaliMath
 import HaliStore
 import HaliWire
-import NIOPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -42,7 +41,7 @@ public struct SessionSettings: Sendable {
 ///
 /// Rebuilt from the label store when first opened (after a restart too): the events are replayed, the head is refitted
 /// and the active learner's distances recomputed. Heavy work (fits, k-center passes, full-slide scoring) runs on NIO's
-/// blocking thread pool through `TrainingPool`, never on the event loop, and one session's training never blocks
+/// the training pool's executors (`TrainingPool`), never on a Swift concurrency thread, and one session's training never blocks
 /// another session's labels: acknowledgements need only the store.
 public actor LabellingSession {
     public nonisolated let annotator: String
@@ -299,7 +298,7 @@ public actor LabellingSession {
         let wanted = Set(rows)
         let added = wanted.subtracting(kcenterLabelled)
         let removed = !kcenterLabelled.subtracting(wanted).isEmpty
-        let result = try? await NIOThreadPool.singleton.runIfActive { () -> (any Head, FitReport, IncrementalKCenter) in
+        let result = try? await pool.fits.run { () -> (any Head, FitReport, IncrementalKCenter) in
             var fitRNG = SeededRandom.derived(seed, UInt64(rows.count))
             var head = previousHead ?? kind.make(classCount: classCount, featureCount: features.columns)
             let report = head.fit(features: features, rows: rows, labels: classes, rng: &fitRNG)
@@ -329,33 +328,17 @@ public actor LabellingSession {
     }
 
     /// Pushes the Coreset pick for the current model (the pool calls this, one pick at a time). The k-center pass
-    /// runs over snapshots on `pickThread`, so the session keeps taking labels meanwhile.
+    /// runs over snapshots on the pool's pick executor, so the session keeps taking labels meanwhile.
     func pushPick() async {
         guard !subscribers.isEmpty else { return }
         let (kc, grid, done, subsetSize) = (kcenter, patchGrid, donePatches, settings.subsetSize)
-        let computed = try? await Self.pickThread.runIfActive {
+        let computed = try? await pool.picks.run {
             Self.coresetPick(kcenter: kc, grid: grid, done: done, subsetSize: subsetSize)
         }
         guard let (subset, chosen) = computed, let index = chosen else { return }
         let pick = Envelope(.nextPatchPick(makePick(window: index, subset: subset, strategy: .coreset, sizeMicrons: 0)))
         for subscriber in subscribers.values { await subscriber.push(pick) }
     }
-
-    /// One thread of its own, at the lowest CPU priority, for the pushed picks: they are advice, and under load
-    /// there is always one to compute (a k-center pass per refit), so on NIO's blocking pool they held one of its
-    /// threads for good and the fits queued on the other (measured: label -> suggestions p95 grew to 91 ms within
-    /// 5 minutes of 100 annotators). Niced, the pass takes only the CPU that fits and acks leave idle.
-    static let pickThread: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
-        #if os(Linux)
-        pool.submit { _ in
-            // On Linux, PRIO_PROCESS with 0 names the calling thread only.
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
-        }
-        #endif
-        return pool
-    }()
 
     /// The Coreset subset S (k-center greedy over unlabelled cells outside windows done) and the window holding
     /// most of it. Pure: runs on snapshots, off the actor.
@@ -497,9 +480,28 @@ public final class TrainingPool: Sendable {
         }
     }
 
-    /// - Parameter width: fits at once. Picks do not count: they run one at a time on the session's own niced
-    ///   thread (`LabellingSession.pickThread`), taking only the CPU the fits leave.
-    public init(width: Int = ProcessInfo.processInfo.activeProcessorCount) { self.width = max(1, width) }
+    /// Where fits run (at most `width` at once).
+    let fits: any BlockingExecutor
+    /// Where pushed picks run, one at a time.
+    let picks: any BlockingExecutor
+
+    /// One thread of its own, at the lowest CPU priority, for the pushed picks: they are advice, and under load
+    /// there is always one to compute (a k-center pass per refit), so on the daemon's blocking pool they held one of
+    /// its threads for good and the fits queued on the other (measured: label -> suggestions p95 grew to 91 ms
+    /// within 5 minutes of 100 annotators). Niced, the pass takes only the CPU that fits and acks leave.
+    public static let lowPriorityPicks = ThreadExecutor(threads: 1, nice: 19, name: "hali-picks")
+
+    /// - Parameters:
+    ///   - width: fits at once. Picks do not count: they run one at a time on `picks`.
+    ///   - fits: the executor for fits (the daemon passes its blocking pool).
+    public init(
+        width: Int = ProcessInfo.processInfo.activeProcessorCount, fits: any BlockingExecutor = ThreadExecutor.shared,
+        picks: any BlockingExecutor = TrainingPool.lowPriorityPicks
+    ) {
+        self.width = max(1, width)
+        self.fits = fits
+        self.picks = picks
+    }
 
     /// Asks for a refit (the fit, then Predictions pushed to the session's subscribers).
     func request(_ session: LabellingSession) {

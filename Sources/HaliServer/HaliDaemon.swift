@@ -118,7 +118,8 @@ public final class HaliDaemon: Sendable {
         try Directories.ensure(configuration.dataDirectory, purpose: "the data directory")
         store = try LabelStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("labels.sqlite"))
         registry = SessionRegistry(
-            store: store, tasks: configuration.tasks, settings: configuration.sessions, pool: TrainingPool(width: configuration.trainingWidth))
+            store: store, tasks: configuration.tasks, settings: configuration.sessions,
+            pool: TrainingPool(width: configuration.trainingWidth, fits: NIOBlockingPool()))
     }
 
     /// The addresses actually bound (with the real port when 0 was asked for), once listening.
@@ -580,6 +581,13 @@ public final class HaliDaemon: Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// The engine's blocking work on NIO's blocking pool, which the daemon's pixel reads and exports share.
+struct NIOBlockingPool: BlockingExecutor {
+    func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
     }
 }
 
