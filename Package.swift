@@ -136,7 +136,7 @@ let package = Package(
         .target(name: "HaliTestFixtures", path: "Tests/HaliTestFixtures"),
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
         .testTarget(name: "HaliEngineTests", dependencies: ["HaliEngine", "HaliCore"]),
-        .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "CHaliProto"]),
+        .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "HaliCore", "CHaliProto"]),
         .testTarget(
             name: "HaliTransportTests",
             dependencies: [
@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(name: "HaliInteropTests", dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
         .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
-        .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire"]),
+        .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
         .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),

@@ -1,3 +1,4 @@
+import HaliCore
 import Foundation
 import HaliIndex
 import HaliMath

@@ -1,3 +1,4 @@
+import HaliCore
 import HaliWire
 
 /// Where the client stands with the daemon, as the status line shows it.

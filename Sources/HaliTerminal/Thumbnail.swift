@@ -1,3 +1,4 @@
+import HaliCore
 import HaliWire
 
 /// A patch's pixels box-averaged down to the terminal area that shows it.

@@ -1,3 +1,5 @@
+import HaliCore
+
 /// Swift values for every message of protocol v1 (`Proto/hali.proto`).
 ///
 /// These are plain values: the rest of HALI never touches protobuf-c structs. `WireCodec` converts an
@@ -77,27 +79,7 @@ public enum Body: Sendable, Equatable {
 
 // MARK: - Shared values
 
-public struct Region: Sendable, Equatable, Hashable {
-    public var x: Int64
-    public var y: Int64
-    public var width: Int64
-    public var height: Int64
-    public init(x: Int64, y: Int64, width: Int64, height: Int64) {
-        self.x = x
-        self.y = y
-        self.width = width
-        self.height = height
-    }
-}
-
-public struct Point: Sendable, Equatable {
-    public var x: Double
-    public var y: Double
-    public init(x: Double, y: Double) {
-        self.x = x
-        self.y = y
-    }
-}
+// Region and Point are the domain's (HaliCore), carried as they are.
 
 /// Open enumerations: a value this build does not know decodes to `.unspecified` rather than failing,
 /// so a newer peer's additions never break an older one.

@@ -1,5 +1,6 @@
 import CHaliProto
 import CProtobufC
+import HaliCore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import HaliCore
 import HaliWire
 import Testing
 

@@ -1,5 +1,6 @@
 import CHaliProto
 import HaliWire
+import HaliCore
 import Testing
 
 /// Every message type with every field set to a non-default value, so a field dropped in either direction of
