@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "HaliEngine",
             dependencies: [
-                "HaliCore", "HaliIndex", "HaliSlide", "HaliStore", "HaliLearning", "HaliMath", "HaliWire",
+                "HaliCore", "HaliIndex", "HaliSlide", "HaliStore", "HaliLearning", "HaliMath",
             ]
         ),
 

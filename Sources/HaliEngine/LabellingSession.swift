@@ -4,26 +4,10 @@ import HaliIndex
 import HaliLearning
 import HaliMath
 import HaliStore
-import HaliWire
 
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Where a session's pushed messages go (a connection's outbound side).
-public protocol SessionSubscriber: AnyObject, Sendable {
-    func push(_ envelope: Envelope) async
-}
-
-public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var code: ErrorCode
-    public var message: String
-    public var description: String { message }
-    public init(_ code: ErrorCode, _ message: String) {
-        self.code = code
-        self.message = message
-    }
-}
 
 /// Settings every session shares.
 public struct SessionSettings: Sendable {
@@ -107,16 +91,10 @@ public actor LabellingSession {
 
     // MARK: State
 
-    public func state() -> SessionState {
-        SessionState(
-            sessionID: sessionID, slide: slideInfo(), task: task.name,
-            classes: task.classes.map { ClassDef(name: $0.name, color: $0.color, key: $0.key) },
-            labelsDone: UInt32(labels.classOfCell.count), modelVersion: modelVersion, validationAccuracy: validationAccuracy,
-            currentRegion: currentRegion, lastAckedSeq: labels.lastClientSeq)
-    }
-
-    nonisolated func slideInfo() -> SlideInfo {
-        slide.info
+    public func snapshot() -> SessionSnapshot {
+        SessionSnapshot(
+            sessionID: sessionID, task: task, labelsDone: labels.classOfCell.count, modelVersion: modelVersion,
+            validationAccuracy: validationAccuracy, currentRegion: currentRegion, lastClientSeq: labels.lastClientSeq)
     }
 
     public var labelCount: Int { labels.classOfCell.count }
@@ -125,7 +103,7 @@ public actor LabellingSession {
     // MARK: Patches
 
     /// The cells of a region with this annotator's labels and the current model's suggestions.
-    public func cells(in region: Region, includeContours: Bool, remember: Bool) throws -> (cells: [Cell], modelVersion: UInt32) {
+    public func cells(in region: Region, includeContours: Bool, remember: Bool) throws -> (cells: [CellView], modelVersion: UInt32) {
         if remember {
             currentRegion = region
             try? store.saveSessionRegion(
@@ -135,54 +113,47 @@ public actor LabellingSession {
         let rows = slide.cells(inX: region.x, y: region.y, width: region.width, height: region.height)
         let suggestions = suggestions(for: rows)
         let table = slide.table
-        let cells = rows.enumerated().map { index, row -> Cell in
+        let cells = rows.enumerated().map { index, row -> CellView in
             let id = CellTable.id(ofRow: row)
-            return Cell(
+            return CellView(
                 id: id, centroid: Point(x: Double(table.centroidX[row]), y: Double(table.centroidY[row])),
                 bbox: Region(
                     x: Int64(table.minX[row].rounded(.down)), y: Int64(table.minY[row].rounded(.down)),
                     width: Int64((table.maxX[row] - table.minX[row]).rounded(.up)), height: Int64((table.maxY[row] - table.minY[row]).rounded(.up))),
                 contour: includeContours ? Array(table.contour(ofRow: row)) : [],
-                label: labels.classOfCell[id].map { CellLabel(className: $0, source: .manual, annotator: annotator) },
-                suggestion: suggestions?[index], areaUm2: table.areaMicrons2[row].isFinite ? table.areaMicrons2[row] : 0)
+                label: labels.classOfCell[id], suggestion: suggestions?[index],
+                areaMicrons2: table.areaMicrons2[row].isFinite ? table.areaMicrons2[row] : 0)
         }
         return (cells, modelVersion)
     }
 
     public func markPatchVisited(_ patchIndex: Int) { currentPatch = patchIndex }
 
-    private func suggestions(for rows: [Int]) -> [Suggestion]? {
+    private func suggestions(for rows: [Int]) -> [CellView.Suggestion]? {
         guard let head, labels.classOfCell.count >= settings.policy.minLabels, !rows.isEmpty else { return nil }
         return head.predict(features: slide.features, rows: rows).map {
-            Suggestion(className: task.classes[$0.label].name, confidence: $0.confidence)
+            CellView.Suggestion(className: task.classes[$0.label].name, confidence: $0.confidence)
         }
     }
 
     // MARK: Labels
 
     /// Validates, stores durably, then applies a label. The returned ack is sent only after the store's commit.
-    public func label(_ event: LabelEvent) async throws -> LabelAck {
+    public func label(_ event: LabelCommand) async throws -> LabelReceipt {
         guard task.hasClass(event.className) else {
             throw EngineError(.invalidArgument, "class \"\(event.className)\" is not in task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
         }
         guard slide.table.row(ofID: event.cellID) != nil else {
             throw EngineError(.notFound, "cell \(event.cellID) does not exist on slide \(slide.id) (ids 1…\(slide.table.count))")
         }
-        let source: String =
-            switch event.source {
-            case .acceptedSuggestion: "accepted"
-            case .correctedSuggestion: "corrected"
-            case .imported: "imported"
-            case .manual, .unspecified: "manual"
-            }
         let record = LabelRecord(
             annotator: annotator, slide: slide.id, task: task.name, cellID: event.cellID, kind: .label, className: event.className,
-            source: source, modelVersion: event.modelVersionShown, clientSeq: event.clientSeq, clientTimeMs: event.clientTimeMs,
+            source: event.origin.rawValue, modelVersion: event.modelVersionShown, clientSeq: event.clientSeq, clientTimeMs: event.clientTimeMs,
             serverTimeMs: Self.nowMs(), previousClass: labels.classOfCell[event.cellID])
         if let resent = try resend(seq: event.clientSeq, kind: .label, cellID: event.cellID, className: event.className) { return resent }
         let stored = try await appendCounted(record)
         if !stored.duplicate { apply(record) }
-        return LabelAck(clientSeq: event.clientSeq, cellID: event.cellID, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
+        return LabelReceipt(clientSeq: event.clientSeq, cellID: event.cellID, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
     }
 
     // MARK: Sequence numbers
@@ -196,7 +167,7 @@ public actor LabellingSession {
     /// the same number for a different event, or a number never used that arrives too late, which would reorder
     /// the audit trail. Returns the ack for a resend, nil for a new event; throws INVALID_ARGUMENT otherwise.
     /// - Parameter cellID: nil when the request did not name one (an undo of the latest label).
-    private func resend(seq: UInt64, kind: LabelRecord.Kind, cellID: UInt64?, className: String?) throws -> LabelAck? {
+    private func resend(seq: UInt64, kind: LabelRecord.Kind, cellID: UInt64?, className: String?) throws -> LabelReceipt? {
         guard seq >= 1 else { throw EngineError(.invalidArgument, "client_seq must be 1 or more (got 0)") }
         let highest = max(labels.lastClientSeq, clientSeqsInFlight.max() ?? 0)
         guard seq <= highest else { return nil }
@@ -210,8 +181,7 @@ public actor LabellingSession {
                 .invalidArgument,
                 "client_seq \(seq) was already used for another event (cell \(stored.record.cellID)\(stored.record.className.map { ", class \($0)" } ?? ", undo"))")
         }
-        return LabelAck(
-            clientSeq: seq, cellID: stored.record.cellID, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: stored.record.serverTimeMs)
+        return LabelReceipt(clientSeq: seq, cellID: stored.record.cellID, eventID: UInt64(stored.eventID), serverTimeMs: stored.record.serverTimeMs)
     }
 
     /// Appends durably, with the number counted as seen until the store answers.
@@ -225,16 +195,16 @@ public actor LabellingSession {
         }
     }
 
-    /// Reverts the latest label of `cellID` (0: of the session's most recent labelled cell).
-    public func undo(_ request: Undo) async throws -> LabelAck {
+    /// Reverts the latest label of `cellID` (nil: of the session's most recent labelled cell).
+    public func undo(_ request: UndoCommand) async throws -> LabelReceipt {
         // Before finding the target: after the undo was applied, its resend would find nothing left to undo.
-        if let resent = try resend(seq: request.clientSeq, kind: .undo, cellID: request.cellID == 0 ? nil : request.cellID, className: nil) {
+        if let resent = try resend(seq: request.clientSeq, kind: .undo, cellID: request.cellID, className: nil) {
             return resent
         }
         let events = try store.events(annotator: annotator, slide: slide.id, task: task.name)
         let target: UInt64
-        if request.cellID != 0 {
-            target = request.cellID
+        if let cellID = request.cellID {
+            target = cellID
         } else {
             guard let last = Self.lastUndoable(events) else { throw EngineError(.invalidArgument, "nothing to undo in this session") }
             target = last
@@ -249,7 +219,7 @@ public actor LabellingSession {
             previousClass: previous)
         let stored = try await appendCounted(record)
         if !stored.duplicate { apply(record) }
-        return LabelAck(clientSeq: request.clientSeq, cellID: target, durable: true, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
+        return LabelReceipt(clientSeq: request.clientSeq, cellID: target, eventID: UInt64(stored.eventID), serverTimeMs: record.serverTimeMs)
     }
 
     /// The most recent cell whose current label came from a label event (undos pop back through history).
@@ -315,11 +285,10 @@ public actor LabellingSession {
         validationAccuracy = report.validationAccuracy ?? .nan
         guard !subscribers.isEmpty else { return }
         if let region = currentRegion, let (cells, version) = try? cells(in: region, includeContours: false, remember: false) {
-            let predictions = Envelope(
-                .predictions(
-                    Predictions(
-                        modelVersion: version, validationAccuracy: validationAccuracy, labelsUsed: UInt32(rows.count), region: region,
-                        predictions: cells.compactMap { c in c.suggestion.map { CellPrediction(cellID: c.id, className: $0.className, confidence: $0.confidence) } })))
+            let predictions = SessionPush.predictions(
+                PredictionUpdate(
+                    modelVersion: version, validationAccuracy: validationAccuracy, labelsUsed: rows.count, region: region,
+                    suggestions: cells.compactMap { c in c.suggestion.map { (c.id, $0.className, $0.confidence) } }))
             for subscriber in subscribers.values { await subscriber.push(predictions) }
         }
         // The pick is advice and costs far more than the fit (a k-center pass over the slide): it runs apart, at the
@@ -336,7 +305,7 @@ public actor LabellingSession {
             Self.coresetPick(kcenter: kc, grid: grid, done: done, subsetSize: subsetSize)
         }
         guard let (subset, chosen) = computed, let index = chosen else { return }
-        let pick = Envelope(.nextPatchPick(makePick(window: index, subset: subset, strategy: .coreset, sizeMicrons: 0)))
+        let pick = SessionPush.pick(makePick(window: index, subset: subset, strategy: .coreset, sizeMicrons: 0))
         for subscriber in subscribers.values { await subscriber.push(pick) }
     }
 
@@ -356,7 +325,7 @@ public actor LabellingSession {
     /// - Parameter sizeMicrons: when > 0, the returned region is a square of this side centred on the picked cells in
     ///   the chosen window (clamped to the slide), e.g. a smaller view for an 80×24 terminal; the patch id still
     ///   names the window.
-    public func nextPatch(strategy: Strategy, sizeMicrons: Double = 0, markCurrentDone: Bool = true) throws -> NextPatchPick {
+    public func nextPatch(strategy: PickStrategy, sizeMicrons: Double = 0, markCurrentDone: Bool = true) throws -> PatchPick {
         if markCurrentDone, let p = currentPatch { donePatches[p] = true }
         if markCurrentDone, currentPatch == nil, let region = currentRegion, Self.isWindowSizedView(region, windowSide: windowSide) {
             // The annotator navigated by region: mark every window whose centre lies inside it. An overview (a
@@ -372,7 +341,7 @@ public actor LabellingSession {
         let candidates = patchGrid.patchOfCell.map { $0 >= 0 && !donePatches[$0] }
         var chosen: Int?
         var subset: [Int] = []
-        var used = strategy == .default ? Strategy.coreset : strategy
+        var used = strategy == .default ? PickStrategy.coreset : strategy
         switch used {
         case .coreset, .default:
             (subset, chosen) = Self.coresetPick(kcenter: kcenter, grid: patchGrid, done: donePatches, subsetSize: settings.subsetSize)
@@ -398,7 +367,7 @@ public actor LabellingSession {
 
     /// The pick of window `index` as sent: its region (or a square of `sizeMicrons` centred on the picked cells)
     /// and why it was chosen.
-    private func makePick(window index: Int, subset: [Int], strategy used: Strategy, sizeMicrons: Double) -> NextPatchPick {
+    private func makePick(window index: Int, subset: [Int], strategy used: PickStrategy, sizeMicrons: Double) -> PatchPick {
         let patch = patchGrid.patches[index]
         var region = Region(
             x: Int64(patch.minX.rounded(.down)), y: Int64(patch.minY.rounded(.down)), width: Int64((patch.maxX - patch.minX).rounded(.up)),
@@ -423,9 +392,7 @@ public actor LabellingSession {
             }
         let cellsInRegion = sizeMicrons > 0
             ? slide.cells(inX: region.x, y: region.y, width: region.width, height: region.height).count : patchGrid.cellsOfPatch[index].count
-        return NextPatchPick(
-            patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: UInt32(inS),
-            cellsInRegion: UInt32(cellsInRegion))
+        return PatchPick(patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: inS, cellsInRegion: cellsInRegion)
     }
 
     /// Whether a viewed region is about one window (at most twice its side each way), so that seeing it counts as

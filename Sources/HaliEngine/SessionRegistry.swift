@@ -1,6 +1,5 @@
 import HaliCore
 import HaliStore
-import HaliWire
 
 /// All labelling sessions of a daemon, keyed by (annotator, slide, task); created on first open and restored from
 /// the label store.

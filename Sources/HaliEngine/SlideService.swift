@@ -3,7 +3,6 @@ import Foundation
 import HaliIndex
 import HaliMath
 import HaliSlide
-import HaliWire
 
 /// A slide being served: its OpenSlide handle, its cells (the index from ingest), a spatial grid over them, and the
 /// per-cell feature matrix the heads and the active learner use. Immutable once built, so shared freely.
@@ -34,14 +33,6 @@ public final class ServedSlide: Sendable {
             self.featureKind = "measurements"
         }
         self.grid = CellGrid(table: table, bucket: 256)
-    }
-
-    /// How the slide is described to clients.
-    public var info: SlideInfo {
-        SlideInfo(
-            id: id, name: (slide.path as NSString).lastPathComponent, width: slide.width, height: slide.height, mppX: micronsPerPixel,
-            mppY: micronsPerPixel, levelCount: UInt32(slide.levelCount), vendor: slide.vendor, cellCount: UInt64(table.count),
-            ingested: true, levelDownsamples: slide.levelDownsamples)
     }
 
     /// A client's region checked against the slide: non-empty and wholly inside it. The comparisons are written so

@@ -33,7 +33,8 @@ final class ConnectionOutbox: SessionSubscriber, @unchecked Sendable {
     /// Pushed messages (Predictions, picks) are advice that the next one supersedes. They are written from their own
     /// task so a session's retrain never waits on a slow reader, and at most `maxPendingPushes` wait per connection:
     /// a client that stops reading loses advice, and slows no one else.
-    func push(_ envelope: Envelope) async {
+    func push(_ update: SessionPush) async {
+        let envelope = Envelope(update)
         let admitted = pending.withLock { count -> Bool in
             guard count < Self.maxPendingPushes else { return false }
             count += 1
@@ -428,9 +429,9 @@ public final class HaliDaemon: Sendable {
                 context.session = session
                 await session.subscribe(context.outbox)
                 log.info("session opened", metadata: ["session": "\(session.sessionID)"])
-                return reply(.sessionState(await session.state()))
+                return reply(.sessionState(SessionState(await session.snapshot(), slide: session.slide)))
             } catch let error as EngineError {
-                return fail(error.code, error.message)
+                return fail(ErrorCode(error.code), error.message)
             } catch {
                 return fail(.internal, "\(error)")
             }
@@ -439,16 +440,16 @@ public final class HaliDaemon: Sendable {
             do {
                 return reply(.patch(try await patch(request, session: session)))
             } catch let error as EngineError {
-                return fail(error.code, error.message)
+                return fail(ErrorCode(error.code), error.message)
             } catch {
                 return fail(.internal, "\(error)")
             }
         case .labelEvent(let event):
             guard let session = context.session else { return fail(.noSession, "label_event needs open_session first", seq: event.clientSeq) }
             do {
-                return reply(.labelAck(try await session.label(event)))
+                return reply(.labelAck(LabelAck(try await session.label(LabelCommand(event)))))
             } catch let error as EngineError {
-                return fail(error.code, error.message, seq: event.clientSeq)
+                return fail(ErrorCode(error.code), error.message, seq: event.clientSeq)
             } catch {
                 log.error("label not stored", metadata: ["error": "\(error)"])
                 return fail(.internal, "label not stored: \(error)", seq: event.clientSeq)
@@ -456,9 +457,9 @@ public final class HaliDaemon: Sendable {
         case .undo(let undo):
             guard let session = context.session else { return fail(.noSession, "undo needs open_session first", seq: undo.clientSeq) }
             do {
-                return reply(.labelAck(try await session.undo(undo)))
+                return reply(.labelAck(LabelAck(try await session.undo(UndoCommand(undo)))))
             } catch let error as EngineError {
-                return fail(error.code, error.message, seq: undo.clientSeq)
+                return fail(ErrorCode(error.code), error.message, seq: undo.clientSeq)
             } catch {
                 return fail(.internal, "undo not stored: \(error)", seq: undo.clientSeq)
             }
@@ -468,9 +469,10 @@ public final class HaliDaemon: Sendable {
                 guard request.patchSizeUm >= 0, request.patchSizeUm <= 5_000 else {
                     return fail(.invalidArgument, "patch_size_um \(request.patchSizeUm) is outside 0…5000")
                 }
-                return reply(.nextPatchPick(try await session.nextPatch(strategy: request.strategy, sizeMicrons: request.patchSizeUm)))
+                return reply(
+                    .nextPatchPick(NextPatchPick(try await session.nextPatch(strategy: PickStrategy(request.strategy), sizeMicrons: request.patchSizeUm))))
             } catch let error as EngineError {
-                return fail(error.code, error.message)
+                return fail(ErrorCode(error.code), error.message)
             } catch {
                 return fail(.internal, "\(error)")
             }
@@ -479,7 +481,7 @@ public final class HaliDaemon: Sendable {
             do {
                 return reply(.exportedFile(try await export(request, session: session, annotator: annotator)))
             } catch let error as EngineError {
-                return fail(error.code, error.message)
+                return fail(ErrorCode(error.code), error.message)
             } catch {
                 return fail(.internal, "export failed: \(error)")
             }
@@ -573,7 +575,8 @@ public final class HaliDaemon: Sendable {
         }
         return Patch(
             patchID: patchID, region: region, level: UInt32(level), downsample: downsample, mpp: slide.micronsPerPixel * downsample,
-            width: UInt32(width), height: UInt32(height), pixelFormat: request.includePixels ? .rgb8 : .none, pixels: pixels, cells: cells,
+            width: UInt32(width), height: UInt32(height), pixelFormat: request.includePixels ? .rgb8 : .none, pixels: pixels,
+            cells: cells.map { Cell($0, annotator: session.annotator) },
             modelVersion: version)
     }
 

@@ -79,7 +79,7 @@ actor SlideCatalog {
     var all: [ServedSlide] { order.compactMap { served[$0] } }
 
     func list() -> [SlideInfo] {
-        all.map(\.info)
+        all.map { SlideInfo($0) }
     }
 
     /// The file name without its extension, made unique with a numeric suffix.

@@ -1,0 +1,153 @@
+import HaliCore
+
+// What the engine takes and gives: its own types, so it knows nothing of the wire protocol. HaliServer maps them
+// to and from protobuf messages (WireMapping.swift); a test or a tool can drive a session with them directly.
+
+/// Why the engine refused a request. The codes are the engine's; the server maps them onto the protocol's.
+public struct EngineError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Code: Sendable, Equatable {
+        /// The request names something malformed or out of range.
+        case invalidArgument
+        /// The request names a slide, task, cell or patch that does not exist.
+        case notFound
+        /// The annotator may not open this slide or task.
+        case permissionDenied
+        /// The answer would be larger than allowed.
+        case resourceExhausted
+        /// A bug or a broken store: never the client's fault.
+        case `internal`
+    }
+
+    public var code: Code
+    public var message: String
+    public var description: String { message }
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// One cell as a session shows it: where it is, its outline, the annotator's label and the model's suggestion.
+public struct CellView: Sendable, Equatable {
+    public var id: UInt64
+    public var centroid: Point
+    public var bbox: Region
+    /// Outline as x0, y0, x1, y1, … in level-0 pixels; empty when not asked for.
+    public var contour: [Float]
+    /// This annotator's class for the cell, if labelled.
+    public var label: String?
+    public var suggestion: Suggestion?
+    public var areaMicrons2: Float
+
+    public struct Suggestion: Sendable, Equatable {
+        public var className: String
+        public var confidence: Float
+    }
+}
+
+/// An annotator's label for one cell.
+public struct LabelCommand: Sendable, Equatable {
+    /// The client's sequence number: strictly increasing per session, from 1 (resends are acknowledged again).
+    public var clientSeq: UInt64
+    public var cellID: UInt64
+    public var className: String
+    public var origin: LabelOrigin
+    public var clientTimeMs: Int64
+    /// The model version whose suggestion the annotator saw (0: none).
+    public var modelVersionShown: UInt32
+    public init(clientSeq: UInt64, cellID: UInt64, className: String, origin: LabelOrigin, clientTimeMs: Int64, modelVersionShown: UInt32 = 0) {
+        self.clientSeq = clientSeq
+        self.cellID = cellID
+        self.className = className
+        self.origin = origin
+        self.clientTimeMs = clientTimeMs
+        self.modelVersionShown = modelVersionShown
+    }
+}
+
+/// Reverts a cell's latest label; `cellID` nil: the session's most recent labelled cell.
+public struct UndoCommand: Sendable, Equatable {
+    public var clientSeq: UInt64
+    public var cellID: UInt64?
+    public init(clientSeq: UInt64, cellID: UInt64? = nil) {
+        self.clientSeq = clientSeq
+        self.cellID = cellID
+    }
+}
+
+/// A label or undo stored durably (returned only after the store's commit).
+public struct LabelReceipt: Sendable, Equatable {
+    public var clientSeq: UInt64
+    public var cellID: UInt64
+    public var eventID: UInt64
+    public var serverTimeMs: Int64
+}
+
+/// Where a session stands.
+public struct SessionSnapshot: Sendable, Equatable {
+    public var sessionID: String
+    public var task: TaskDefinition
+    public var labelsDone: Int
+    public var modelVersion: UInt32
+    /// NaN until a model with a validation split exists.
+    public var validationAccuracy: Double
+    public var currentRegion: Region?
+    public var lastClientSeq: UInt64
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.sessionID == b.sessionID && a.task.name == b.task.name && a.labelsDone == b.labelsDone && a.modelVersion == b.modelVersion
+            && a.validationAccuracy.bitPattern == b.validationAccuracy.bitPattern && a.currentRegion == b.currentRegion
+            && a.lastClientSeq == b.lastClientSeq
+    }
+}
+
+/// How the next patch is chosen.
+public enum PickStrategy: Sendable, Equatable, CaseIterable {
+    /// The session's default (Coreset).
+    case `default`
+    /// The window holding most of the k-center greedy subset (the paper's).
+    case coreset
+    /// The window holding most of the highest-entropy cells.
+    case entropy
+    /// The window holding most of the smallest-margin cells.
+    case margin
+    /// A random window not yet done.
+    case random
+}
+
+/// The next patch to label, and why.
+public struct PatchPick: Sendable, Equatable {
+    /// `p<index>`: names the window for GetPatch.
+    public var patchID: String
+    public var region: Region
+    public var strategy: PickStrategy
+    public var reason: String
+    /// How many of the strategy's picked cells lie in the window.
+    public var subsetCells: Int
+    public var cellsInRegion: Int
+}
+
+/// The model's suggestions for the annotator's current region, after a refit.
+public struct PredictionUpdate: Sendable, Equatable {
+    public var modelVersion: UInt32
+    public var validationAccuracy: Double
+    public var labelsUsed: Int
+    public var region: Region
+    public var suggestions: [(cellID: UInt64, className: String, confidence: Float)]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.modelVersion == b.modelVersion && a.validationAccuracy.bitPattern == b.validationAccuracy.bitPattern && a.labelsUsed == b.labelsUsed
+            && a.region == b.region && a.suggestions.elementsEqual(b.suggestions) { $0 == $1 }
+    }
+}
+
+/// What a session pushes to its subscribers without being asked.
+public enum SessionPush: Sendable, Equatable {
+    case predictions(PredictionUpdate)
+    case pick(PatchPick)
+}
+
+/// Where a session's pushes go (in the daemon, a connection's outbound side).
+public protocol SessionSubscriber: AnyObject, Sendable {
+    func push(_ update: SessionPush) async
+}

@@ -1,0 +1,123 @@
+import Foundation
+import HaliCore
+import HaliEngine
+import HaliWire
+
+// The one place where the engine's types meet the protocol's messages, in both directions. The engine knows
+// nothing of protobuf; what a field means on the wire (0 = none, open enumerations) is settled here.
+
+extension ErrorCode {
+    init(_ code: EngineError.Code) {
+        switch code {
+        case .invalidArgument: self = .invalidArgument
+        case .notFound: self = .notFound
+        case .permissionDenied: self = .permissionDenied
+        case .resourceExhausted: self = .resourceExhausted
+        case .internal: self = .internal
+        }
+    }
+}
+
+extension SlideInfo {
+    init(_ slide: ServedSlide) {
+        self.init(
+            id: slide.id, name: (slide.slide.path as NSString).lastPathComponent, width: slide.slide.width, height: slide.slide.height,
+            mppX: slide.micronsPerPixel, mppY: slide.micronsPerPixel, levelCount: UInt32(slide.slide.levelCount), vendor: slide.slide.vendor,
+            cellCount: UInt64(slide.table.count), ingested: true, levelDownsamples: slide.slide.levelDownsamples)
+    }
+}
+
+extension SessionState {
+    init(_ snapshot: SessionSnapshot, slide: ServedSlide) {
+        self.init(
+            sessionID: snapshot.sessionID, slide: SlideInfo(slide), task: snapshot.task.name,
+            classes: snapshot.task.classes.map { ClassDef(name: $0.name, color: $0.color, key: $0.key) },
+            labelsDone: UInt32(clamping: snapshot.labelsDone), modelVersion: snapshot.modelVersion,
+            validationAccuracy: snapshot.validationAccuracy, currentRegion: snapshot.currentRegion, lastAckedSeq: snapshot.lastClientSeq)
+    }
+}
+
+extension Cell {
+    init(_ view: CellView, annotator: String) {
+        self.init(
+            id: view.id, centroid: view.centroid, bbox: view.bbox, contour: view.contour,
+            label: view.label.map { CellLabel(className: $0, source: .manual, annotator: annotator) },
+            suggestion: view.suggestion.map { Suggestion(className: $0.className, confidence: $0.confidence) }, areaUm2: view.areaMicrons2)
+    }
+}
+
+extension LabelCommand {
+    init(_ event: LabelEvent) {
+        let origin: LabelOrigin =
+            switch event.source {
+            case .acceptedSuggestion: .accepted
+            case .correctedSuggestion: .corrected
+            case .imported: .imported
+            case .manual, .unspecified: .manual
+            }
+        self.init(
+            clientSeq: event.clientSeq, cellID: event.cellID, className: event.className, origin: origin, clientTimeMs: event.clientTimeMs,
+            modelVersionShown: event.modelVersionShown)
+    }
+}
+
+extension UndoCommand {
+    /// `cell_id` 0 on the wire: the session's most recent labelled cell.
+    init(_ undo: Undo) { self.init(clientSeq: undo.clientSeq, cellID: undo.cellID == 0 ? nil : undo.cellID) }
+}
+
+extension LabelAck {
+    /// Every receipt is durable: the engine returns one only after the store's commit.
+    init(_ receipt: LabelReceipt) {
+        self.init(clientSeq: receipt.clientSeq, cellID: receipt.cellID, durable: true, eventID: receipt.eventID, serverTimeMs: receipt.serverTimeMs)
+    }
+}
+
+extension PickStrategy {
+    init(_ strategy: Strategy) {
+        switch strategy {
+        case .default: self = .default
+        case .coreset: self = .coreset
+        case .entropy: self = .entropy
+        case .margin: self = .margin
+        case .random: self = .random
+        }
+    }
+}
+
+extension Strategy {
+    init(_ strategy: PickStrategy) {
+        switch strategy {
+        case .default: self = .default
+        case .coreset: self = .coreset
+        case .entropy: self = .entropy
+        case .margin: self = .margin
+        case .random: self = .random
+        }
+    }
+}
+
+extension NextPatchPick {
+    init(_ pick: PatchPick) {
+        self.init(
+            patchID: pick.patchID, region: pick.region, strategy: Strategy(pick.strategy), reason: pick.reason,
+            subsetCells: UInt32(clamping: pick.subsetCells), cellsInRegion: UInt32(clamping: pick.cellsInRegion))
+    }
+}
+
+extension Envelope {
+    /// A session's push as the message sent to each subscriber.
+    init(_ push: SessionPush) {
+        switch push {
+        case .predictions(let update):
+            self.init(
+                .predictions(
+                    Predictions(
+                        modelVersion: update.modelVersion, validationAccuracy: update.validationAccuracy, labelsUsed: UInt32(clamping: update.labelsUsed),
+                        region: update.region,
+                        predictions: update.suggestions.map { CellPrediction(cellID: $0.cellID, className: $0.className, confidence: $0.confidence) })))
+        case .pick(let pick):
+            self.init(.nextPatchPick(NextPatchPick(pick)))
+        }
+    }
+}
