@@ -218,6 +218,11 @@ public enum Importer {
         guard String(validating: data, as: UTF8.self) != nil else {
             throw InteropError(path: path, message: "not UTF-8 text (ASAP writes its XML as UTF-8; save the file as UTF-8)")
         }
+        // It also dereferences NULL for a processing instruction without data (`<?name?>`, found by fuzzing). ASAP
+        // writes none besides the XML declaration, so any other is refused before parsing.
+        if let instruction = Self.processingInstructionOffset(in: data) {
+            throw InteropError(path: path, message: "a processing instruction (\"<?\") at byte \(instruction): ASAP files hold only the XML declaration")
+        }
         let reader = ASAPReader()
         let parser = XMLParser(data: data)
         parser.delegate = reader
@@ -258,6 +263,21 @@ public enum Importer {
     }
 
     /// Area-weighted centroid of a polygon (vertex mean when degenerate).
+    /// The offset of the first `<?` that is not the XML declaration at the start (after an optional byte-order mark).
+    static func processingInstructionOffset(in data: Data) -> Int? {
+        let bytes = [UInt8](data)
+        var start = 0
+        if bytes.starts(with: [0xef, 0xbb, 0xbf]) { start = 3 }
+        let declaration = Array("<?xml".utf8)
+        var from = start
+        if bytes[start...].starts(with: declaration), bytes.count > start + 5, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[start + 5]) {
+            guard let end = (start + 5..<bytes.count - 1).first(where: { bytes[$0] == 0x3f && bytes[$0 + 1] == 0x3e }) else { return nil }
+            from = end + 2
+        }
+        guard from < bytes.count - 1 else { return nil }
+        return (from..<bytes.count - 1).first { bytes[$0] == 0x3c && bytes[$0 + 1] == 0x3f }
+    }
+
     static func centroid(_ points: [(Double, Double)]) -> (Double, Double) {
         var twice = 0.0, cx = 0.0, cy = 0.0
         for i in points.indices {
