@@ -11,7 +11,6 @@ import HaliWire
 import Logging
 import NIOCore
 import NIOPosix
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -89,9 +88,9 @@ public final class HaliDaemon: Sendable {
     public let configuration: ServerConfiguration
     private let logger: Logger
     private let catalog: SlideCatalog
-    private let counters = Mutex(DaemonCounters())
+    private let counters = LockedValue(DaemonCounters())
     private let startedAt = ContinuousClock.now
-    private let state = Mutex(LifecycleState())
+    private let state = LockedValue(LifecycleState())
 
     private struct LifecycleState {
         var listeners: [any Channel] = []
@@ -106,7 +105,7 @@ public final class HaliDaemon: Sendable {
 
     private let store: LabelStore
     private let registry: SessionRegistry
-    private let slidesNotServed = Mutex<[String]>([])
+    private let slidesNotServed = LockedValue<[String]>([])
     private let tls: TLSRole?
 
     /// Opens the label store in `configuration.dataDirectory` (creating it); throws when the store cannot be opened.
@@ -605,7 +604,7 @@ enum MemoryReturn {
     private static func mallocTrim(_ pad: Int) -> CInt
     #endif
 
-    private static let last = Mutex<ContinuousClock.Instant?>(nil)
+    private static let last = LockedValue<ContinuousClock.Instant?>(nil)
 
     static func afterLargeReply() {
         #if canImport(Glibc)
