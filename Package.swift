@@ -135,7 +135,7 @@ let package = Package(
         // Where the tests find the shared data set, checked before use.
         .target(name: "HaliTestFixtures", path: "Tests/HaliTestFixtures"),
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
-        .testTarget(name: "HaliEngineTests", dependencies: ["HaliEngine", "HaliCore"]),
+        .testTarget(name: "HaliEngineTests", dependencies: ["HaliEngine", "HaliCore", "HaliIndex", "HaliLearning", "HaliSlide", "HaliStore", "HaliTestFixtures"]),
         .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "HaliCore", "CHaliProto"]),
         .testTarget(
             name: "HaliTransportTests",
