@@ -26,7 +26,7 @@ enum Fixture {
             options.region = (x: 700, y: 1000, width: 1024, height: 1024)
             _ = try await IndexBuilder.build(slidePath: slidePath, options: options, outputDirectory: directory + "/index")
         }
-        FileManager.default.createFile(atPath: done, contents: nil)
+        _ = FileManager.default.createFile(atPath: done, contents: nil)
         return directory
     }()
 }
