@@ -73,28 +73,17 @@ extension LabelAck {
     }
 }
 
+/// The protocol's strategies and the engine's, one pair each: one table serves both directions.
+private let strategyPairs: [(wire: Strategy, engine: PickStrategy)] = [
+    (.default, .default), (.coreset, .coreset), (.entropy, .entropy), (.margin, .margin), (.random, .random),
+]
+
 extension PickStrategy {
-    init(_ strategy: Strategy) {
-        switch strategy {
-        case .default: self = .default
-        case .coreset: self = .coreset
-        case .entropy: self = .entropy
-        case .margin: self = .margin
-        case .random: self = .random
-        }
-    }
+    init(_ strategy: Strategy) { self = strategyPairs.first { $0.wire == strategy }!.engine }
 }
 
 extension Strategy {
-    init(_ strategy: PickStrategy) {
-        switch strategy {
-        case .default: self = .default
-        case .coreset: self = .coreset
-        case .entropy: self = .entropy
-        case .margin: self = .margin
-        case .random: self = .random
-        }
-    }
+    init(_ strategy: PickStrategy) { self = strategyPairs.first { $0.engine == strategy }!.wire }
 }
 
 extension NextPatchPick {
