@@ -95,6 +95,9 @@ public final class HaliDaemon: Sendable {
     private struct LifecycleState {
         var listeners: [any Channel] = []
         var connections: [ObjectIdentifier: any Channel] = [:]
+        /// Accepted but not yet taken from the listener's stream (see `adopt`).
+        var unclaimed: [ObjectIdentifier: NIOAsyncChannel<InboundFrame, Envelope>] = [:]
+        var acceptStreamsEnded = false
         var handshakes = Handshakes()
         var authenticated = Set<ObjectIdentifier>()
         var boundAddresses: [String] = []
@@ -167,12 +170,14 @@ public final class HaliDaemon: Sendable {
                 case .tcp(let host, let port):
                     listener = try await bootstrap.bind(host: host, port: port) { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines, tls: tls)
+                            try self.adopt(channel) { try HaliPipeline.asyncChannel($0, maxFrameBytes: maxFrameBytes, deadlines: deadlines, tls: tls) }
                         }
                     }
                 case .unix(let path):
                     listener = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                        channel.eventLoop.makeCompletedFuture { try HaliPipeline.asyncChannel(channel, maxFrameBytes: maxFrameBytes, deadlines: deadlines) }
+                        channel.eventLoop.makeCompletedFuture {
+                            try self.adopt(channel) { try HaliPipeline.asyncChannel($0, maxFrameBytes: maxFrameBytes, deadlines: deadlines) }
+                        }
                     }
                 }
                 listeners.append(listener)
@@ -215,6 +220,13 @@ public final class HaliDaemon: Sendable {
                 }
             }
         }
+        // Connections accepted in the last moments before the listeners closed never came out of their streams.
+        let unclaimed = state.withLock { state in
+            state.acceptStreamsEnded = true
+            defer { state.unclaimed = [:] }
+            return Array(state.unclaimed.values)
+        }
+        for connection in unclaimed { try? await connection.executeThenClose { _, _ in } }
         store.close()
         logger.info("stopped", metadata: ["label_events": "\((try? store.eventCount()) ?? -1)"])
     }
@@ -256,9 +268,25 @@ public final class HaliDaemon: Sendable {
         var close = false
     }
 
+    /// Wraps an accepted channel and keeps a reference until `serve` claims it. NIO drops channels still queued in a
+    /// listener's stream when that stream ends, and a dropped `NIOAsyncChannel` traps ("Deinited NIOAsyncWriter without
+    /// calling finish()", apple/swift-nio#2637): at shutdown, `run` closes whatever was never claimed. Once it has,
+    /// late arrivals are refused here, before any writer exists.
+    private func adopt(
+        _ channel: any Channel, _ wrap: (any Channel) throws -> NIOAsyncChannel<InboundFrame, Envelope>
+    ) throws -> NIOAsyncChannel<InboundFrame, Envelope> {
+        try state.withLock { state in
+            guard !state.acceptStreamsEnded else { throw ChannelError.ioOnClosedChannel }
+            let connection = try wrap(channel)
+            state.unclaimed[ObjectIdentifier(channel)] = connection
+            return connection
+        }
+    }
+
     private func serve(_ connection: NIOAsyncChannel<InboundFrame, Envelope>) async {
         let channel = connection.channel
         let id = ObjectIdentifier(channel)
+        state.withLock { _ = $0.unclaimed.removeValue(forKey: id) }
         let peer = channel.remoteAddress?.description ?? "unix"
         let peerHost = channel.remoteAddress?.ipAddress ?? "unix"
         var log = logger
