@@ -49,15 +49,17 @@ let package = Package(
         .target(name: "HaliTerminal", dependencies: ["HaliWire", "HaliCore"]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "HaliTraining", dependencies: ["HaliNet", "HaliMath", "HaliDatasets", "HaliImaging"]),
+        // What the product runs of the networks (embedder, weight files, learned detector), without the training code.
+        .target(name: "HaliInference", dependencies: ["HaliNet", "HaliMath", "HaliImaging"]),
+        .target(name: "HaliTraining", dependencies: ["HaliInference", "HaliNet", "HaliMath", "HaliDatasets", "HaliImaging"]),
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliNet", "HaliTraining"]),
+        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliNet", "HaliInference", "HaliTraining"]),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
-        .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliTraining", "HaliNet", "HaliMath"]),
+        .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliInference", "HaliNet", "HaliMath"]),
 
         .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest", "HaliEngine"]),
 
@@ -82,7 +84,7 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliTraining", "HaliInterop", "HaliMath",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliInference", "HaliInterop", "HaliMath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -112,7 +114,7 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliNet", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
+                "HaliTerminal", "HaliNet", "HaliInference", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
                 "HaliTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -121,7 +123,7 @@ let package = Package(
 
         .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"]),
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
-        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliTraining", "HaliMath"]),
+        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"]),
         // libFuzzer targets (Deploy/fuzz.sh); in the ordinary build, a corpus replayer.
         .executableTarget(
             name: "hali-fuzz",
@@ -162,10 +164,10 @@ let package = Package(
         .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
-        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliNet", "HaliImaging", "HaliDatasets"]),
+        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliInference", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliTestFixtures", "HaliDatasets", "HaliImaging"]),
-        .testTarget(name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliTraining"]),
+        .testTarget(name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliInference"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]

@@ -2,9 +2,9 @@ import Foundation
 import HaliCore
 import HaliImaging
 import HaliIndex
-import HaliSlide
-import HaliTraining
+import HaliInference
 import HaliMath
+import HaliSlide
 
 public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
     public var path: String

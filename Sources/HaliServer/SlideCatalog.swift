@@ -2,9 +2,9 @@ import Foundation
 import HaliCore
 import HaliEngine
 import HaliIndex
+import HaliInference
 import HaliIngest
 import HaliSlide
-import HaliTraining
 import HaliWire
 import Logging
 import NIOPosix

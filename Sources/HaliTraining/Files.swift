@@ -1,18 +1,7 @@
-// File formats of the CNN tools: NumPy .npy (uint8 patches in, float32 features out) and .safetensors weights.
+// NumPy .npy files of the CNN tools (uint8 patches in, float32 features out). Weight files are HaliInference's.
 
 import Foundation
-import HaliNet
-
-public enum FileFormatError: Error, CustomStringConvertible {
-    case npy(String)
-    case io(String)
-    public var description: String {
-        switch self {
-        case .npy(let m): return "npy: \(m)"
-        case .io(let m): return m
-        }
-    }
-}
+import HaliInference
 
 /// A NumPy array as read from / written to .npy (version 1.0/2.0, C order, little-endian).
 public struct NPYArray: Sendable {
@@ -96,19 +85,5 @@ public struct NPYArray: Sendable {
         guard FileManager.default.createFile(atPath: path, contents: Data(serialized())) else {
             throw FileFormatError.io("cannot write \(path)")
         }
-    }
-}
-
-/// Reading and writing weight files.
-public enum WeightsFile {
-    public static func load(path: String) throws -> (ResNet, BackboneMetadata) {
-        guard let d = FileManager.default.contents(atPath: path) else { throw FileFormatError.io("cannot read weights \(path)") }
-        return try ResNet.load(try SafeTensors.parse([UInt8](d)))
-    }
-
-    public static func save(_ net: ResNet, metadata: BackboneMetadata, path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        try? FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(net.safetensors(metadata: metadata)).write(to: url)
     }
 }

@@ -2,6 +2,7 @@
 // cross-entropy, a progress bar and validation per epoch.
 
 import Foundation
+import HaliInference
 import HaliMath
 import HaliNet
 

@@ -3,6 +3,7 @@
 // cblas_sgemm GFLOP/s measured in the same run (medians of 3 runs each).
 
 import Foundation
+import HaliInference
 import HaliMath
 import HaliNet
 import HaliTraining

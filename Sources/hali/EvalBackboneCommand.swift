@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HaliInference
 import HaliNet
 import HaliTraining
 

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import HaliDatasets
 import HaliImaging
+import HaliInference
 import HaliTraining
 
 struct EvalDetectionCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HaliIndex
+import HaliInference
 import HaliIngest
 import HaliTraining
 

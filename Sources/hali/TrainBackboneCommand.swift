@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HaliDatasets
+import HaliInference
 import HaliNet
 import HaliTraining
 

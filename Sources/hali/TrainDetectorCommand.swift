@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HaliDatasets
 import HaliImaging
+import HaliInference
 import HaliNet
 import HaliTraining
 

@@ -1,8 +1,8 @@
 import Foundation
 import HaliIndex
 @testable import HaliIngest
+import HaliInference
 import HaliSlide
-import HaliTraining
 import HaliTestFixtures
 import Testing
 

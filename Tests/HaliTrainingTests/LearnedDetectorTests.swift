@@ -6,6 +6,7 @@ import HaliTestFixtures
 import Testing
 
 @testable import HaliTraining
+import HaliInference
 
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()

@@ -4,6 +4,7 @@ import HaliNet
 import Testing
 
 @testable import HaliTraining
+import HaliInference
 
 @Suite struct TrainingUtilityTests {
     @Test func npyRoundTrip() throws {
