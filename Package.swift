@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "HaliMath", dependencies: ["CBLAS"]),
         .target(name: "HaliCompression", dependencies: ["CZstd"]),
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
-        .target(name: "HaliDatasets", dependencies: ["CPNG", "HaliImaging"]),
+        .target(name: "HaliPNG", dependencies: ["CPNG", "HaliImaging"]),
+        .target(name: "HaliDatasets", dependencies: ["HaliPNG", "HaliImaging"]),
         .target(name: "HaliTerminal", dependencies: ["HaliWire", "HaliCore"]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
@@ -55,7 +56,7 @@ let package = Package(
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliNet", "HaliInference", "HaliTraining"]),
+        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG", "HaliNet", "HaliInference", "HaliTraining"]),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
@@ -113,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "hali",
             dependencies: [
-                "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliDatasets", "HaliIndex", "HaliIngest",
+                "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliPNG", "HaliDatasets", "HaliIndex", "HaliIngest",
                 "HaliTerminal", "HaliNet", "HaliInference", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
                 "HaliTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -164,9 +165,10 @@ let package = Package(
         .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
-        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliInference", "HaliNet", "HaliImaging", "HaliDatasets"]),
+        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliInference", "HaliPNG", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
-        .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliTestFixtures", "HaliDatasets", "HaliImaging"]),
+        .testTarget(name: "HaliPNGTests", dependencies: ["HaliPNG", "HaliImaging"]),
+        .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliTestFixtures", "HaliDatasets", "HaliPNG", "HaliImaging"]),
         .testTarget(name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliInference"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),

@@ -8,6 +8,7 @@
 
 import Foundation
 import HaliImaging
+import HaliPNG
 
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case notFound(String)

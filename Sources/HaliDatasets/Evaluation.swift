@@ -13,6 +13,7 @@
 
 import Foundation
 import HaliImaging
+import HaliPNG
 
 public struct MatchCounts: Sendable, Equatable, Codable {
     public var truePositives: Int

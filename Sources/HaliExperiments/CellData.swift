@@ -5,6 +5,7 @@
 import Foundation
 import HaliDatasets
 import HaliImaging
+import HaliPNG
 
 public enum ExperimentError: Error, CustomStringConvertible {
     case invalid(String)

@@ -1,8 +1,10 @@
 // Text, Markdown and PNG output of the experiments, and the paper's use cases on the shared data.
 
 import Foundation
+import HaliImaging
 import HaliLearning
 import HaliMath
+import HaliPNG
 
 public enum LearningFeatureProviders {
     /// nil = the default cheap features.

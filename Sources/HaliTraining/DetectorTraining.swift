@@ -13,6 +13,7 @@ import HaliInference
 import HaliImaging
 import HaliMath
 import HaliNet
+import HaliPNG
 
 /// One training image at the working resolution: OD input (H×W×3) and targets (H×W×2).
 public struct DetectorSample: Sendable {

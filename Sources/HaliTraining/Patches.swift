@@ -5,6 +5,7 @@ import Foundation
 import HaliDatasets
 import HaliImaging
 import HaliInference
+import HaliPNG
 
 /// The classes the backbone is trained on: CoNSeP's spindle and CRC's fibroblast are both "stromal".
 public enum NucleusClass {

@@ -5,6 +5,7 @@ import Foundation
 import HaliDatasets
 import HaliImaging
 import HaliInference
+import HaliPNG
 import HaliTraining
 
 struct EvalDetectionCommand: ParsableCommand {

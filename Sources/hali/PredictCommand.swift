@@ -3,8 +3,10 @@ import Foundation
 import HaliCore
 import HaliEngine
 import HaliExperiments
+import HaliImaging
 import HaliIndex
 import HaliIngest
+import HaliPNG
 import HaliStore
 
 struct PredictCommand: ParsableCommand {

@@ -4,6 +4,7 @@ import HaliDatasets
 import HaliImaging
 import HaliInference
 import HaliNet
+import HaliPNG
 import HaliTraining
 
 /// `hali train-detector`: trains the learned nucleus detector (U-Net maps) on instance-labelled images.

@@ -1,4 +1,5 @@
 import Foundation
+import HaliPNG
 import HaliTestFixtures
 import Testing
 import HaliImaging

@@ -130,28 +130,3 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     }
 }
 
-@Test func pngEncoderWritesValidChunks() {
-    #expect(PNGWriter.crc32(Array("IEND".utf8)) == 0xAE42_6082)
-    #expect(PNGWriter.adler32(Array("Wikipedia".utf8)) == 0x11E6_0398)
-    let c = Canvas(width: 3, height: 2)
-    let png = c.png()
-    #expect(Array(png.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-    #expect(Array(png.suffix(12)) == [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82])
-}
-
-@Test func pngRoundTripsThroughLibpng() throws {
-    var c = Canvas(width: 301, height: 97)
-    c.line(0, 0, 300, 96, (200, 10, 30), thickness: 3)
-    c.fillRect(20, 20, 80, 60, (10, 120, 200), alpha: 0.5)
-    c.text("GAIN +4.3%", x: 100, y: 40, (0, 0, 0))
-    var rng = SeededRandom(seed: 1)
-    for i in 0..<500 { c.rgb[(i * 37) % c.rgb.count] = UInt8(rng.below(256)) }  // some noise
-    let path = NSTemporaryDirectory() + "hali-png-\(getpid()).png"
-    defer { try? FileManager.default.removeItem(atPath: path) }
-    let bytes = c.png()
-    #expect(bytes.count < c.rgb.count / 2)
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
-    let back = try PNGReader.readRGB(path: path)
-    #expect(back.width == 301 && back.height == 97)
-    #expect(back.pixels == c.rgb)
-}

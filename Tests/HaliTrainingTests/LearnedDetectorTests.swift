@@ -2,6 +2,7 @@ import Foundation
 import HaliDatasets
 import HaliImaging
 import HaliNet
+import HaliPNG
 import HaliTestFixtures
 import Testing
 

@@ -13,12 +13,14 @@ public enum PNGError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, message: String)
     case decodeFailed(path: String, message: String)
     case unsupported(path: String, message: String)
+    case encodeFailed(message: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let p, let m): return "cannot open PNG \(p): \(m)"
         case .decodeFailed(let p, let m): return "cannot decode PNG \(p): \(m)"
         case .unsupported(let p, let m): return "unsupported PNG \(p): \(m)"
+        case .encodeFailed(let m): return "cannot encode PNG: \(m)"
         }
     }
 }
@@ -80,6 +82,12 @@ public struct Gray16Image: Sendable, Equatable {
     public let width: Int
     public let height: Int
     public var samples: [UInt16]
+
+    public init(width: Int, height: Int, samples: [UInt16]) {
+        self.width = width
+        self.height = height
+        self.samples = samples
+    }
 }
 
 public enum PNGReader {
