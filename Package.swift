@@ -2,12 +2,17 @@
 // HALI: human-in-the-loop labelling of cells in whole-slide images.
 //
 // Layout (docs/architecture.md):
-//   C shims (one per system library) ........ COpenSlide CProtobufC CBLAS CZstd CSQLite CPNG, CHaliProto (generated)
-//   pure modules, no I/O ..................... HaliCore (domain values), HaliImaging (image kernels, nucleus detector)
-//   one Swift owner per C library ............ HaliSlide (OpenSlide), HaliWire (protobuf-c), HaliMath (CBLAS),
-//                                              HaliCompression (zstd), HaliDatasets (libpng + shared data layouts)
-//   network ................................... HaliTransport (NIO framing), HaliServer (daemon), HaliClient
-//   thin executables .......................... halid (daemon), hali (client and tools)
+//   C shims (one per system library) ......... COpenSlide CProtobufC CBLAS CZstd CSQLite CPNG, CHaliProto (generated)
+//   pure modules, no I/O ...................... HaliCore (domain values), HaliImaging (image kernels, nucleus detector),
+//                                               HaliLearning (heads, pickers), HaliNet (the networks' maths)
+//   one Swift owner per C library ............. HaliSlide (OpenSlide), HaliWire (protobuf-c), HaliMath (CBLAS),
+//                                               HaliCompression (zstd), HaliPNG (libpng), HaliStore (SQLite)
+//   slides, models, sessions .................. HaliIndex, HaliInference, HaliIngest, HaliInterop,
+//                                               HaliEngine (sessions; no sockets, no protocol)
+//   network and terminal ...................... HaliTransport (NIO framing), HaliServer (daemon), HaliClient, HaliTerminal
+//   thin executables .......................... halid (daemon), hali (client and slide tools)
+//   research, apart (Sources/Research) ........ HaliDatasets, HaliTraining, HaliExperiments, hali-lab
+//   tools (Sources/Tools) ..................... benchmarks, fuzz targets
 import PackageDescription
 
 let package = Package(
@@ -16,6 +21,7 @@ let package = Package(
     products: [
         .executable(name: "halid", targets: ["halid"]),
         .executable(name: "hali", targets: ["hali"]),
+        .executable(name: "hali-lab", targets: ["hali-lab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -46,17 +52,19 @@ let package = Package(
         .target(name: "HaliCompression", dependencies: ["CZstd"]),
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
         .target(name: "HaliPNG", dependencies: ["CPNG", "HaliImaging"]),
-        .target(name: "HaliDatasets", dependencies: ["HaliPNG", "HaliImaging"]),
+        .target(name: "HaliDatasets", dependencies: ["HaliPNG", "HaliImaging"], path: "Sources/Research/HaliDatasets"),
         .target(name: "HaliTerminal", dependencies: ["HaliWire", "HaliCore"]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
         // What the product runs of the networks (embedder, weight files, learned detector), without the training code.
         .target(name: "HaliInference", dependencies: ["HaliNet", "HaliMath", "HaliImaging"]),
-        .target(name: "HaliTraining", dependencies: ["HaliInference", "HaliNet", "HaliMath", "HaliDatasets", "HaliImaging"]),
+        .target(
+            name: "HaliTraining", dependencies: ["HaliInference", "HaliNet", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG"],
+            path: "Sources/Research/HaliTraining"),
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG", "HaliNet", "HaliInference", "HaliTraining"]),
+        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG", "HaliNet", "HaliInference", "HaliTraining"], path: "Sources/Research/HaliExperiments"),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
@@ -114,24 +122,35 @@ let package = Package(
         .executableTarget(
             name: "hali",
             dependencies: [
-                "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliPNG", "HaliDatasets", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliNet", "HaliInference", "HaliTraining", "HaliLearning", "HaliExperiments", "HaliEngine", "HaliStore", "HaliInterop",
-                "HaliTransport",
+                "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliPNG", "HaliIndex", "HaliIngest",
+                "HaliTerminal", "HaliInference", "HaliEngine", "HaliStore", "HaliInterop", "HaliTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Research tools: training the networks and the paper's experiments (`hali train-*`, `hali eval`, `hali embed`
+        // hand over to it). The daemon and the client never link these modules.
+        .executableTarget(
+            name: "hali-lab",
+            dependencies: [
+                "HaliCore", "HaliSlide", "HaliImaging", "HaliPNG", "HaliIndex", "HaliNet", "HaliInference", "HaliLearning",
+                "HaliDatasets", "HaliTraining", "HaliExperiments",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Research/hali-lab"
+        ),
 
-        .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"]),
-        .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"]),
-        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"]),
+        .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"], path: "Sources/Tools/hali-bench-learning"),
+        .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"], path: "Sources/Tools/hali-bench-serve"),
+        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"], path: "Sources/Tools/hali-bench-cnn"),
         // libFuzzer targets (Deploy/fuzz.sh); in the ordinary build, a corpus replayer.
         .executableTarget(
             name: "hali-fuzz",
             dependencies: [
                 "HaliWire", "HaliIndex", "HaliServer", "HaliCore", "HaliIngest", "HaliInterop", "HaliStore",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            path: "Sources/Tools/hali-fuzz"
         ),
 
         // MARK: Tests

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes what HALI reads from strangers with libFuzzer and AddressSanitizer (Sources/hali-fuzz):
+# Fuzzes what HALI reads from strangers with libFuzzer and AddressSanitizer (Sources/Tools/hali-fuzz):
 #   bash Deploy/fuzz.sh wire|index|handlers|importers [RUNS] [SECONDS]
 # Builds hali-fuzz with -sanitize=fuzzer,address in its own folder (.build-fuzz), starts from the committed corpus
 # (Tests/fuzz/corpus/TARGET), and writes new inputs it finds to a scratch folder, merging the ones that add coverage

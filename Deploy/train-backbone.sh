@@ -14,9 +14,9 @@ for d in "$data/consep/train" "$data/consep/test" "$data/crc"; do
   [[ -f "$d/cells.csv" ]] || { echo "train-backbone: $d/cells.csv not found (set HALI_DATA)" >&2; exit 1; }
 done
 
-swift build -c release --product hali
+swift build -c release --product hali-lab
 bin=$(swift build -c release --show-bin-path)
 mkdir -p "$(dirname "$out")"
-"$bin/hali" train-backbone --data "$data/consep/train" --data "$data/crc:1-70" --out "$out" \
+"$bin/hali-lab" train-backbone --data "$data/consep/train" --data "$data/crc:1-70" --out "$out" \
   --epochs 24 --seed 1 --patch-microns 32 --colour-jitter 2 --max-minutes 55
-"$bin/hali" eval backbone --weights "$out" --data "$data"
+"$bin/hali-lab" eval backbone --weights "$out" --data "$data"

@@ -34,8 +34,8 @@ for d in "$data/consep/train/instances" "$data/monuseg/train/annotations" "$data
   [[ -d "$d" ]] || { echo "train-detector: $d not found (set HALI_DATA)" >&2; exit 1; }
 done
 
-swift build -c release --product hali
+swift build -c release --product hali-lab
 bin=$(swift build -c release --show-bin-path)
 mkdir -p "$(dirname "$out")"
-"$bin/hali" train-detector "${sets[@]}" --out "$out" "${recipe[@]}" --seed 1
-"$bin/hali" eval detection --dataset "$data/consep/test" --detector-weights "$out"
+"$bin/hali-lab" train-detector "${sets[@]}" --out "$out" "${recipe[@]}" --seed 1
+"$bin/hali-lab" eval detection --dataset "$data/consep/test" --detector-weights "$out"

@@ -15,15 +15,8 @@ struct Hali: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
-            TrainBackboneCommand.self, TrainDetectorCommand.self, EmbedCommand.self, PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self, Eval.self,
-        ])
-}
-
-struct Eval: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Measure HALI against labelled data: detection, backbone features, the learning loop.", subcommands: [
-            EvalDetectionCommand.self, EvalBackboneCommand.self, EvalEffectivenessCommand.self, EvalEfficiencyCommand.self,
-            EvalReportCommand.self,
+            PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self,
+            LabCommand.TrainBackbone.self, LabCommand.TrainDetector.self, LabCommand.Embed.self, LabCommand.Eval.self,
         ])
 }
 

@@ -3,7 +3,6 @@ import Foundation
 import HaliIndex
 import HaliInference
 import HaliIngest
-import HaliTraining
 
 struct IngestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

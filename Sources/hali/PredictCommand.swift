@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HaliCore
 import HaliEngine
-import HaliExperiments
 import HaliImaging
 import HaliIndex
 import HaliIngest

@@ -1,0 +1,60 @@
+// `hali train-backbone | train-detector | embed | eval …` run `hali-lab` with the same arguments, so that the
+// commands in the docs keep working while the client links none of the research code.
+
+import ArgumentParser
+import Foundation
+
+enum LabCommand {
+    /// Replaces this process with `hali-lab ARGUMENTS`: the sibling of this executable, else the first on PATH.
+    static func handOver(_ arguments: [String]) throws -> Never {
+        let executable = labExecutable()
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        execv(executable, argv)
+        let reason = String(cString: strerror(errno))
+        FileHandle.standardError.write(Data("""
+            hali: the research tools are in hali-lab, next to hali; cannot run \(executable): \(reason)
+            (build it with `swift build --product hali-lab`)
+
+            """.utf8))
+        throw ExitCode(127)
+    }
+
+    static func labExecutable() -> String {
+        let own = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let sibling = (own as NSString).deletingLastPathComponent + "/hali-lab"
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/hali-lab"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return sibling
+    }
+
+    struct TrainBackbone: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train-backbone", abstract: "Train the CNN backbone (runs hali-lab train-backbone).")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try handOver(["train-backbone"] + arguments) }
+    }
+
+    struct TrainDetector: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "train-detector", abstract: "Train the learned nucleus detector (runs hali-lab train-detector).")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try handOver(["train-detector"] + arguments) }
+    }
+
+    struct Embed: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "embed", abstract: "Backbone features of .npy patches (runs hali-lab embed).")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try handOver(["embed"] + arguments) }
+    }
+
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "eval", abstract: "Measure detection, features and the learning loop (runs hali-lab eval).")
+        @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+        func run() throws { try handOver(["eval"] + arguments) }
+    }
+}
