@@ -271,8 +271,11 @@ public enum Importer {
         let declaration = Array("<?xml".utf8)
         var from = start
         if bytes[start...].starts(with: declaration), bytes.count > start + 5, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[start + 5]) {
-            guard let end = (start + 5..<bytes.count - 1).first(where: { bytes[$0] == 0x3f && bytes[$0 + 1] == 0x3e }) else { return nil }
-            from = end + 2
+            // The declaration ends at its first ">", which must be "?>"; a "<" before it starts something else (found
+            // by fuzzing: `<?xml a="b">` followed by `<?x?>` hid the second instruction inside the first).
+            guard let close = (start + 5..<bytes.count).first(where: { bytes[$0] == 0x3e || bytes[$0] == 0x3c }),
+                  bytes[close] == 0x3e, bytes[close - 1] == 0x3f else { return start }
+            from = close + 1
         }
         guard from < bytes.count - 1 else { return nil }
         return (from..<bytes.count - 1).first { bytes[$0] == 0x3c && bytes[$0 + 1] == 0x3f }

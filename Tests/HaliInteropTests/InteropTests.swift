@@ -214,6 +214,8 @@ private struct Fixture {
         ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates>", "malformed XML"),
         // Found by fuzzing: Foundation's XMLParser dereferenced NULL for a processing instruction without data.
         ("asap", "<?xml version=\"1.0\"?>\n<?xmAnnotationGroups?>\n<ASAP_Annotations></ASAP_Annotations>", "a processing instruction"),
+        // Also found by fuzzing: an XML declaration without its "?>" that swallowed the next instruction.
+        ("asap", "<?xml vekr=snoy\"@ons>\n<?x11?>\n>\nl=\"@on", "a processing instruction"),
         ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"oops\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>", "needs numeric X and Y"),
         ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates></Annotation><Annotation Name=\"far\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"5000\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>", "Annotation 2 \"far\" (line 1): (1000.0, 5000.0) lies outside"),
     ])
