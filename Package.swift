@@ -64,7 +64,10 @@ let package = Package(
 
         .target(name: "HaliStore", dependencies: ["CSQLite"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
-        .target(name: "HaliExperiments", dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG", "HaliNet", "HaliInference", "HaliTraining"], path: "Sources/Research/HaliExperiments"),
+        .target(
+            name: "HaliExperiments",
+            dependencies: ["HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG", "HaliNet", "HaliInference", "HaliTraining"],
+            path: "Sources/Research/HaliExperiments"),
 
         // MARK: Slide index and ingest
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
@@ -93,7 +96,8 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliInference", "HaliInterop", "HaliMath",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliInference",
+                "HaliInterop", "HaliMath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -142,7 +146,8 @@ let package = Package(
 
         .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"], path: "Sources/Tools/hali-bench-learning"),
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"], path: "Sources/Tools/hali-bench-serve"),
-        .executableTarget(name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"], path: "Sources/Tools/hali-bench-cnn"),
+        .executableTarget(
+            name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"], path: "Sources/Tools/hali-bench-cnn"),
         // libFuzzer targets (Deploy/fuzz.sh); in the ordinary build, a corpus replayer.
         .executableTarget(
             name: "hali-fuzz",
@@ -157,7 +162,9 @@ let package = Package(
         // Where the tests find the shared data set, checked before use.
         .target(name: "HaliTestFixtures", path: "Tests/HaliTestFixtures"),
         .testTarget(name: "HaliCoreTests", dependencies: ["HaliCore"]),
-        .testTarget(name: "HaliEngineTests", dependencies: ["HaliEngine", "HaliCore", "HaliIndex", "HaliLearning", "HaliSlide", "HaliStore", "HaliTestFixtures"]),
+        .testTarget(
+            name: "HaliEngineTests",
+            dependencies: ["HaliEngine", "HaliCore", "HaliIndex", "HaliLearning", "HaliSlide", "HaliStore", "HaliTestFixtures"]),
         .testTarget(name: "HaliWireTests", dependencies: ["HaliWire", "HaliCore", "CHaliProto"]),
         .testTarget(
             name: "HaliTransportTests",
@@ -181,14 +188,19 @@ let package = Package(
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
         .testTarget(name: "HaliInteropTests", dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
-        .testTarget(name: "HaliExperimentsTests", dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
+        .testTarget(
+            name: "HaliExperimentsTests",
+            dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
         .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
-        .testTarget(name: "HaliTrainingTests", dependencies: ["HaliTestFixtures", "HaliTraining", "HaliInference", "HaliPNG", "HaliNet", "HaliImaging", "HaliDatasets"]),
+        .testTarget(
+            name: "HaliTrainingTests",
+            dependencies: ["HaliTestFixtures", "HaliTraining", "HaliInference", "HaliPNG", "HaliNet", "HaliImaging", "HaliDatasets"]),
         .testTarget(name: "HaliImagingTests", dependencies: ["HaliImaging"]),
         .testTarget(name: "HaliPNGTests", dependencies: ["HaliPNG", "HaliImaging"]),
         .testTarget(name: "HaliDatasetsTests", dependencies: ["HaliTestFixtures", "HaliDatasets", "HaliPNG", "HaliImaging"]),
-        .testTarget(name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliInference"]),
+        .testTarget(
+            name: "HaliIngestTests", dependencies: ["HaliTestFixtures", "HaliIngest", "HaliIndex", "HaliSlide", "HaliImaging", "HaliInference"]),
         .testTarget(name: "HaliMathTests", dependencies: ["HaliMath"]),
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]

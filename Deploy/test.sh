@@ -14,6 +14,9 @@ if ! git diff --quiet -- Sources/CHaliProto 2>/dev/null; then
   exit 1
 fi
 
+echo "== swift format lint (the committed .swift-format; fix with: swift format format -i -r Sources Tests Package.swift)"
+swift format lint --strict -r Sources Tests Package.swift
+
 echo "== swift build"
 swift build
 

@@ -94,7 +94,7 @@ public final class HaliConnection {
                 throw ClientError.connectFailed(endpoint, "TLS: \(error)")
             } catch let error as FrameError where error.looksLikeTLS {
                 throw ClientError.connectFailed(endpoint, "the daemon speaks TLS: connect with --tls-ca FILE (its certificate or CA) or --tls")
-            } catch where tls != nil && !(error is ClientError) {
+            } catch let error where tls != nil && !(error is ClientError) {
                 throw ClientError.connectFailed(endpoint, "TLS handshake failed: \(error)")
             }
             guard let frame else { throw ClientError.connectionClosed }

@@ -141,7 +141,8 @@ public actor LabellingSession {
     /// Validates, stores durably, then applies a label. The returned ack is sent only after the store's commit.
     public func label(_ event: LabelCommand) async throws -> LabelReceipt {
         guard task.hasClass(event.className) else {
-            throw EngineError(.invalidArgument, "class \"\(event.className)\" is not in task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
+            throw EngineError(
+                .invalidArgument, "class \"\(event.className)\" is not in task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
         }
         guard slide.table.row(ofID: event.cellID) != nil else {
             throw EngineError(.notFound, "cell \(event.cellID) does not exist on slide \(slide.id) (ids 1…\(slide.table.count))")
@@ -179,7 +180,8 @@ public actor LabellingSession {
         guard stored.record.kind == kind, cellID == nil || stored.record.cellID == cellID, stored.record.className == className else {
             throw EngineError(
                 .invalidArgument,
-                "client_seq \(seq) was already used for another event (cell \(stored.record.cellID)\(stored.record.className.map { ", class \($0)" } ?? ", undo"))")
+                "client_seq \(seq) was already used for another event (cell \(stored.record.cellID)\(stored.record.className.map { ", class \($0)" } ?? ", undo"))"
+            )
         }
         return LabelReceipt(clientSeq: seq, cellID: stored.record.cellID, eventID: UInt64(stored.eventID), serverTimeMs: stored.record.serverTimeMs)
     }
@@ -390,7 +392,8 @@ public actor LabellingSession {
             case .margin: "holds \(inS) of the \(subset.count) most uncertain cells (margin)"
             default: "holds \(inS) of the \(subset.count) Coreset picks (k-center greedy)"
             }
-        let cellsInRegion = sizeMicrons > 0
+        let cellsInRegion =
+            sizeMicrons > 0
             ? slide.cells(inX: region.x, y: region.y, width: region.width, height: region.height).count : patchGrid.cellsOfPatch[index].count
         return PatchPick(patchID: "p\(index)", region: region, strategy: used, reason: reason, subsetCells: inS, cellsInRegion: cellsInRegion)
     }
@@ -514,4 +517,3 @@ public final class TrainingPool: Sendable {
     /// Requests waiting or running, for status.
     public var backlog: Int { state.withLock { $0.fits.order.count + $0.picks.order.count + $0.running + ($0.pickRunning ? 1 : 0) } }
 }
-

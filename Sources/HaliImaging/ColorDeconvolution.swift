@@ -134,10 +134,13 @@ public enum ColorDeconvolution {
             }
         }
         let w = image.width, h = image.height
-        return StainPlanes(planes: [FloatImage(width: w, height: h, data: p0),
-                                    FloatImage(width: w, height: h, data: p1),
-                                    FloatImage(width: w, height: h, data: p2)],
-                           names: stains.names)
+        return StainPlanes(
+            planes: [
+                FloatImage(width: w, height: h, data: p0),
+                FloatImage(width: w, height: h, data: p1),
+                FloatImage(width: w, height: h, data: p2),
+            ],
+            names: stains.names)
     }
 
     /// Recomposes 8-bit RGB from stain amounts (inverse of `deconvolve`): od = a·S, I = 255·10^(−od),

@@ -14,8 +14,9 @@ public struct RGBImage: Sendable, Equatable {
     public var pixels: [UInt8]
 
     public init(width: Int, height: Int, pixels: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && pixels.count == width * height * 3,
-                     "RGBImage: pixels.count must be width*height*3")
+        precondition(
+            width >= 0 && height >= 0 && pixels.count == width * height * 3,
+            "RGBImage: pixels.count must be width*height*3")
         self.width = width
         self.height = height
         self.pixels = pixels
@@ -57,8 +58,9 @@ public struct FloatImage: Sendable, Equatable {
     public var data: [Float]
 
     public init(width: Int, height: Int, data: [Float]) {
-        precondition(width >= 0 && height >= 0 && data.count == width * height,
-                     "FloatImage: data.count must be width*height")
+        precondition(
+            width >= 0 && height >= 0 && data.count == width * height,
+            "FloatImage: data.count must be width*height")
         self.width = width
         self.height = height
         self.data = data
@@ -84,8 +86,9 @@ public struct LabelImage: Sendable, Equatable {
     public var labels: [Int32]
 
     public init(width: Int, height: Int, labels: [Int32]) {
-        precondition(width >= 0 && height >= 0 && labels.count == width * height,
-                     "LabelImage: labels.count must be width*height")
+        precondition(
+            width >= 0 && height >= 0 && labels.count == width * height,
+            "LabelImage: labels.count must be width*height")
         self.width = width
         self.height = height
         self.labels = labels
@@ -111,8 +114,9 @@ public struct BinaryImage: Sendable, Equatable {
     public var bits: [UInt8]
 
     public init(width: Int, height: Int, bits: [UInt8]) {
-        precondition(width >= 0 && height >= 0 && bits.count == width * height,
-                     "BinaryImage: bits.count must be width*height")
+        precondition(
+            width >= 0 && height >= 0 && bits.count == width * height,
+            "BinaryImage: bits.count must be width*height")
         self.width = width
         self.height = height
         self.bits = bits

@@ -99,15 +99,18 @@ extension NucleusDetector {
             first.data[i] = r * m[0][0] + g * m[1][0] + b * m[2][0]
             second.data[i] = r * m[0][1] + g * m[1][1] + b * m[2][1]
         }
-        return WorkingImage(width: ww, height: wh, scaleX: sx, scaleY: sy,
-                            micronsPerPixelX: micronsPerPixel * sx, micronsPerPixelY: micronsPerPixel * sy,
-                            stainPlanes: [first, second], stainNames: Array(stains.names.prefix(2)), opticalDensity: od)
+        return WorkingImage(
+            width: ww, height: wh, scaleX: sx, scaleY: sy,
+            micronsPerPixelX: micronsPerPixel * sx, micronsPerPixelY: micronsPerPixel * sy,
+            stainPlanes: [first, second], stainNames: Array(stains.names.prefix(2)), opticalDensity: od)
     }
 
     /// Nuclei of `working` from a model's foreground and centre probability maps (both working width × height).
     /// Coordinates in the original input image's pixels, as `detect`.
-    public static func detect(_ working: WorkingImage, foreground: FloatImage, centre: FloatImage,
-                              parameters p: NucleusMapParameters) -> [Nucleus] {
+    public static func detect(
+        _ working: WorkingImage, foreground: FloatImage, centre: FloatImage,
+        parameters p: NucleusMapParameters
+    ) -> [Nucleus] {
         let w = working.width, h = working.height, n = w * h
         precondition(foreground.width == w && foreground.height == h && centre.width == w && centre.height == h)
         let mpp = (working.micronsPerPixelX * working.micronsPerPixelY).squareRoot()

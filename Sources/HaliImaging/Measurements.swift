@@ -22,10 +22,12 @@ import Darwin
 public enum NucleusMeasurement {
     /// Measures the labelled regions of `labels` and returns the nuclei passing the filters, in label order.
     /// `scaleX/Y` map working pixels to input pixels (input = (working + ½)·scale − ½).
-    public static func measure(labels: LabelImage, measure: FloatImage, stainPlanes: [FloatImage], stainNames: [String],
-                               threshold: Double, minAreaPixels: Double, maxAreaPixels: Double,
-                               scaleX: Double, scaleY: Double,
-                               micronsPerPixelX: Double, micronsPerPixelY: Double) -> [Nucleus] {
+    public static func measure(
+        labels: LabelImage, measure: FloatImage, stainPlanes: [FloatImage], stainNames: [String],
+        threshold: Double, minAreaPixels: Double, maxAreaPixels: Double,
+        scaleX: Double, scaleY: Double,
+        micronsPerPixelX: Double, micronsPerPixelY: Double
+    ) -> [Nucleus] {
         let w = labels.width, h = labels.height
         let nl = Int(labels.maxLabel) + 1
         guard nl > 1 else { return [] }
@@ -91,22 +93,26 @@ public enum NucleusMeasurement {
             for s in 0..<ns {
                 let k = l * ns + s
                 let mean = ssum[k] / c
-                stats.append(StainStatistics(name: s < stainNames.count ? stainNames[s] : "Stain \(s + 1)",
-                                             mean: mean, std: max(0, ssq[k] / c - mean * mean).squareRoot(),
-                                             min: smin[k], max: smax[k]))
+                stats.append(
+                    StainStatistics(
+                        name: s < stainNames.count ? stainNames[s] : "Stain \(s + 1)",
+                        mean: mean, std: max(0, ssq[k] / c - mean * mean).squareRoot(),
+                        min: smin[k], max: smax[k]))
             }
-            let toInX = { (v: Double) in v * scaleX - 0.5 }   // corner coordinate → input pixel-centre coords
+            let toInX = { (v: Double) in v * scaleX - 0.5 }  // corner coordinate → input pixel-centre coords
             let toInY = { (v: Double) in v * scaleY - 0.5 }
-            out.append(Nucleus(
-                centroid: Point(x: (mx + 0.5) * scaleX - 0.5, y: (my + 0.5) * scaleY - 0.5),
-                boundingBox: BoundingBox(minX: toInX(Double(minX[l])), minY: toInY(Double(minY[l])),
-                                         maxX: toInX(Double(maxX[l] + 1)), maxY: toInY(Double(maxY[l] + 1))),
-                contour: cornersW.map { Point(x: toInX($0.x), y: toInY($0.y)) },
-                areaMicrons2: area, perimeterMicrons: perimeter, circularity: circ,
-                solidity: hullArea > 0 ? min(1, smoothArea / hullArea) : 1,
-                eccentricity: l1 > 0 ? (1 - l2 / l1).squareRoot() : 0,
-                majorAxisMicrons: 4 * l1.squareRoot(), minorAxisMicrons: 4 * l2.squareRoot(),
-                stains: stats))
+            out.append(
+                Nucleus(
+                    centroid: Point(x: (mx + 0.5) * scaleX - 0.5, y: (my + 0.5) * scaleY - 0.5),
+                    boundingBox: BoundingBox(
+                        minX: toInX(Double(minX[l])), minY: toInY(Double(minY[l])),
+                        maxX: toInX(Double(maxX[l] + 1)), maxY: toInY(Double(maxY[l] + 1))),
+                    contour: cornersW.map { Point(x: toInX($0.x), y: toInY($0.y)) },
+                    areaMicrons2: area, perimeterMicrons: perimeter, circularity: circ,
+                    solidity: hullArea > 0 ? min(1, smoothArea / hullArea) : 1,
+                    eccentricity: l1 > 0 ? (1 - l2 / l1).squareRoot() : 0,
+                    majorAxisMicrons: 4 * l1.squareRoot(), minorAxisMicrons: 4 * l2.squareRoot(),
+                    stains: stats))
         }
         return out
     }

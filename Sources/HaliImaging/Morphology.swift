@@ -192,9 +192,13 @@ public enum Morphology {
                         if x < w - 1 && J[p + 1] < v && J[p + 1] < I[p + 1] { enqueue = true }
                         if !enqueue && y < h - 1 {
                             let q = p + w
-                            if J[q] < v && J[q] < I[q] { enqueue = true }
-                            else if x > 0 && J[q - 1] < v && J[q - 1] < I[q - 1] { enqueue = true }
-                            else if x < w - 1 && J[q + 1] < v && J[q + 1] < I[q + 1] { enqueue = true }
+                            if J[q] < v && J[q] < I[q] {
+                                enqueue = true
+                            } else if x > 0 && J[q - 1] < v && J[q - 1] < I[q - 1] {
+                                enqueue = true
+                            } else if x < w - 1 && J[q + 1] < v && J[q + 1] < I[q + 1] {
+                                enqueue = true
+                            }
                         }
                         if enqueue { queue.append(Int32(p)) }
                         x -= 1
@@ -285,7 +289,9 @@ public enum Morphology {
                                 if qx < 0 || qx >= w || (dx == 0 && dy == 0) { continue }
                                 let q = qy * w + qx
                                 let fv = F[q]
-                                if fv > v { isMax = false } else if fv == v && visited[q] == 0 {
+                                if fv > v {
+                                    isMax = false
+                                } else if fv == v && visited[q] == 0 {
                                     visited[q] = 1
                                     stack.append(Int32(q))
                                 }
@@ -343,8 +349,10 @@ public enum Morphology {
 
     /// 3×3 binary dilation (`isMax`) or erosion; pixels outside the image are ignored.
     public static func binary3x3(_ image: BinaryImage, isMax: Bool) -> BinaryImage {
-        let bits = isMax ? separable3x3(image.bits, width: image.width, height: image.height) { $0 | $1 }
-                         : separable3x3(image.bits, width: image.width, height: image.height) { $0 & $1 }
+        let bits =
+            isMax
+            ? separable3x3(image.bits, width: image.width, height: image.height) { $0 | $1 }
+            : separable3x3(image.bits, width: image.width, height: image.height) { $0 & $1 }
         return BinaryImage(width: image.width, height: image.height, bits: bits)
     }
 
@@ -435,7 +443,7 @@ public enum Morphology {
                     if f[q] >= inf { continue }
                     while true {
                         let p = v[k]
-                        if f[p] >= inf { // an empty envelope so far
+                        if f[p] >= inf {  // an empty envelope so far
                             v[k] = q; z[k] = -inf; z[k + 1] = inf; break
                         }
                         let s = ((f[q] + Double(q * q)) - (f[p] + Double(p * p))) / Double(2 * q - 2 * p)

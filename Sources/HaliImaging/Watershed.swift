@@ -84,8 +84,10 @@ final class FloodQueue {
 public enum Watershed {
     /// Floods `image` from the labelled `markers` (label > 0) and returns the basin labels (0 = line or
     /// unflooded). `mask`, when given, restricts flooding to its foreground.
-    public static func flood(_ image: FloatImage, markers: LabelImage, minValue: Float = 0,
-                             mask: BinaryImage? = nil) -> LabelImage {
+    public static func flood(
+        _ image: FloatImage, markers: LabelImage, minValue: Float = 0,
+        mask: BinaryImage? = nil
+    ) -> LabelImage {
         precondition(image.width == markers.width && image.height == markers.height)
         let w = image.width, h = image.height, n = w * h
         var labels = markers.labels

@@ -37,6 +37,7 @@ public enum Directories {
 
     /// Why a directory cannot be written into, as the system says it.
     private static func reason(_ directory: String) -> String {
-        access(directory, W_OK | X_OK) == 0 ? "the system refused (\(String(cString: strerror(errno))))" : "\(directory): \(String(cString: strerror(errno)))"
+        access(directory, W_OK | X_OK) == 0
+            ? "the system refused (\(String(cString: strerror(errno))))" : "\(directory): \(String(cString: strerror(errno)))"
     }
 }

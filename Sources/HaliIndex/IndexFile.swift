@@ -164,7 +164,9 @@ public enum IndexFile {
         guard header.columns.count <= maxColumns, header.stainNames.count <= maxNames, header.classNames.count <= maxNames else {
             throw fail("too many columns or names")
         }
-        guard (0...maxEmbeddingDimension).contains(header.embeddingDimension ?? 0) else { throw fail("embedding dimension \(header.embeddingDimension ?? 0)") }
+        guard (0...maxEmbeddingDimension).contains(header.embeddingDimension ?? 0) else {
+            throw fail("embedding dimension \(header.embeddingDimension ?? 0)")
+        }
         // zstd cannot expand a column more than 32,768-fold (a 128 KiB block written as one repeated byte takes 4
         // bytes), so a count past that bound is not in this file, and is refused before anything is allocated for it.
         for column in header.columns {
@@ -185,7 +187,9 @@ public enum IndexFile {
             } catch {
                 throw fail("column \(column.name): \(error)")
             }
-            guard values.count == column.count * size else { throw fail("column \(column.name) holds \(values.count) bytes, expected \(column.count * size)") }
+            guard values.count == column.count * size else {
+                throw fail("column \(column.name) holds \(values.count) bytes, expected \(column.count * size)")
+            }
             raw[column.name] = values
             offset += column.bytes
         }
@@ -238,7 +242,9 @@ public enum IndexFile {
             table.embeddingDimension = dimension
             table.embeddingSource = header.embeddingSource ?? ""
             table.embeddings = data.withUnsafeBytes { b in
-                (0..<(rows * dimension)).map { Float(Float16(bitPattern: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self)))) }
+                (0..<(rows * dimension)).map {
+                    Float(Float16(bitPattern: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 2, as: UInt16.self))))
+                }
             }
         }
         return (header.manifest, table)

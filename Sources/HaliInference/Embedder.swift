@@ -79,7 +79,11 @@ struct UnsafeSendablePointer: @unchecked Sendable {
 final class AtomicCounter: @unchecked Sendable {
     private var value = 0
     private let q = DispatchQueue(label: "hali.counter")
-    func increment() -> Int { q.sync { let v = value; value += 1; return v } }
+    func increment() -> Int {
+        q.sync {
+            let v = value; value += 1; return v
+        }
+    }
 }
 
 /// Classes were asked of weights without their head (`fc.weight`, `fc.bias`): a headless backbone file gives features

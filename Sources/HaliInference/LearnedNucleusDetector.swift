@@ -17,8 +17,10 @@ public struct LearnedNucleusDetector: Sendable {
     /// The network's activation buffers, one per concurrent caller, kept between tiles (shared by copies).
     let workspaces = NucleusMapWorkspacePool()
 
-    public init(net: NucleusMapNet, workingPixelSizeMicrons: Double, maps: NucleusMapParameters = .init(),
-                stains: StainMatrix = .hematoxylinEosin, source: String = "") {
+    public init(
+        net: NucleusMapNet, workingPixelSizeMicrons: Double, maps: NucleusMapParameters = .init(),
+        stains: StainMatrix = .hematoxylinEosin, source: String = ""
+    ) {
         self.net = net.folded()
         var p = NucleusDetectionParameters()
         p.workingPixelSizeMicrons = workingPixelSizeMicrons
@@ -41,12 +43,15 @@ public struct LearnedNucleusDetector: Sendable {
         if let v = m["hali.foreground_threshold"].flatMap(Double.init) { maps.foregroundThreshold = v }
         if let v = m["hali.peak_radius_um"].flatMap(Double.init) { maps.peakRadiusMicrons = v }
         if let v = m["hali.min_area_um2"].flatMap(Double.init) { maps.minAreaMicrons2 = v }
-        return LearnedNucleusDetector(net: net, workingPixelSizeMicrons: mpp, maps: maps, stains: stains,
-                                      source: URL(fileURLWithPath: path).lastPathComponent)
+        return LearnedNucleusDetector(
+            net: net, workingPixelSizeMicrons: mpp, maps: maps, stains: stains,
+            source: URL(fileURLWithPath: path).lastPathComponent)
     }
 
-    public static func save(_ net: NucleusMapNet, workingPixelSizeMicrons: Double, maps: NucleusMapParameters,
-                            extra: [String: String], path: String) throws {
+    public static func save(
+        _ net: NucleusMapNet, workingPixelSizeMicrons: Double, maps: NucleusMapParameters,
+        extra: [String: String], path: String
+    ) throws {
         var m = extra
         m["hali.working_mpp"] = String(workingPixelSizeMicrons)
         m["hali.seed_threshold"] = String(maps.seedThreshold)
@@ -62,17 +67,22 @@ public struct LearnedNucleusDetector: Sendable {
     /// Foreground and centre probability maps of a working image (each working width × height). `origin`: where the
     /// image starts on the slide, in working pixels (multiples of 4; see `FoldedNucleusMapNet`).
     public func probabilityMaps(_ working: WorkingImage, origin: (x: Int, y: Int) = (0, 0))
-        -> (foreground: FloatImage, centre: FloatImage) {
+        -> (foreground: FloatImage, centre: FloatImage)
+    {
         workspaces.withWorkspace { space in
-            Self.probabilityMaps(net: net, input: working.opticalDensity, width: working.width, height: working.height,
-                                 workspace: space, origin: origin)
+            Self.probabilityMaps(
+                net: net, input: working.opticalDensity, width: working.width, height: working.height,
+                workspace: space, origin: origin)
         }
     }
 
     /// Runs the folded network on an OD image, padding right and bottom with white (OD 0) to multiples of 4.
-    public static func probabilityMaps(net: FoldedNucleusMapNet, input od: [Float], width w: Int, height h: Int,
-                                       workspace: NucleusMapWorkspace? = nil, origin: (x: Int, y: Int) = (0, 0))
-        -> (foreground: FloatImage, centre: FloatImage) {
+    public static func probabilityMaps(
+        net: FoldedNucleusMapNet, input od: [Float], width w: Int, height h: Int,
+        workspace: NucleusMapWorkspace? = nil, origin: (x: Int, y: Int) = (0, 0)
+    )
+        -> (foreground: FloatImage, centre: FloatImage)
+    {
         let pw = (w + 3) / 4 * 4, ph = (h + 3) / 4 * 4
         var x = [Float](repeating: 0, count: pw * ph * 3)
         for y in 0..<h { for i in 0..<(w * 3) { x[(y * pw) * 3 + i] = od[(y * w) * 3 + i] * inputScale } }

@@ -27,7 +27,11 @@ public enum PatchExtractor {
                                 let v00 = Double(p[(ya * W + xa) * 3 + c]), v01 = Double(p[(ya * W + xb) * 3 + c])
                                 let v10 = Double(p[(yb * W + xa) * 3 + c]), v11 = Double(p[(yb * W + xb) * 3 + c])
                                 let v = (v00 * (1 - ax) + v01 * ax) * (1 - ay) + (v10 * (1 - ax) + v11 * ax) * ay
-                                switch c { case 0: acc.0 += v; case 1: acc.1 += v; default: acc.2 += v }
+                                switch c {
+                                case 0: acc.0 += v;
+                                case 1: acc.1 += v;
+                                default: acc.2 += v
+                                }
                             }
                         }
                     }

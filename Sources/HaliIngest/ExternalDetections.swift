@@ -228,7 +228,8 @@ public enum ExternalDetections {
         let classColumn = header.firstIndex(of: "class")
         return try lines.enumerated().map { index, line in
             let fields = line.split(separator: separator, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard fields.count > max(xColumn, yColumn), let x = Double(fields[xColumn]), let y = Double(fields[yColumn]), x.isFinite, y.isFinite else {
+            guard fields.count > max(xColumn, yColumn), let x = Double(fields[xColumn]), let y = Double(fields[yColumn]), x.isFinite, y.isFinite
+            else {
                 throw IngestError(path: path, message: "line \(index + 2): expected numbers in the x and y columns")
             }
             var row = CellTable.Row(centroidX: x, centroidY: y, minX: x - 0.5, minY: y - 0.5, maxX: x + 0.5, maxY: y + 0.5)

@@ -143,7 +143,9 @@ public enum SlideIngest {
         func multipleOfK(_ value: Int) -> Int { (value + k - 1) / k * k }
         let tile = multipleOfK(max(64, options.tileSize))
         // The network sees ±21 working pixels; a nucleus reaches ≈ 12 µm from its centroid.
-        let overlapMicrons = options.learnedDetector == nil ? options.overlapMicrons
+        let overlapMicrons =
+            options.learnedDetector == nil
+            ? options.overlapMicrons
             : max(options.learnedOverlapMicrons, 24 * options.workingPixelSizeMicrons + 12)
         let overlap = multipleOfK(Int((overlapMicrons / levelMpp).rounded(.up)))
 
@@ -211,7 +213,9 @@ public enum SlideIngest {
                 done += 1
                 nuclei += rows.count
                 megapixels += mp
-                progress?(IngestProgress(tilesDone: done, tilesTotal: plannedTiles.count, nuclei: nuclei, megapixels: megapixels, elapsed: clock.now - start))
+                progress?(
+                    IngestProgress(
+                        tilesDone: done, tilesTotal: plannedTiles.count, nuclei: nuclei, megapixels: megapixels, elapsed: clock.now - start))
                 if next < plannedTiles.count {
                     let index = next
                     group.addTask { try job.run(index: index, tile: plannedTiles[index]) }
@@ -223,7 +227,8 @@ public enum SlideIngest {
         let table = CellTable(rows: rowsByTile.flatMap { $0 }, stainNames: stainNames, embeddingSource: options.embeddingSource)
         let elapsed = clock.now - start
         var manifest = IndexManifest(
-            slide: identity, source: options.learnedDetector == nil ? "hali-watershed" : "hali-learned", settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
+            slide: identity, source: options.learnedDetector == nil ? "hali-watershed" : "hali-learned",
+            settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
             tissueAreaMicrons2: tissue.tissueAreaMicrons2(micronsPerPixel: mpp), tiles: tiles.count, seconds: elapsed.seconds,
             created: ISO8601DateFormatter().string(from: Date()))
         manifest.detectorThreshold = detectorParameters.threshold
@@ -247,8 +252,9 @@ public enum SlideIngest {
             for x in stride(from: area.x0, to: area.x1, by: w) {
                 let cw = min(w, area.x1 - x), ch = min(w, area.y1 - y)
                 guard cw >= w / 4, ch >= w / 4 else { continue }
-                if skipGlass, !tissue.containsTissue(
-                    x0: Double(x) * downsample, y0: Double(y) * downsample, x1: Double(x + cw) * downsample, y1: Double(y + ch) * downsample)
+                if skipGlass,
+                    !tissue.containsTissue(
+                        x0: Double(x) * downsample, y0: Double(y) * downsample, x1: Double(x + cw) * downsample, y1: Double(y + ch) * downsample)
                 {
                     continue
                 }
@@ -347,7 +353,8 @@ struct TileJob: Sendable {
         }
         let image = RGBImage(width: rw, height: rh, pixels: pixels)
         let workingOrigin = workingFactor.map { (rx / $0, ry / $0) } ?? (0, 0)
-        let found = learnedDetector?.detect(image, micronsPerPixel: levelMpp, workingOrigin: workingOrigin)
+        let found =
+            learnedDetector?.detect(image, micronsPerPixel: levelMpp, workingOrigin: workingOrigin)
             ?? detector.detect(image, micronsPerPixel: levelMpp)
         // Ownership: the centroid must fall inside this tile's core (pixels t.x ..< t.x + width), read-level pixels.
         let coreX = Double(t.x) - 0.5, coreY = Double(t.y) - 0.5

@@ -150,7 +150,8 @@ public enum Exporter {
         var out = "x,y,class,cell_id,annotator\n"
         for cell in cells {
             let row = slide.table.row(ofID: cell)!
-            out += "\(rounded(slide.table.centroidX[row])),\(rounded(slide.table.centroidY[row])),\(csvField(labels.classOfCell[cell]!)),\(cell),\(csvField(labels.name))\n"
+            out +=
+                "\(rounded(slide.table.centroidX[row])),\(rounded(slide.table.centroidY[row])),\(csvField(labels.classOfCell[cell]!)),\(cell),\(csvField(labels.name))\n"
         }
         return out
     }
@@ -177,7 +178,8 @@ public enum Exporter {
                 points = [[rounded(slide.table.centroidX[row]), rounded(slide.table.centroidY[row])]]
                 type = "Dot"
             }
-            out += "\t\t<Annotation Name=\"cell \(cell)\" Type=\"\(type)\" PartOfGroup=\"\(xmlEscape(className))\" Color=\"\(task.color(of: className))\">\n\t\t\t<Coordinates>\n"
+            out +=
+                "\t\t<Annotation Name=\"cell \(cell)\" Type=\"\(type)\" PartOfGroup=\"\(xmlEscape(className))\" Color=\"\(task.color(of: className))\">\n\t\t\t<Coordinates>\n"
             for (order, point) in points.enumerated() {
                 out += "\t\t\t\t<Coordinate Order=\"\(order)\" X=\"\(point[0])\" Y=\"\(point[1])\" />\n"
             }
@@ -185,7 +187,8 @@ public enum Exporter {
         }
         out += "\t</Annotations>\n\t<AnnotationGroups>\n"
         for labelClass in task.classes {
-            out += "\t\t<Group Name=\"\(xmlEscape(labelClass.name))\" PartOfGroup=\"None\" Color=\"\(labelClass.color)\">\n\t\t\t<Attributes />\n\t\t</Group>\n"
+            out +=
+                "\t\t<Group Name=\"\(xmlEscape(labelClass.name))\" PartOfGroup=\"None\" Color=\"\(labelClass.color)\">\n\t\t\t<Attributes />\n\t\t</Group>\n"
         }
         out += "\t</AnnotationGroups>\n</ASAP_Annotations>\n"
         return out
@@ -209,7 +212,8 @@ public enum Exporter {
         }
         let document: [String: Any] = [
             "name": "HALI \(task.name) (\(labels.name))",
-            "description": "HALI labels for task \(task.name) on slide \(slide.id), \(labels.name == "consensus" ? "majority consensus" : "annotator \(labels.name)")",
+            "description":
+                "HALI labels for task \(task.name) on slide \(slide.id), \(labels.name == "consensus" ? "majority consensus" : "annotator \(labels.name)")",
             "elements": elements,
         ]
         return try JSONSerialization.data(withJSONObject: document, options: [.sortedKeys, .withoutEscapingSlashes])
@@ -233,7 +237,8 @@ public enum Exporter {
         let directory = (slide.manifest.slide.path as NSString).deletingLastPathComponent
         do {
             try SlideRunnerFile.write(
-                path: path, slide: SlideRunnerFile.SlideEntry(filename: slide.fileName, width: slide.width, height: slide.height, directory: directory),
+                path: path,
+                slide: SlideRunnerFile.SlideEntry(filename: slide.fileName, width: slide.width, height: slide.height, directory: directory),
                 classes: classes, spots: spots)
         } catch let error as StoreError {
             throw InteropError(path: path, message: error.message)

@@ -48,7 +48,9 @@ public enum Importer {
     }
 
     /// Parses and validates a file: every entry has a class of the task and lies inside the slide.
-    public static func read(_ path: String, format: InteropFormat, slide: InteropSlide, task: TaskDefinition, annotator: String) throws -> [ImportEntry] {
+    public static func read(_ path: String, format: InteropFormat, slide: InteropSlide, task: TaskDefinition, annotator: String) throws
+        -> [ImportEntry]
+    {
         let entries: [ImportEntry]
         switch format {
         case .geojson: entries = try geojson(path, slide: slide)
@@ -61,7 +63,9 @@ public enum Importer {
             guard task.hasClass(entry.className) else {
                 throw InteropError(
                     path: path,
-                    message: "\(entry.place): class \"\(entry.className)\" is not a class of task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
+                    message:
+                        "\(entry.place): class \"\(entry.className)\" is not a class of task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))"
+                )
             }
             guard entry.x.isFinite, entry.y.isFinite, entry.x >= -0.5, entry.y >= -0.5, entry.x < Double(slide.width) - 0.5,
                 entry.y < Double(slide.height) - 0.5
@@ -129,9 +133,10 @@ public enum Importer {
         // Which features ExternalDetections keeps (it skips annotations, tiles, TMA cores), to name them by index.
         var kept: [Int] = []
         if let data = FileManager.default.contents(atPath: path), let root = try? JSONSerialization.jsonObject(with: data) {
-            let features = (root as? [String: Any]).flatMap { object -> [Any]? in
-                object["type"] as? String == "Feature" ? [object] : object["features"] as? [Any]
-            } ?? (root as? [Any]) ?? []
+            let features =
+                (root as? [String: Any]).flatMap { object -> [Any]? in
+                    object["type"] as? String == "Feature" ? [object] : object["features"] as? [Any]
+                } ?? (root as? [Any]) ?? []
             for (index, item) in features.enumerated() {
                 let properties = (item as? [String: Any])?["properties"] as? [String: Any] ?? [:]
                 let type = (properties["objectType"] ?? properties["object_type"] ?? properties["type"]) as? String ?? "detection"
@@ -221,7 +226,8 @@ public enum Importer {
         // It also dereferences NULL for a processing instruction without data (`<?name?>`, found by fuzzing). ASAP
         // writes none besides the XML declaration, so any other is refused before parsing.
         if let instruction = Self.processingInstructionOffset(in: data) {
-            throw InteropError(path: path, message: "a processing instruction (\"<?\") at byte \(instruction): ASAP files hold only the XML declaration")
+            throw InteropError(
+                path: path, message: "a processing instruction (\"<?\") at byte \(instruction): ASAP files hold only the XML declaration")
         }
         let reader = ASAPReader()
         let parser = XMLParser(data: data)
@@ -274,7 +280,8 @@ public enum Importer {
             // The declaration ends at its first ">", which must be "?>"; a "<" before it starts something else (found
             // by fuzzing: `<?xml a="b">` followed by `<?x?>` hid the second instruction inside the first).
             guard let close = (start + 5..<bytes.count).first(where: { bytes[$0] == 0x3e || bytes[$0] == 0x3c }),
-                  bytes[close] == 0x3e, bytes[close - 1] == 0x3f else { return start }
+                bytes[close] == 0x3e, bytes[close - 1] == 0x3f
+            else { return start }
             from = close + 1
         }
         guard from < bytes.count - 1 else { return nil }
@@ -307,8 +314,11 @@ struct CellGrid {
         self.table = table
         self.cellSize = cellSize
         for row in 0..<table.count {
-            buckets[key(Int64((Double(table.centroidX[row]) / cellSize).rounded(.down)), Int64((Double(table.centroidY[row]) / cellSize).rounded(.down))), default: []]
-                .append(row)
+            buckets[
+                key(Int64((Double(table.centroidX[row]) / cellSize).rounded(.down)), Int64((Double(table.centroidY[row]) / cellSize).rounded(.down))),
+                default: []
+            ]
+            .append(row)
         }
     }
 
@@ -375,7 +385,10 @@ final class ASAPReader: NSObject, XMLParserDelegate {
             guard let xText = attributes["X"], let yText = attributes["Y"], let x = Double(xText.replacingOccurrences(of: ",", with: ".")),
                 let y = Double(yText.replacingOccurrences(of: ",", with: "."))
             else {
-                fail(parser, "Annotation \(current!.index) \"\(current!.name)\" (line \(current!.line)): <Coordinate> at line \(parser.lineNumber) needs numeric X and Y")
+                fail(
+                    parser,
+                    "Annotation \(current!.index) \"\(current!.name)\" (line \(current!.line)): <Coordinate> at line \(parser.lineNumber) needs numeric X and Y"
+                )
                 return
             }
             current!.points.append(Point(order: Int(attributes["Order"] ?? "") ?? current!.points.count, x: x, y: y))

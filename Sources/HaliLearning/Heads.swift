@@ -173,8 +173,10 @@ public struct PaperMLPHead: Head {
 
     /// Forward pass for one sample `x` (D floats); writes the hidden activations and returns logits in `z`.
     @inline(__always)
-    func forward(_ t: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>, _ a1: inout [Float],
-                 _ a2: inout [Float], _ z: inout [Float]) {
+    func forward(
+        _ t: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>, _ a1: inout [Float],
+        _ a2: inout [Float], _ z: inout [Float]
+    ) {
         let d = featureCount, h = self.h, k = classCount
         for j in 0..<h {
             var s = t[ob1 + j]
@@ -273,8 +275,9 @@ public struct PaperMLPHead: Head {
         let x = features.gathering(rows: rows)
         var t = initialParameters(rng: &rng)
         guard !rows.isEmpty else { theta = t; return FitReport(validationAccuracy: nil, validationCount: 0, trainCount: 0, iterations: 0) }
-        let (trainPos, valPos0) = stratifiedSplit(labels: labels, classCount: classCount,
-                                                  fraction: config.validationFraction, rng: &rng)
+        let (trainPos, valPos0) = stratifiedSplit(
+            labels: labels, classCount: classCount,
+            fraction: config.validationFraction, rng: &rng)
         // With nothing held out, early stopping watches the training set.
         let valPos = valPos0.isEmpty ? trainPos : valPos0
         // Oversample minority classes (with replacement) up to the majority count.
@@ -310,14 +313,17 @@ public struct PaperMLPHead: Head {
                 start += bs
             }
             let acc = evaluate(theta: t, x: x, samples: valPos, labels: valLabels).accuracy
-            if acc > bestAcc { bestAcc = acc; best = t; sinceBest = 0 } else {
+            if acc > bestAcc {
+                bestAcc = acc; best = t; sinceBest = 0
+            } else {
                 sinceBest += 1
                 if sinceBest >= config.patience { break }
             }
         }
         theta = best
-        return FitReport(validationAccuracy: valPos0.isEmpty ? nil : bestAcc, validationCount: valPos0.count,
-                         trainCount: trainPos.count, iterations: epochs)
+        return FitReport(
+            validationAccuracy: valPos0.isEmpty ? nil : bestAcc, validationCount: valPos0.count,
+            trainCount: trainPos.count, iterations: epochs)
     }
 
     public func probabilities(features: Matrix, rows: [Int]) -> Matrix {
@@ -371,8 +377,10 @@ public struct LogisticHead: Head {
     }
 
     /// Objective and gradient for `theta` (K × (D+1), Double) on the gathered samples `x` (n × D).
-    public func objective(theta: [Double], x: Matrix, labels: [Int], sampleWeights: [Double], lambda: Double,
-                          grad: inout [Double]) -> Double {
+    public func objective(
+        theta: [Double], x: Matrix, labels: [Int], sampleWeights: [Double], lambda: Double,
+        grad: inout [Double]
+    ) -> Double {
         let n = x.rows, d = featureCount, k = classCount, dp = d + 1
         var w = Matrix(rows: k, columns: d)
         for c in 0..<k { for i in 0..<d { w[c, i] = Float(theta[c * dp + i]) } }
@@ -419,8 +427,10 @@ public struct LogisticHead: Head {
         let present = Double(counts.filter { $0 > 0 }.count)
         let sw: [Double] = labels.map { config.balanced ? Double(n) / (present * counts[$0]) : 1 }
         let lambda = config.lambda ?? 1 / (max(Double(featureCount * k) / 100, 1e-6) * Double(max(n, 1)))
-        return LBFGS.minimize(start: start, history: config.history, maxIterations: config.maxIterations,
-                              tolerance: config.gradientTolerance) { th, g in
+        return LBFGS.minimize(
+            start: start, history: config.history, maxIterations: config.maxIterations,
+            tolerance: config.gradientTolerance
+        ) { th, g in
             objective(theta: th, x: x, labels: labels, sampleWeights: sw, lambda: lambda, grad: &g)
         }
     }
@@ -456,8 +466,7 @@ public struct LogisticHead: Head {
         for c in 0..<k { for i in 0..<d { w[c, i] = Float(weights[c * dp + i]) } }
         // Contiguous row ranges need no gather.
         let x: Matrix
-        if rows.count == features.rows, rows.first == 0, rows.last == features.rows - 1 { x = features }
-        else { x = features.gathering(rows: rows) }
+        if rows.count == features.rows, rows.first == 0, rows.last == features.rows - 1 { x = features } else { x = features.gathering(rows: rows) }
         var z = Matrix(rows: rows.count, columns: k)
         BLAS.gemm(x, w, transposeB: true, into: &z)
         for r in 0..<rows.count { for c in 0..<k { z[r, c] += Float(weights[c * dp + d]) } }
@@ -468,9 +477,11 @@ public struct LogisticHead: Head {
 
 /// Limited-memory BFGS (Nocedal & Wright, Alg. 7.4/7.5) with a backtracking Armijo line search.
 public enum LBFGS {
-    public static func minimize(start: [Double], history m: Int = 10, maxIterations: Int = 200,
-                                tolerance: Double = 1e-5,
-                                _ f: ([Double], inout [Double]) -> Double) -> (theta: [Double], iterations: Int) {
+    public static func minimize(
+        start: [Double], history m: Int = 10, maxIterations: Int = 200,
+        tolerance: Double = 1e-5,
+        _ f: ([Double], inout [Double]) -> Double
+    ) -> (theta: [Double], iterations: Int) {
         var x = start
         var g = [Double](repeating: 0, count: x.count)
         var fx = f(x, &g)

@@ -22,8 +22,10 @@ public struct LearningSession: Sendable {
     var rng: SeededRandom
 
     /// - Parameter activeLearner: keep k-center distances (costs one O(N·D) pass per label).
-    public init(features: Matrix, classCount: Int, head: HeadKind = .logistic, policy: OnlinePolicy = OnlinePolicy(),
-                activeLearner: Bool = true, seed: UInt64 = 0) {
+    public init(
+        features: Matrix, classCount: Int, head: HeadKind = .logistic, policy: OnlinePolicy = OnlinePolicy(),
+        activeLearner: Bool = true, seed: UInt64 = 0
+    ) {
         self.features = features
         self.classCount = classCount
         self.policy = policy

@@ -59,8 +59,10 @@ public struct PatchGrid: Sendable {
     public private(set) var cellsOfPatch: [[Int]] = []
 
     /// - Parameters: `image`, `x`, `y` per cell (µm); `extents` per image (µm).
-    public init(image: [Int], x: [Double], y: [Double], extents: [(width: Double, height: Double)], side: Double,
-                rowHeight: Double = 12) {
+    public init(
+        image: [Int], x: [Double], y: [Double], extents: [(width: Double, height: Double)], side: Double,
+        rowHeight: Double = 12
+    ) {
         var firstPatch: [Int] = []
         var grid: [(Int, Int, Double, Double)] = []
         for (i, e) in extents.enumerated() {
@@ -70,8 +72,10 @@ public struct PatchGrid: Sendable {
             grid.append((nx, ny, w, h))
             for gy in 0..<ny {
                 for gx in 0..<nx {
-                    patches.append(Patch(image: i, minX: Double(gx) * w, minY: Double(gy) * h,
-                                         maxX: Double(gx + 1) * w, maxY: Double(gy + 1) * h))
+                    patches.append(
+                        Patch(
+                            image: i, minX: Double(gx) * w, minY: Double(gy) * h,
+                            maxX: Double(gx + 1) * w, maxY: Double(gy + 1) * h))
                 }
             }
         }

@@ -17,8 +17,10 @@ public final class Parameter: @unchecked Sendable {
     /// Set for convolution weights: (out, in, kh, kw) of the file layout.
     public let convOIHW: (o: Int, i: Int, kh: Int, kw: Int)?
 
-    public init(name: String, fileShape: [Int], value: [Float], trainable: Bool = true, decays: Bool = false,
-                convOIHW: (o: Int, i: Int, kh: Int, kw: Int)? = nil) {
+    public init(
+        name: String, fileShape: [Int], value: [Float], trainable: Bool = true, decays: Bool = false,
+        convOIHW: (o: Int, i: Int, kh: Int, kw: Int)? = nil
+    ) {
         precondition(value.count == fileShape.reduce(1, *), "\(name): \(value.count) values for shape \(fileShape)")
         self.name = name; self.fileShape = fileShape; self.value = value
         self.grad = [Float](repeating: 0, count: trainable ? value.count : 0)
@@ -29,9 +31,15 @@ public final class Parameter: @unchecked Sendable {
     public func fileValues() -> [Float] {
         guard let s = convOIHW else { return value }
         var out = [Float](repeating: 0, count: value.count)
-        for o in 0..<s.o { for i in 0..<s.i { for y in 0..<s.kh { for x in 0..<s.kw {
-            out[((o * s.i + i) * s.kh + y) * s.kw + x] = value[((y * s.kw + x) * s.i + i) * s.o + o]
-        } } } }
+        for o in 0..<s.o {
+            for i in 0..<s.i {
+                for y in 0..<s.kh {
+                    for x in 0..<s.kw {
+                        out[((o * s.i + i) * s.kh + y) * s.kw + x] = value[((y * s.kw + x) * s.i + i) * s.o + o]
+                    }
+                }
+            }
+        }
         return out
     }
 
@@ -39,9 +47,15 @@ public final class Parameter: @unchecked Sendable {
     public func setFileValues(_ v: [Float]) {
         precondition(v.count == value.count)
         guard let s = convOIHW else { value = v; return }
-        for o in 0..<s.o { for i in 0..<s.i { for y in 0..<s.kh { for x in 0..<s.kw {
-            value[((y * s.kw + x) * s.i + i) * s.o + o] = v[((o * s.i + i) * s.kh + y) * s.kw + x]
-        } } } }
+        for o in 0..<s.o {
+            for i in 0..<s.i {
+                for y in 0..<s.kh {
+                    for x in 0..<s.kw {
+                        value[((y * s.kw + x) * s.i + i) * s.o + o] = v[((o * s.i + i) * s.kh + y) * s.kw + x]
+                    }
+                }
+            }
+        }
     }
 
     public func zeroGrad() { for i in grad.indices { grad[i] = 0 } }
@@ -57,8 +71,10 @@ public final class Parameter: @unchecked Sendable {
 /// Copies the k×k×C window of every output pixel into one row of `cols` ([N·Ho·Wo, k·k·C], zero padding).
 /// Rows of images `n0..<n1` only (so that callers can split the batch across threads).
 @inline(__always)
-func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, k: Int, stride: Int, pad: Int, ho: Int, wo: Int,
-            images: Range<Int>, into cols: UnsafeMutablePointer<Float>) {
+func im2col(
+    _ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, k: Int, stride: Int, pad: Int, ho: Int, wo: Int,
+    images: Range<Int>, into cols: UnsafeMutablePointer<Float>
+) {
     let kc = k * c, K = k * kc
     for b in images {
         for oy in 0..<ho {
@@ -87,31 +103,39 @@ func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, c: Int, k: Int, stride: I
 /// Max pooling on raw NHWC buffers, windows `kernel`×`kernel` at `stride` with `pad` (outside pixels ignored).
 /// `argmax`, when given, receives the flat input index of each output's maximum (−1 if the window is empty),
 /// for the backward pass. One kernel for training (`MaxPool`) and inference (`FoldedResNet`).
-func maxPool(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kernel: Int, stride: Int, pad: Int,
-             into y: UnsafeMutablePointer<Float>, ho: Int, wo: Int, argmax: UnsafeMutablePointer<Int32>?) {
-    for b in 0..<n { for oy in 0..<ho { for ox in 0..<wo {
-        let o = ((b * ho + oy) * wo + ox) * c
-        (y + o).update(repeating: -.infinity, count: c)
-        argmax.map { (($0 + o)).update(repeating: -1, count: c) }
-        for ky in 0..<kernel {
-            let iy = oy * stride - pad + ky
-            if iy < 0 || iy >= h { continue }
-            for kx in 0..<kernel {
-                let ix = ox * stride - pad + kx
-                if ix < 0 || ix >= w { continue }
-                let i = ((b * h + iy) * w + ix) * c
-                for k in 0..<c where x[i + k] > y[o + k] {
-                    y[o + k] = x[i + k]
-                    argmax?[o + k] = Int32(i + k)
+func maxPool(
+    _ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, kernel: Int, stride: Int, pad: Int,
+    into y: UnsafeMutablePointer<Float>, ho: Int, wo: Int, argmax: UnsafeMutablePointer<Int32>?
+) {
+    for b in 0..<n {
+        for oy in 0..<ho {
+            for ox in 0..<wo {
+                let o = ((b * ho + oy) * wo + ox) * c
+                (y + o).update(repeating: -.infinity, count: c)
+                argmax.map { (($0 + o)).update(repeating: -1, count: c) }
+                for ky in 0..<kernel {
+                    let iy = oy * stride - pad + ky
+                    if iy < 0 || iy >= h { continue }
+                    for kx in 0..<kernel {
+                        let ix = ox * stride - pad + kx
+                        if ix < 0 || ix >= w { continue }
+                        let i = ((b * h + iy) * w + ix) * c
+                        for k in 0..<c where x[i + k] > y[o + k] {
+                            y[o + k] = x[i + k]
+                            argmax?[o + k] = Int32(i + k)
+                        }
+                    }
                 }
             }
         }
-    } } }
+    }
 }
 
 /// Adds every row of `cols` back into the window it came from (the adjoint of `im2col`); `dx` must be zeroed.
-func col2im(_ cols: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, k: Int, stride: Int, pad: Int, ho: Int,
-            wo: Int, into dx: UnsafeMutablePointer<Float>) {
+func col2im(
+    _ cols: UnsafePointer<Float>, n: Int, h: Int, w: Int, c: Int, k: Int, stride: Int, pad: Int, ho: Int,
+    wo: Int, into dx: UnsafeMutablePointer<Float>
+) {
     let kc = k * c, K = k * kc
     for b in 0..<n {
         for oy in 0..<ho {
@@ -142,16 +166,19 @@ public final class Conv2D: @unchecked Sendable {
     private var cols: [Float] = []
     private var inShape = (n: 0, h: 0, w: 0)
 
-    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pad: Int,
-                rng: inout SeededRandom) {
+    public init(
+        name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int, pad: Int,
+        rng: inout SeededRandom
+    ) {
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.pad = pad
         // He (Kaiming normal, fan_out as torchvision does for ResNets).
         let std = (2.0 / Float(outChannels * kernel * kernel)).squareRoot()
         let count = outChannels * inChannels * kernel * kernel
-        weight = Parameter(name: name, fileShape: [outChannels, inChannels, kernel, kernel],
-                           value: (0..<count).map { _ in rng.normal() * std }, decays: true,
-                           convOIHW: (outChannels, inChannels, kernel, kernel))
+        weight = Parameter(
+            name: name, fileShape: [outChannels, inChannels, kernel, kernel],
+            value: (0..<count).map { _ in rng.normal() * std }, decays: true,
+            convOIHW: (outChannels, inChannels, kernel, kernel))
     }
 
     var isPointwise: Bool { kernel == 1 && stride == 1 && pad == 0 }
@@ -168,8 +195,9 @@ public final class Conv2D: @unchecked Sendable {
         } else {
             cols = [Float](unsafeUninitializedCapacity: M * K) { buf, done in
                 x.data.withUnsafeBufferPointer { px in
-                    im2col(px.baseAddress!, h: x.h, w: x.w, c: x.c, k: kernel, stride: stride, pad: pad, ho: ho,
-                           wo: wo, images: 0..<x.n, into: buf.baseAddress!)
+                    im2col(
+                        px.baseAddress!, h: x.h, w: x.w, c: x.c, k: kernel, stride: stride, pad: pad, ho: ho,
+                        wo: wo, images: 0..<x.n, into: buf.baseAddress!)
                 }
                 done = M * K
             }
@@ -178,8 +206,9 @@ public final class Conv2D: @unchecked Sendable {
         a.withUnsafeBufferPointer { pa in
             weight.value.withUnsafeBufferPointer { pw in
                 y.data.withUnsafeMutableBufferPointer { py in
-                    BLAS.sgemm(m: M, n: outChannels, k: K, a: pa.baseAddress!, lda: K, b: pw.baseAddress!,
-                               ldb: outChannels, c: py.baseAddress!, ldc: outChannels)
+                    BLAS.sgemm(
+                        m: M, n: outChannels, k: K, a: pa.baseAddress!, lda: K, b: pw.baseAddress!,
+                        ldb: outChannels, c: py.baseAddress!, ldc: outChannels)
                 }
             }
         }
@@ -197,8 +226,9 @@ public final class Conv2D: @unchecked Sendable {
             dy.data.withUnsafeBufferPointer { pd in
                 weight.grad.withUnsafeMutableBufferPointer { pg in
                     // dW[K, Cout] += colsᵀ · dY
-                    BLAS.sgemm(transposeA: true, m: K, n: outChannels, k: M, a: pc.baseAddress!, lda: K,
-                               b: pd.baseAddress!, ldb: outChannels, beta: 1, c: pg.baseAddress!, ldc: outChannels)
+                    BLAS.sgemm(
+                        transposeA: true, m: K, n: outChannels, k: M, a: pc.baseAddress!, lda: K,
+                        b: pd.baseAddress!, ldb: outChannels, beta: 1, c: pg.baseAddress!, ldc: outChannels)
                 }
             }
         }
@@ -209,13 +239,15 @@ public final class Conv2D: @unchecked Sendable {
             weight.value.withUnsafeBufferPointer { pw in
                 if isPointwise {
                     dx.data.withUnsafeMutableBufferPointer { px in
-                        BLAS.sgemm(transposeB: true, m: M, n: K, k: outChannels, a: pd.baseAddress!, lda: outChannels,
-                                   b: pw.baseAddress!, ldb: outChannels, c: px.baseAddress!, ldc: K)
+                        BLAS.sgemm(
+                            transposeB: true, m: M, n: K, k: outChannels, a: pd.baseAddress!, lda: outChannels,
+                            b: pw.baseAddress!, ldb: outChannels, c: px.baseAddress!, ldc: K)
                     }
                 } else {
                     dcols.withUnsafeMutableBufferPointer { pc in
-                        BLAS.sgemm(transposeB: true, m: M, n: K, k: outChannels, a: pd.baseAddress!, lda: outChannels,
-                                   b: pw.baseAddress!, ldb: outChannels, c: pc.baseAddress!, ldc: K)
+                        BLAS.sgemm(
+                            transposeB: true, m: M, n: K, k: outChannels, a: pd.baseAddress!, lda: outChannels,
+                            b: pw.baseAddress!, ldb: outChannels, c: pc.baseAddress!, ldc: K)
                     }
                 }
             }
@@ -223,8 +255,9 @@ public final class Conv2D: @unchecked Sendable {
         if !isPointwise {
             dcols.withUnsafeBufferPointer { pc in
                 dx.data.withUnsafeMutableBufferPointer { px in
-                    col2im(pc.baseAddress!, n: n, h: h, w: w, c: inChannels, k: kernel, stride: stride, pad: pad,
-                           ho: dy.h, wo: dy.w, into: px.baseAddress!)
+                    col2im(
+                        pc.baseAddress!, n: n, h: h, w: w, c: inChannels, k: kernel, stride: stride, pad: pad,
+                        ho: dy.h, wo: dy.w, into: px.baseAddress!)
                 }
             }
         }
@@ -248,10 +281,12 @@ public final class BatchNorm: @unchecked Sendable {
         self.channels = channels
         gamma = Parameter(name: name + ".weight", fileShape: [channels], value: .init(repeating: 1, count: channels))
         beta = Parameter(name: name + ".bias", fileShape: [channels], value: .init(repeating: 0, count: channels))
-        runningMean = Parameter(name: name + ".running_mean", fileShape: [channels],
-                                value: .init(repeating: 0, count: channels), trainable: false)
-        runningVar = Parameter(name: name + ".running_var", fileShape: [channels],
-                               value: .init(repeating: 1, count: channels), trainable: false)
+        runningMean = Parameter(
+            name: name + ".running_mean", fileShape: [channels],
+            value: .init(repeating: 0, count: channels), trainable: false)
+        runningVar = Parameter(
+            name: name + ".running_var", fileShape: [channels],
+            value: .init(repeating: 1, count: channels), trainable: false)
     }
 
     public var parameters: [Parameter] { [gamma, beta, runningMean, runningVar] }
@@ -367,12 +402,14 @@ public final class MaxPool: @unchecked Sendable {
             y.data.withUnsafeMutableBufferPointer { py in
                 if training {
                     argmax.withUnsafeMutableBufferPointer { am in
-                        maxPool(px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
-                                into: py.baseAddress!, ho: ho, wo: wo, argmax: am.baseAddress!)
+                        maxPool(
+                            px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
+                            into: py.baseAddress!, ho: ho, wo: wo, argmax: am.baseAddress!)
                     }
                 } else {
-                    maxPool(px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
-                            into: py.baseAddress!, ho: ho, wo: wo, argmax: nil)
+                    maxPool(
+                        px.baseAddress!, n: x.n, h: x.h, w: x.w, c: x.c, kernel: kernel, stride: stride, pad: pad,
+                        into: py.baseAddress!, ho: ho, wo: wo, argmax: nil)
                 }
             }
         }
@@ -399,8 +436,10 @@ public enum GlobalAveragePool {
     }
 
     /// The same on raw NHWC buffers: `out` (n × channels) = mean over the `positions` pixels of each image.
-    public static func forward(_ x: UnsafePointer<Float>, n: Int, positions: Int, channels: Int,
-                               into out: UnsafeMutablePointer<Float>) {
+    public static func forward(
+        _ x: UnsafePointer<Float>, n: Int, positions: Int, channels: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         let inv = 1 / Float(positions)
         for b in 0..<n {
             let o = out + b * channels
@@ -427,11 +466,13 @@ public final class Linear: @unchecked Sendable {
     public init(name: String, inFeatures: Int, outFeatures: Int, rng: inout SeededRandom) {
         self.inFeatures = inFeatures; self.outFeatures = outFeatures
         let bound = 1 / Float(inFeatures).squareRoot()
-        weight = Parameter(name: name + ".weight", fileShape: [outFeatures, inFeatures],
-                           value: (0..<(outFeatures * inFeatures)).map { _ in (rng.uniform() * 2 - 1) * bound },
-                           decays: true)
-        bias = Parameter(name: name + ".bias", fileShape: [outFeatures],
-                         value: (0..<outFeatures).map { _ in (rng.uniform() * 2 - 1) * bound })
+        weight = Parameter(
+            name: name + ".weight", fileShape: [outFeatures, inFeatures],
+            value: (0..<(outFeatures * inFeatures)).map { _ in (rng.uniform() * 2 - 1) * bound },
+            decays: true)
+        bias = Parameter(
+            name: name + ".bias", fileShape: [outFeatures],
+            value: (0..<outFeatures).map { _ in (rng.uniform() * 2 - 1) * bound })
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -442,8 +483,9 @@ public final class Linear: @unchecked Sendable {
         x.data.withUnsafeBufferPointer { px in
             weight.value.withUnsafeBufferPointer { pw in
                 y.data.withUnsafeMutableBufferPointer { py in
-                    BLAS.sgemm(transposeB: true, m: n, n: outFeatures, k: K, a: px.baseAddress!, lda: K,
-                               b: pw.baseAddress!, ldb: K, beta: 1, c: py.baseAddress!, ldc: outFeatures)
+                    BLAS.sgemm(
+                        transposeB: true, m: n, n: outFeatures, k: K, a: px.baseAddress!, lda: K,
+                        b: pw.baseAddress!, ldb: K, beta: 1, c: py.baseAddress!, ldc: outFeatures)
                 }
             }
         }
@@ -459,14 +501,16 @@ public final class Linear: @unchecked Sendable {
         dy.data.withUnsafeBufferPointer { pd in
             x.data.withUnsafeBufferPointer { px in
                 weight.grad.withUnsafeMutableBufferPointer { pg in
-                    BLAS.sgemm(transposeA: true, m: O, n: K, k: n, a: pd.baseAddress!, lda: O, b: px.baseAddress!,
-                               ldb: K, beta: 1, c: pg.baseAddress!, ldc: K)
+                    BLAS.sgemm(
+                        transposeA: true, m: O, n: K, k: n, a: pd.baseAddress!, lda: O, b: px.baseAddress!,
+                        ldb: K, beta: 1, c: pg.baseAddress!, ldc: K)
                 }
             }
             weight.value.withUnsafeBufferPointer { pw in
                 dx.data.withUnsafeMutableBufferPointer { pdx in
-                    BLAS.sgemm(m: n, n: K, k: O, a: pd.baseAddress!, lda: O, b: pw.baseAddress!, ldb: K,
-                               c: pdx.baseAddress!, ldc: K)
+                    BLAS.sgemm(
+                        m: n, n: K, k: O, a: pd.baseAddress!, lda: O, b: pw.baseAddress!, ldb: K,
+                        c: pdx.baseAddress!, ldc: K)
                 }
             }
         }

@@ -21,8 +21,9 @@ final class ConvUnit: @unchecked Sendable {
     private var out = Tensor(n: 0, h: 0, w: 0, c: 0)
 
     init(name: String, inChannels: Int, outChannels: Int, kernel: Int, relu: Bool, rng: inout SeededRandom) {
-        conv = Conv2D(name: name + ".conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: kernel,
-                      stride: 1, pad: kernel / 2, rng: &rng)
+        conv = Conv2D(
+            name: name + ".conv.weight", inChannels: inChannels, outChannels: outChannels, kernel: kernel,
+            stride: 1, pad: kernel / 2, rng: &rng)
         bn = BatchNorm(name: name + ".bn", channels: outChannels)
         self.relu = relu
     }
@@ -47,8 +48,9 @@ final class ConvUnit: @unchecked Sendable {
         var w = conv.weight.value
         let cout = conv.outChannels
         for i in 0..<w.count { w[i] *= scale[i % cout] }
-        return FoldedConv(inChannels: conv.inChannels, outChannels: cout, kernel: conv.kernel, stride: 1, pad: conv.kernel / 2,
-                          weight: w, bias: shift, relu: relu)
+        return FoldedConv(
+            inChannels: conv.inChannels, outChannels: cout, kernel: conv.kernel, stride: 1, pad: conv.kernel / 2,
+            weight: w, bias: shift, relu: relu)
     }
 }
 
@@ -82,11 +84,17 @@ enum Upsample2 {
     static func backward(_ dy: Tensor) -> Tensor {
         let h = dy.h / 2, w = dy.w / 2, c = dy.c
         var dx = Tensor(n: dy.n, h: h, w: w, c: c)
-        for b in 0..<dy.n { for iy in 0..<h { for ix in 0..<w { for k in 0..<c {
-            var s: Float = 0
-            for dy_ in 0..<2 { for dx_ in 0..<2 { s += dy.data[((b * dy.h + 2 * iy + dy_) * dy.w + 2 * ix + dx_) * c + k] } }
-            dx.data[((b * h + iy) * w + ix) * c + k] = s
-        } } } }
+        for b in 0..<dy.n {
+            for iy in 0..<h {
+                for ix in 0..<w {
+                    for k in 0..<c {
+                        var s: Float = 0
+                        for dy_ in 0..<2 { for dx_ in 0..<2 { s += dy.data[((b * dy.h + 2 * iy + dy_) * dy.w + 2 * ix + dx_) * c + k] } }
+                        dx.data[((b * h + iy) * w + ix) * c + k] = s
+                    }
+                }
+            }
+        }
         return dx
     }
 }
@@ -117,10 +125,12 @@ public final class NucleusMapNet: @unchecked Sendable {
         d2 = ConvUnit(name: "dec2", inChannels: w1, outChannels: w1, kernel: 3, relu: true, rng: &rng)
         lateral1 = ConvUnit(name: "up1.lateral", inChannels: w1, outChannels: w0, kernel: 1, relu: false, rng: &rng)
         d1 = ConvUnit(name: "dec1", inChannels: w0, outChannels: w0, kernel: 3, relu: true, rng: &rng)
-        head = Conv2D(name: "head.weight", inChannels: w0, outChannels: NucleusMapNet.outputs, kernel: 1, stride: 1, pad: 0,
-                      rng: &rng)
-        headBias = Parameter(name: "head.bias", fileShape: [NucleusMapNet.outputs],
-                             value: [Float](repeating: -2, count: NucleusMapNet.outputs))
+        head = Conv2D(
+            name: "head.weight", inChannels: w0, outChannels: NucleusMapNet.outputs, kernel: 1, stride: 1, pad: 0,
+            rng: &rng)
+        headBias = Parameter(
+            name: "head.bias", fileShape: [NucleusMapNet.outputs],
+            value: [Float](repeating: -2, count: NucleusMapNet.outputs))
     }
 
     var units: [ConvUnit] { [e1a, e1b, e2a, e2b, e3a, e3b, lateral2, d2, lateral1, d1] }
@@ -158,14 +168,16 @@ public final class NucleusMapNet: @unchecked Sendable {
         for i in 0..<ds2.count { ds2.data[i] += da2.data[i] }
         var ds1 = pool1.backward(e2a.backward(e2b.backward(ds2)!)!)
         for i in 0..<ds1.count { ds1.data[i] += da1.data[i] }
-        e1a.backward(e1b.backward(ds1)!, needInputGradient: false)
+        _ = e1a.backward(e1b.backward(ds1)!, needInputGradient: false)
     }
 
     public func folded() -> FoldedNucleusMapNet {
-        FoldedNucleusMapNet(units: units.map { $0.folded() },
-                            head: FoldedConv(inChannels: widths[0], outChannels: NucleusMapNet.outputs, kernel: 1, stride: 1,
-                                             pad: 0, weight: head.weight.value, bias: headBias.value, relu: false),
-                            widths: widths)
+        FoldedNucleusMapNet(
+            units: units.map { $0.folded() },
+            head: FoldedConv(
+                inChannels: widths[0], outChannels: NucleusMapNet.outputs, kernel: 1, stride: 1,
+                pad: 0, weight: head.weight.value, bias: headBias.value, relu: false),
+            widths: widths)
     }
 
     /// Multiply-adds per input pixel.
@@ -191,8 +203,10 @@ extension FoldedConv {
     /// the other rows. A pixel's row is (slide y mod 16)·16 + (slide x mod 16) here, so every tile that contains a
     /// pixel and enough context around it computes it bit for bit alike, and tiled detection does not depend on the
     /// tiling.
-    func forwardBlocked(_ x: UnsafePointer<Float>, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
-                        scratch: UnsafeMutablePointer<Float>, phaseX: Int = 0, phaseY: Int = 0) {
+    func forwardBlocked(
+        _ x: UnsafePointer<Float>, h: Int, w: Int, into y: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>, phaseX: Int = 0, phaseY: Int = 0
+    ) {
         precondition(stride == 1 && pad == kernel / 2)
         precondition((0..<FoldedConv.blockSide).contains(phaseX) && (0..<FoldedConv.blockSide).contains(phaseY))
         let K = kernel * kernel * inChannels, O = outChannels, kc = kernel * inChannels
@@ -207,8 +221,9 @@ extension FoldedConv {
                         if y1 - y0 < B || x1 - x0 < B { columns.update(repeating: 0, count: P * K) }
                         for oy in y0..<y1 {
                             if kernel == 1 {  // the block row's pixels are contiguous in x and in the columns
-                                (columns + ((oy - by) * B + x0 - bx) * K).update(from: x + (oy * w + x0) * inChannels,
-                                                                                 count: (x1 - x0) * K)
+                                (columns + ((oy - by) * B + x0 - bx) * K).update(
+                                    from: x + (oy * w + x0) * inChannels,
+                                    count: (x1 - x0) * K)
                                 continue
                             }
                             for ox in x0..<x1 {
@@ -260,18 +275,23 @@ public struct FoldedNucleusMapNet: Sendable {
     /// Logits H×W×2 of one H×W×Cin image (H, W multiples of 4). Single-threaded unless BLAS has more threads.
     /// `workspace` (one per thread) keeps the activations between calls; without one they are allocated for this call.
     /// (`originX`, `originY`): the image's first pixel on the slide's working-pixel grid, multiples of 4.
-    public func logits(_ input: [Float], height h: Int, width w: Int, workspace: NucleusMapWorkspace? = nil,
-                       originX: Int = 0, originY: Int = 0) -> [Float] {
+    public func logits(
+        _ input: [Float], height h: Int, width w: Int, workspace: NucleusMapWorkspace? = nil,
+        originX: Int = 0, originY: Int = 0
+    ) -> [Float] {
         precondition(h % 4 == 0 && w % 4 == 0, "NucleusMapNet: input \(h)×\(w) is not a multiple of 4")
-        precondition(originX >= 0 && originY >= 0 && originX % 4 == 0 && originY % 4 == 0,
-                     "NucleusMapNet: origin (\(originX), \(originY)) is not a multiple of 4")
+        precondition(
+            originX >= 0 && originY >= 0 && originX % 4 == 0 && originY % 4 == 0,
+            "NucleusMapNet: origin (\(originX), \(originY)) is not a multiple of 4")
         precondition(input.count == h * w * units[0].inChannels)
         let (w0, w1, w2) = (widths[0], widths[1], widths[2])
         let full = h * w, half = full / 4, quarter = full / 16
         // Scratch for one block's im2col columns and product, then seven activation buffers, each reused once its
         // contents are dead (two at full resolution instead of four); each on a 64-byte boundary.
-        let counts = [(units + [head]).map(\.blockScratchCount).max()!, full * w0, full * w0, half * max(w0, w1),
-                      half * max(w0, w1), half * w1, quarter * max(w1, w2), quarter * max(w1, w2)].map { ($0 + 15) / 16 * 16 }
+        let counts = [
+            (units + [head]).map(\.blockScratchCount).max()!, full * w0, full * w0, half * max(w0, w1),
+            half * max(w0, w1), half * w1, quarter * max(w1, w2), quarter * max(w1, w2),
+        ].map { ($0 + 15) / 16 * 16 }
         let space = workspace ?? NucleusMapWorkspace()
         defer { withExtendedLifetime(space) {} }  // the buffers below point into it
         var next = space.floats(counts.reduce(0, +))
@@ -385,8 +405,9 @@ extension NucleusMapNet {
             throw SafeTensorsError.metadata("not a nucleus detector weight file (hali.kind is \(file.metadata["hali.kind"] ?? "missing"))")
         }
         guard let arch = file.metadata["hali.arch"], arch.hasPrefix("unet widths="),
-              case let w = arch.dropFirst("unet widths=".count).split(separator: ",").compactMap({ Int($0) }), w.count == 3,
-              w.allSatisfy({ $0 > 0 && $0 <= 512 }) else {
+            case let w = arch.dropFirst("unet widths=".count).split(separator: ",").compactMap({ Int($0) }), w.count == 3,
+            w.allSatisfy({ $0 > 0 && $0 <= 512 })
+        else {
             throw SafeTensorsError.metadata("cannot parse hali.arch '\(file.metadata["hali.arch"] ?? "")'")
         }
         let net = NucleusMapNet(widths: w, seed: 0)

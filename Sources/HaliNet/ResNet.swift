@@ -16,8 +16,10 @@ public struct ResNetConfig: Sendable, Equatable, CustomStringConvertible {
     public var strides: [Int]
     public var numClasses: Int
 
-    public init(stemWidth: Int, stemKernel: Int, stemStride: Int, stemMaxPool: Bool, widths: [Int], blocks: [Int],
-                strides: [Int], numClasses: Int) {
+    public init(
+        stemWidth: Int, stemKernel: Int, stemStride: Int, stemMaxPool: Bool, widths: [Int], blocks: [Int],
+        strides: [Int], numClasses: Int
+    ) {
         precondition(widths.count == blocks.count && widths.count == strides.count && !widths.isEmpty)
         self.stemWidth = stemWidth; self.stemKernel = stemKernel; self.stemStride = stemStride
         self.stemMaxPool = stemMaxPool; self.widths = widths; self.blocks = blocks; self.strides = strides
@@ -26,15 +28,17 @@ public struct ResNetConfig: Sendable, Equatable, CustomStringConvertible {
 
     /// torchvision ResNet-18: 7×7/2 stem, 3×3/2 max pool, 4 stages × 2 blocks, widths 64…512.
     public static func resnet18(numClasses: Int = 1000) -> ResNetConfig {
-        ResNetConfig(stemWidth: 64, stemKernel: 7, stemStride: 2, stemMaxPool: true, widths: [64, 128, 256, 512],
-                     blocks: [2, 2, 2, 2], strides: [1, 2, 2, 2], numClasses: numClasses)
+        ResNetConfig(
+            stemWidth: 64, stemKernel: 7, stemStride: 2, stemMaxPool: true, widths: [64, 128, 256, 512],
+            blocks: [2, 2, 2, 2], strides: [1, 2, 2, 2], numClasses: numClasses)
     }
 
     /// HALI's default nucleus backbone for 40×40 patches: 3×3/1 stem (no pool) at 40×40, then one BasicBlock
     /// per stage at 20×20, 10×10, 5×5; 128-d features; ≈ 21 M multiply-adds per patch.
     public static func compact(numClasses: Int = 4) -> ResNetConfig {
-        ResNetConfig(stemWidth: 32, stemKernel: 3, stemStride: 1, stemMaxPool: false, widths: [32, 64, 128],
-                     blocks: [1, 1, 1], strides: [2, 2, 2], numClasses: numClasses)
+        ResNetConfig(
+            stemWidth: 32, stemKernel: 3, stemStride: 1, stemMaxPool: false, widths: [32, 64, 128],
+            blocks: [1, 1, 1], strides: [2, 2, 2], numClasses: numClasses)
     }
 
     public var featureDimension: Int { widths.last! }
@@ -62,10 +66,12 @@ public struct ResNetConfig: Sendable, Equatable, CustomStringConvertible {
         }
         func ints(_ k: String) -> [Int]? { f[k].flatMap { v in v.compactMap { Int($0) }.count == v.count ? v.compactMap { Int($0) } : nil } }
         guard let stem = f["stem"], stem.count == 4, let sw = Int(stem[0]), let sk = Int(stem[1]), let ss = Int(stem[2]),
-              let w = ints("widths"), let b = ints("blocks"), let st = ints("strides"), let c = ints("classes")?.first,
-              w.count == b.count, w.count == st.count, !w.isEmpty else { return nil }
-        self.init(stemWidth: sw, stemKernel: sk, stemStride: ss, stemMaxPool: stem[3] == "maxpool", widths: w,
-                  blocks: b, strides: st, numClasses: c)
+            let w = ints("widths"), let b = ints("blocks"), let st = ints("strides"), let c = ints("classes")?.first,
+            w.count == b.count, w.count == st.count, !w.isEmpty
+        else { return nil }
+        self.init(
+            stemWidth: sw, stemKernel: sk, stemStride: ss, stemMaxPool: stem[3] == "maxpool", widths: w,
+            blocks: b, strides: st, numClasses: c)
     }
 
     /// Multiply-adds of the convolutions and the head for one H×W input.
@@ -95,15 +101,18 @@ public final class BasicBlock: @unchecked Sendable {
     private var r1 = Tensor(n: 0, h: 0, w: 0, c: 0), out = Tensor(n: 0, h: 0, w: 0, c: 0)
 
     public init(name: String, inChannels: Int, outChannels: Int, stride: Int, rng: inout SeededRandom) {
-        conv1 = Conv2D(name: name + ".conv1.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3,
-                       stride: stride, pad: 1, rng: &rng)
+        conv1 = Conv2D(
+            name: name + ".conv1.weight", inChannels: inChannels, outChannels: outChannels, kernel: 3,
+            stride: stride, pad: 1, rng: &rng)
         bn1 = BatchNorm(name: name + ".bn1", channels: outChannels)
-        conv2 = Conv2D(name: name + ".conv2.weight", inChannels: outChannels, outChannels: outChannels, kernel: 3,
-                       stride: 1, pad: 1, rng: &rng)
+        conv2 = Conv2D(
+            name: name + ".conv2.weight", inChannels: outChannels, outChannels: outChannels, kernel: 3,
+            stride: 1, pad: 1, rng: &rng)
         bn2 = BatchNorm(name: name + ".bn2", channels: outChannels)
         if stride != 1 || inChannels != outChannels {
-            downConv = Conv2D(name: name + ".downsample.0.weight", inChannels: inChannels, outChannels: outChannels,
-                              kernel: 1, stride: stride, pad: 0, rng: &rng)
+            downConv = Conv2D(
+                name: name + ".downsample.0.weight", inChannels: inChannels, outChannels: outChannels,
+                kernel: 1, stride: stride, pad: 0, rng: &rng)
             downBN = BatchNorm(name: name + ".downsample.1", channels: outChannels)
         } else {
             downConv = nil; downBN = nil
@@ -148,16 +157,19 @@ public final class ResNet: @unchecked Sendable {
     public init(config: ResNetConfig, seed: UInt64) {
         self.config = config
         var rng = SeededRandom(seed: seed)
-        conv1 = Conv2D(name: "conv1.weight", inChannels: config.inputChannels, outChannels: config.stemWidth,
-                       kernel: config.stemKernel, stride: config.stemStride, pad: config.stemKernel / 2, rng: &rng)
+        conv1 = Conv2D(
+            name: "conv1.weight", inChannels: config.inputChannels, outChannels: config.stemWidth,
+            kernel: config.stemKernel, stride: config.stemStride, pad: config.stemKernel / 2, rng: &rng)
         bn1 = BatchNorm(name: "bn1", channels: config.stemWidth)
         pool = config.stemMaxPool ? MaxPool(kernel: 3, stride: 2, pad: 1) : nil
         var b: [BasicBlock] = []
         var c = config.stemWidth
         for (i, w) in config.widths.enumerated() {
             for j in 0..<config.blocks[i] {
-                b.append(BasicBlock(name: "layer\(i + 1).\(j)", inChannels: c, outChannels: w,
-                                    stride: j == 0 ? config.strides[i] : 1, rng: &rng))
+                b.append(
+                    BasicBlock(
+                        name: "layer\(i + 1).\(j)", inChannels: c, outChannels: w,
+                        stride: j == 0 ? config.strides[i] : 1, rng: &rng))
                 c = w
             }
         }
@@ -202,15 +214,17 @@ public final class ResNet: @unchecked Sendable {
             var w = conv.weight.value
             let O = conv.outChannels
             for r in 0..<(w.count / O) { for o in 0..<O { w[r * O + o] *= s[o] } }
-            return FoldedConv(inChannels: conv.inChannels, outChannels: O, kernel: conv.kernel, stride: conv.stride,
-                              pad: conv.pad, weight: w, bias: t, relu: relu)
+            return FoldedConv(
+                inChannels: conv.inChannels, outChannels: O, kernel: conv.kernel, stride: conv.stride,
+                pad: conv.pad, weight: w, bias: t, relu: relu)
         }
         return FoldedResNet(
             config: config, stem: fold(conv1, bn1, relu: true),
             blocks: blocks.map { b in
                 // conv2's ReLU comes after the residual add, which FoldedConv's epilogue does before activating.
-                FoldedBlock(conv1: fold(b.conv1, b.bn1, relu: true), conv2: fold(b.conv2, b.bn2, relu: true),
-                            down: b.downConv.map { fold($0, b.downBN!, relu: false) })
+                FoldedBlock(
+                    conv1: fold(b.conv1, b.bn1, relu: true), conv2: fold(b.conv2, b.bn2, relu: true),
+                    down: b.downConv.map { fold($0, b.downBN!, relu: false) })
             },
             fcWeight: fc.weight.value, fcBias: fc.bias.value)
     }
@@ -241,8 +255,9 @@ public struct FoldedConv: Sendable {
     public func forward(_ x: Tensor, residual: Tensor? = nil) -> Tensor {
         let o = outputSize(h: x.h, w: x.w)
         let M = x.n * o.h * o.w
-        var y = Tensor(n: x.n, h: o.h, w: o.w, c: outChannels,
-                       data: [Float](unsafeUninitializedCapacity: M * outChannels) { _, c in c = M * outChannels })
+        var y = Tensor(
+            n: x.n, h: o.h, w: o.w, c: outChannels,
+            data: [Float](unsafeUninitializedCapacity: M * outChannels) { _, c in c = M * outChannels })
         let cols = UnsafeMutablePointer<Float>.allocate(capacity: max(1, columnsCount(n: x.n, h: x.h, w: x.w)))
         defer { cols.deallocate() }
         x.data.withUnsafeBufferPointer { px in
@@ -263,16 +278,19 @@ public struct FoldedConv: Sendable {
     /// at least `columnsCount(n:h:w:)` floats of scratch. Allocates nothing, so a caller that keeps its buffers
     /// (`InferenceWorkspace`) runs batch after batch without touching the allocator.
     /// - Complexity: N·Ho·Wo·k²·Cin·Cout multiply-adds (one sgemm) plus O(N·Ho·Wo·(k²·Cin + Cout)) copies.
-    public func forward(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, residual: UnsafePointer<Float>?,
-                        into y: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+    public func forward(
+        _ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, residual: UnsafePointer<Float>?,
+        into y: UnsafeMutablePointer<Float>, columns: UnsafeMutablePointer<Float>
+    ) {
         let o = outputSize(h: h, w: w)
         let M = n * o.h * o.w, K = kernel * kernel * inChannels, O = outChannels
         weight.withUnsafeBufferPointer { pw in
             if kernel == 1 && stride == 1 && pad == 0 {
                 BLAS.sgemm(m: M, n: O, k: K, a: x, lda: K, b: pw.baseAddress!, ldb: O, c: y, ldc: O)
             } else {
-                im2col(x, h: h, w: w, c: inChannels, k: kernel, stride: stride, pad: pad, ho: o.h, wo: o.w,
-                       images: 0..<n, into: columns)
+                im2col(
+                    x, h: h, w: w, c: inChannels, k: kernel, stride: stride, pad: pad, ho: o.h, wo: o.w,
+                    images: 0..<n, into: columns)
                 BLAS.sgemm(m: M, n: O, k: K, a: columns, lda: K, b: pw.baseAddress!, ldb: O, c: y, ldc: O)
             }
         }
@@ -310,39 +328,46 @@ public struct FoldedResNet: Sendable {
     /// Penultimate features of `n` NHWC images at `x` (n×h×w×3), written to `out` (n × featureDimension),
     /// with every intermediate buffer taken from `workspace`: no allocation once the workspace has grown to
     /// the batch size. Equal to `features(_:)` (same sgemm calls on the same values).
-    public func features(_ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into out: UnsafeMutablePointer<Float>,
-                         workspace: InferenceWorkspace) {
+    public func features(
+        _ x: UnsafePointer<Float>, n: Int, h: Int, w: Int, into out: UnsafeMutablePointer<Float>,
+        workspace: InferenceWorkspace
+    ) {
         // Slots: 0/1 alternate as a block's input and output, 2 holds conv1's output, 3 the downsampled
         // shortcut, 4 the im2col columns.
         var size = stem.outputSize(h: h, w: w)
         var current = workspace.buffer(0, count: n * size.h * size.w * stem.outChannels)
-        stem.forward(x, n: n, h: h, w: w, residual: nil, into: current,
-                     columns: workspace.buffer(4, count: stem.columnsCount(n: n, h: h, w: w)))
+        stem.forward(
+            x, n: n, h: h, w: w, residual: nil, into: current,
+            columns: workspace.buffer(4, count: stem.columnsCount(n: n, h: h, w: w)))
         var slot = 0
         var channels = stem.outChannels
         if config.stemMaxPool {
             let (ph, pw) = (convOutputSize(size.h, kernel: 3, stride: 2, pad: 1), convOutputSize(size.w, kernel: 3, stride: 2, pad: 1))
             let pooled = workspace.buffer(1, count: n * ph * pw * channels)
-            maxPool(current, n: n, h: size.h, w: size.w, c: channels, kernel: 3, stride: 2, pad: 1, into: pooled,
-                    ho: ph, wo: pw, argmax: nil)
+            maxPool(
+                current, n: n, h: size.h, w: size.w, c: channels, kernel: 3, stride: 2, pad: 1, into: pooled,
+                ho: ph, wo: pw, argmax: nil)
             current = pooled; slot = 1; size = (ph, pw)
         }
         for block in blocks {
             let mid = block.conv1.outputSize(h: size.h, w: size.w)
             let hidden = workspace.buffer(2, count: n * mid.h * mid.w * block.conv1.outChannels)
-            block.conv1.forward(current, n: n, h: size.h, w: size.w, residual: nil, into: hidden,
-                                columns: workspace.buffer(4, count: block.conv1.columnsCount(n: n, h: size.h, w: size.w)))
+            block.conv1.forward(
+                current, n: n, h: size.h, w: size.w, residual: nil, into: hidden,
+                columns: workspace.buffer(4, count: block.conv1.columnsCount(n: n, h: size.h, w: size.w)))
             var shortcut = UnsafePointer(current)
             if let down = block.down {
                 let s = workspace.buffer(3, count: n * mid.h * mid.w * down.outChannels)
-                down.forward(current, n: n, h: size.h, w: size.w, residual: nil, into: s,
-                             columns: workspace.buffer(4, count: down.columnsCount(n: n, h: size.h, w: size.w)))
+                down.forward(
+                    current, n: n, h: size.h, w: size.w, residual: nil, into: s,
+                    columns: workspace.buffer(4, count: down.columnsCount(n: n, h: size.h, w: size.w)))
                 shortcut = UnsafePointer(s)
             }
             let conv2 = block.conv2
             let next = workspace.buffer(1 - slot, count: n * mid.h * mid.w * conv2.outChannels)
-            conv2.forward(hidden, n: n, h: mid.h, w: mid.w, residual: shortcut, into: next,
-                          columns: workspace.buffer(4, count: conv2.columnsCount(n: n, h: mid.h, w: mid.w)))
+            conv2.forward(
+                hidden, n: n, h: mid.h, w: mid.w, residual: shortcut, into: next,
+                columns: workspace.buffer(4, count: conv2.columnsCount(n: n, h: mid.h, w: mid.w)))
             current = next; slot = 1 - slot; size = mid; channels = conv2.outChannels
         }
         GlobalAveragePool.forward(current, n: n, positions: size.h * size.w, channels: channels, into: out)
@@ -351,11 +376,13 @@ public struct FoldedResNet: Sendable {
     public func logits(features f: Tensor) -> Tensor {
         let D = f.c, K = config.numClasses
         var y = Tensor(n: f.n, h: 1, w: 1, c: K)
-        for b in 0..<f.n { for k in 0..<K {
-            var s = fcBias[k]
-            for d in 0..<D { s += f.data[b * D + d] * fcWeight[k * D + d] }
-            y.data[b * K + k] = s
-        } }
+        for b in 0..<f.n {
+            for k in 0..<K {
+                var s = fcBias[k]
+                for d in 0..<D { s += f.data[b * D + d] * fcWeight[k * D + d] }
+                y.data[b * K + k] = s
+            }
+        }
         return y
     }
 }
@@ -391,8 +418,10 @@ public final class InferenceWorkspace {
 /// vectorises it (the first version, indexing with checked `i * columns + c` arithmetic, stayed scalar and
 /// took 10 % of feature extraction in hali-bench-cnn's profile).
 @inline(__always)
-func addBiasResidualActivation(_ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>,
-                               residual: UnsafePointer<Float>?, relu: Bool) {
+func addBiasResidualActivation(
+    _ y: UnsafeMutablePointer<Float>, rows: Int, columns: Int, bias: UnsafePointer<Float>,
+    residual: UnsafePointer<Float>?, relu: Bool
+) {
     for i in 0..<rows {
         let out = y + i * columns
         if let residual {

@@ -81,12 +81,14 @@ public struct SafeTensors: Sendable {
             guard case .string(let dtype)? = f["dtype"] else { throw bad("no dtype") }
             guard case .array(let sh)? = f["shape"] else { throw bad("no shape") }
             let shape = try sh.map { v -> Int in
-                guard case .number(let d) = v, d >= 0, d == d.rounded(), d < 1e15 else { throw bad("shape \(sh) is not a list of non-negative integers") }
+                guard case .number(let d) = v, d >= 0, d == d.rounded(), d < 1e15 else {
+                    throw bad("shape \(sh) is not a list of non-negative integers")
+                }
                 return Int(d)
             }
             guard case .array(let off)? = f["data_offsets"], off.count == 2,
-                  case .number(let b0) = off[0], case .number(let e0) = off[1], b0 >= 0, e0 >= b0, e0 < 1e15,
-                  b0 == b0.rounded(), e0 == e0.rounded()
+                case .number(let b0) = off[0], case .number(let e0) = off[1], b0 >= 0, e0 >= b0, e0 < 1e15,
+                b0 == b0.rounded(), e0 == e0.rounded()
             else { throw bad("data_offsets must be [begin, end] with 0 ≤ begin ≤ end") }
             let begin = Int(b0), end = Int(e0)
             guard let size = floatSizes[dtype] ?? otherSizes[dtype] else { throw bad("unknown dtype \(dtype)") }
@@ -128,8 +130,10 @@ public struct SafeTensors: Sendable {
     }
 
     /// Serialises F32 tensors (sorted by name, as the reference implementation does) and string metadata.
-    public static func serialize(_ tensors: [(name: String, shape: [Int], values: [Float])],
-                                 metadata: [String: String] = [:]) -> [UInt8] {
+    public static func serialize(
+        _ tensors: [(name: String, shape: [Int], values: [Float])],
+        metadata: [String: String] = [:]
+    ) -> [UInt8] {
         var header = "{"
         var first = true
         if !metadata.isEmpty {
@@ -143,7 +147,9 @@ public struct SafeTensors: Sendable {
         for t in sorted {
             precondition(t.values.count == t.shape.reduce(1, *), "\(t.name): \(t.values.count) values for shape \(t.shape)")
             let bytes = t.values.count * 4
-            header += (first ? "" : ",") + "\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            header +=
+                (first ? "" : ",")
+                + "\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
             first = false
             offset += bytes
         }
@@ -187,8 +193,11 @@ func jsonString(_ s: String) -> String {
         case "\t": o += "\\t"
         case "\r": o += "\\r"
         default:
-            if u.value < 0x20 { o += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
-            else { o.unicodeScalars.append(u) }
+            if u.value < 0x20 {
+                o += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+            } else {
+                o.unicodeScalars.append(u)
+            }
         }
     }
     return o + "\""
@@ -372,7 +381,8 @@ public struct BackboneMetadata: Sendable, Equatable {
             patchMicrons = v
         }
         if let s = m["hali.classes"] { classes = s.split(separator: ",").map(String.init) }
-        for (k, v) in m where !k.hasPrefix("hali.") || !["hali.arch", "hali.mean", "hali.std", "hali.patch_px", "hali.patch_um", "hali.classes"].contains(k) {
+        for (k, v) in m
+        where !k.hasPrefix("hali.") || !["hali.arch", "hali.mean", "hali.std", "hali.patch_px", "hali.patch_um", "hali.classes"].contains(k) {
             if k != "format" { extra[k] = v }
         }
     }
@@ -390,8 +400,9 @@ private extension String {
 extension ResNet {
     /// The state dict as safetensors bytes (PyTorch layouts and names), with `metadata`.
     public func safetensors(metadata: BackboneMetadata) -> [UInt8] {
-        SafeTensors.serialize(parameters.map { ($0.name, $0.fileShape, $0.fileValues()) },
-                              metadata: metadata.encode(config: config))
+        SafeTensors.serialize(
+            parameters.map { ($0.name, $0.fileShape, $0.fileValues()) },
+            metadata: metadata.encode(config: config))
     }
 
     /// Builds a ResNet from parsed safetensors. The architecture comes from `hali.arch` in the metadata;

@@ -9,7 +9,8 @@ public enum PNGWriter {
     public static func encode(width: Int, height: Int, rgb: [UInt8]) throws -> [UInt8] {
         // png_image holds 32-bit sizes; the byte count must match what libpng will read.
         guard width > 0, height > 0, width <= Int(UInt32.max) / 3, height <= Int(UInt32.max),
-              width.multipliedReportingOverflow(by: height).partialValue == rgb.count / 3, rgb.count % 3 == 0 else {
+            width.multipliedReportingOverflow(by: height).partialValue == rgb.count / 3, rgb.count % 3 == 0
+        else {
             throw PNGError.unsupported(path: "(memory)", message: "\(rgb.count) bytes are not \(width)×\(height) RGB pixels")
         }
         var image = png_image()

@@ -147,10 +147,13 @@ public final class HaliDaemon: Sendable {
         slidesNotServed.withLock { $0 = failures }
         if configuration.strict, !failures.isEmpty {
             store.close()
-            throw StartupError(message: "--strict: \(failures.count) of \(configuration.slidePaths.count) slides cannot be served:\n  " + failures.joined(separator: "\n  "))
+            throw StartupError(
+                message: "--strict: \(failures.count) of \(configuration.slidePaths.count) slides cannot be served:\n  "
+                    + failures.joined(separator: "\n  "))
         }
         if !failures.isEmpty {
-            logger.warning("serving without some slides (hali status lists them; --strict refuses to start)", metadata: ["not_served": "\(failures.count)"])
+            logger.warning(
+                "serving without some slides (hali status lists them; --strict refuses to start)", metadata: ["not_served": "\(failures.count)"])
         }
         for slide in await catalog.all { await registry.add(slide) }
 
@@ -170,7 +173,9 @@ public final class HaliDaemon: Sendable {
                 case .tcp(let host, let port):
                     listener = try await bootstrap.bind(host: host, port: port) { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try self.adopt(channel) { try HaliPipeline.asyncChannel($0, maxFrameBytes: maxFrameBytes, deadlines: deadlines, tls: tls) }
+                            try self.adopt(channel) {
+                                try HaliPipeline.asyncChannel($0, maxFrameBytes: maxFrameBytes, deadlines: deadlines, tls: tls)
+                            }
                         }
                     }
                 case .unix(let path):
@@ -205,7 +210,10 @@ public final class HaliDaemon: Sendable {
         let slideCount = await catalog.count
         logger.info(
             "listening",
-            metadata: ["on": "\(bound.joined(separator: ", "))", "tls": "\(tls == nil ? "off" : "on (TCP)")", "slides": "\(slideCount)", "max_frame_bytes": "\(maxFrameBytes)"])
+            metadata: [
+                "on": "\(bound.joined(separator: ", "))", "tls": "\(tls == nil ? "off" : "on (TCP)")", "slides": "\(slideCount)",
+                "max_frame_bytes": "\(maxFrameBytes)",
+            ])
 
         await withDiscardingTaskGroup { group in
             for listener in listeners {
@@ -346,12 +354,17 @@ public final class HaliDaemon: Sendable {
                 } catch let error as FrameError {
                     counters.withLock { $0.framesRejected += 1 }
                     log.warning(
-                        "closing connection: bad framing", metadata: ["error": "\(error.looksLikeTLS ? "a TLS handshake: this listener is plain TCP (start halid with --tls-cert/--tls-key for TLS)" : error.description)"])
+                        "closing connection: bad framing",
+                        metadata: [
+                            "error":
+                                "\(error.looksLikeTLS ? "a TLS handshake: this listener is plain TCP (start halid with --tls-cert/--tls-key for TLS)" : error.description)"
+                        ])
                     let code: ErrorCode = if case .tooLarge = error.kind { .frameTooLarge } else { .malformedFrame }
                     try? await outbox.write([Envelope(.error(ErrorReply(code: code, message: error.description, fatal: true)))])
                     await Self.closeAfterWrites(channel, grace: self.configuration.deadlines.closeGrace)
                 } catch let error as DeadlineExceeded {
-                    log.warning("closing connection: deadline passed", metadata: ["error": "\(error)", "annotator": "\(context.annotator?.name ?? "-")"])
+                    log.warning(
+                        "closing connection: deadline passed", metadata: ["error": "\(error)", "annotator": "\(context.annotator?.name ?? "-")"])
                     let code: ErrorCode =
                         switch error.kind {
                         case .hello: .unauthenticated
@@ -497,7 +510,8 @@ public final class HaliDaemon: Sendable {
                     return fail(.invalidArgument, "patch_size_um \(request.patchSizeUm) is outside 0…5000")
                 }
                 return reply(
-                    .nextPatchPick(NextPatchPick(try await session.nextPatch(strategy: PickStrategy(request.strategy), sizeMicrons: request.patchSizeUm))))
+                    .nextPatchPick(
+                        NextPatchPick(try await session.nextPatch(strategy: PickStrategy(request.strategy), sizeMicrons: request.patchSizeUm))))
             } catch let error as EngineError {
                 return fail(ErrorCode(error.code), error.message)
             } catch {
@@ -536,7 +550,8 @@ public final class HaliDaemon: Sendable {
     /// `hali export`, on the blocking pool.
     private func export(_ request: ExportRequest, session: LabellingSession, annotator: Annotator) async throws -> ExportedFile {
         guard let format = InteropFormat(rawValue: request.format) else {
-            throw EngineError(.invalidArgument, "unknown export format \"\(request.format)\" (\(InteropFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw EngineError(
+                .invalidArgument, "unknown export format \"\(request.format)\" (\(InteropFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
         let slide = session.slide
         let task = session.task
@@ -544,7 +559,8 @@ public final class HaliDaemon: Sendable {
         let limit = configuration.maxFrameBytes - 4096
         let name = "\(slide.id)-\(task.name).\(format == .sliderunner ? "sqlite" : format == .asap ? "xml" : format == .csv ? "csv" : "json")"
         return try await NIOThreadPool.singleton.runIfActive { () throws -> ExportedFile in
-            var labels = request.consensus
+            var labels =
+                request.consensus
                 ? try ExportLabels.consensus(store: store, slide: slide.id, task: task.name)
                 : try ExportLabels.annotator(annotator.name, store: store, slide: slide.id, task: task.name)
             if request.includeSuggestions {
@@ -557,7 +573,8 @@ public final class HaliDaemon: Sendable {
                 labels, format: format, slide: InteropSlide(id: slide.id, table: slide.table, manifest: slide.manifest), task: task, to: file)
             let data = try Data(contentsOf: URL(fileURLWithPath: file))
             guard data.count <= limit else {
-                throw EngineError(.resourceExhausted, "the export is \(data.count) bytes, over the \(limit)-byte frame limit: use `hali export` on the server")
+                throw EngineError(
+                    .resourceExhausted, "the export is \(data.count) bytes, over the \(limit)-byte frame limit: use `hali export` on the server")
             }
             return ExportedFile(format: format.rawValue, fileName: name, data: Array(data), cells: UInt32(cells))
         }
@@ -593,7 +610,8 @@ public final class HaliDaemon: Sendable {
             width = Int((Double(region.width) / downsample).rounded(.up))
             height = Int((Double(region.height) / downsample).rounded(.up))
             guard width <= Self.maxPatchPixels, height <= Self.maxPatchPixels else {
-                throw EngineError(.invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
+                throw EngineError(
+                    .invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
             }
             let (w, h) = (width, height)
             pixels = try await NIOThreadPool.singleton.runIfActive {

@@ -22,8 +22,10 @@ actor SlideCatalog {
     /// `ingestMissing` is set. A slide that fails is logged with the reason and left out, so one corrupt file does not
     /// stop the daemon serving the others. Returns the failures.
     @discardableResult
-    func load(paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?, weightsPath: String?,
-              detectorWeightsPath: String? = nil) async -> [String] {
+    func load(
+        paths: [String], indexDirectory: String, ingestMissing: Bool, micronsPerPixel: Double?, weightsPath: String?,
+        detectorWeightsPath: String? = nil
+    ) async -> [String] {
         var failures: [String] = []
         for path in paths {
             do {
@@ -48,8 +50,11 @@ actor SlideCatalog {
                     let decile = LockedValue(-1)
                     _ = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory) { p in
                         let d = p.tilesTotal == 0 ? 10 : p.tilesDone * 10 / p.tilesTotal
-                        if decile.withLock({ last in defer { last = max(last, d) }; return d > last }) {
-                            log.info("ingest progress", metadata: ["path": "\(path)", "tiles": "\(p.tilesDone)/\(p.tilesTotal)", "nuclei": "\(p.nuclei)"])
+                        if decile.withLock({ last in
+                            defer { last = max(last, d) }; return d > last
+                        }) {
+                            log.info(
+                                "ingest progress", metadata: ["path": "\(path)", "tiles": "\(p.tilesDone)/\(p.tilesTotal)", "nuclei": "\(p.nuclei)"])
                         }
                     }
                 }
@@ -59,7 +64,9 @@ actor SlideCatalog {
                 guard manifest.slide.fingerprint == fingerprint, manifest.slide.sizeBytes == size else {
                     throw IngestError(
                         path: path,
-                        message: "\(indexPath) was built from another file (\(manifest.slide.path)); run `hali ingest --force` or give slides distinct file names")
+                        message:
+                            "\(indexPath) was built from another file (\(manifest.slide.path)); run `hali ingest --force` or give slides distinct file names"
+                    )
                 }
                 let id = Self.identifier(for: path, taken: Set(order))
                 served[id] = ServedSlide(id: id, slide: slide, table: table, manifest: manifest)

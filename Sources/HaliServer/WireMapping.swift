@@ -102,9 +102,11 @@ extension Envelope {
             self.init(
                 .predictions(
                     Predictions(
-                        modelVersion: update.modelVersion, validationAccuracy: update.validationAccuracy, labelsUsed: UInt32(clamping: update.labelsUsed),
+                        modelVersion: update.modelVersion, validationAccuracy: update.validationAccuracy,
+                        labelsUsed: UInt32(clamping: update.labelsUsed),
                         region: update.region,
-                        predictions: update.suggestions.map { CellPrediction(cellID: $0.cellID, className: $0.className, confidence: $0.confidence) })))
+                        predictions: update.suggestions.map { CellPrediction(cellID: $0.cellID, className: $0.className, confidence: $0.confidence) })
+                ))
         case .pick(let pick):
             self.init(.nextPatchPick(NextPatchPick(pick)))
         }

@@ -64,7 +64,6 @@ public final class LabelStore: @unchecked Sendable {
     private let readLock = NSLock()
     private let core: WriterCore
 
-
     /// Schema migrations; index i takes the store from version i to i + 1.
     static let migrations: [String] = [
         // 1: the event log.
@@ -221,7 +220,9 @@ public final class LabelStore: @unchecked Sendable {
     }
 
     /// Remembers where a session was (its last patch).
-    public func saveSessionRegion(annotator: String, slide: String, task: String, region: (x: Int64, y: Int64, width: Int64, height: Int64), timeMs: Int64) throws {
+    public func saveSessionRegion(
+        annotator: String, slide: String, task: String, region: (x: Int64, y: Int64, width: Int64, height: Int64), timeMs: Int64
+    ) throws {
         readLock.lock()
         defer { readLock.unlock() }
         // Position is a convenience, not an acknowledged label: the read connection's autocommit is enough.
@@ -388,7 +389,8 @@ final class WriterCore: @unchecked Sendable {
                     guard UInt64(bitPattern: existing.int(1)) == r.cellID, existing.text(2) == r.kind.rawValue, existing.text(3) == r.className else {
                         throw StoreError(
                             path: path,
-                            message: "client_seq \(r.clientSeq) of \(r.annotator)/\(r.slide)/\(r.task) is already used by a different event (cell \(existing.int(1)))",
+                            message:
+                                "client_seq \(r.clientSeq) of \(r.annotator)/\(r.slide)/\(r.task) is already used by a different event (cell \(existing.int(1)))",
                             kind: .clientSeqConflict)
                     }
                     results.append(StoredEvent(eventID: existing.int(0), record: r, duplicate: true))

@@ -132,7 +132,8 @@ public enum SlideRunnerFile {
             personID[person] = db.lastInsertRowID
         }
         let insertAnnotation = try db.prepare(
-            "INSERT INTO Annotations (slide, guid, lastModified, deleted, type, agreedClass, description, clickable) VALUES (1, ?1, ?2, 0, ?3, ?4, ?5, 1)")
+            "INSERT INTO Annotations (slide, guid, lastModified, deleted, type, agreedClass, description, clickable) VALUES (1, ?1, ?2, 0, ?3, ?4, ?5, 1)"
+        )
         let insertCoordinate = try db.prepare(
             "INSERT INTO Annotations_coordinates (coordinateX, coordinateY, coordinateZ, slide, annoId, orderIdx) VALUES (?1, ?2, 0, 1, ?3, 1)")
         let insertLabel = try db.prepare("INSERT INTO Annotations_label (person, class, annoId) VALUES (?1, ?2, ?3)")
@@ -174,11 +175,14 @@ public enum SlideRunnerFile {
             if !missing.isEmpty {
                 throw StoreError(
                     path: path,
-                    message: "older SlideRunner schema (user_version \(version)): table \(table) lacks \(missing.joined(separator: ", ")); open and save it in a current SlideRunner first")
+                    message:
+                        "older SlideRunner schema (user_version \(version)): table \(table) lacks \(missing.joined(separator: ", ")); open and save it in a current SlideRunner first"
+                )
             }
         }
         if version < 1 {
-            throw StoreError(path: path, message: "older SlideRunner schema (user_version \(version)); open and save it in a current SlideRunner first")
+            throw StoreError(
+                path: path, message: "older SlideRunner schema (user_version \(version)); open and save it in a current SlideRunner first")
         }
 
         var slides: [Int64: SlideEntry] = [:]

@@ -266,8 +266,9 @@ extension LabelClient {
             }
             if let s = cell.suggestion {
                 let v = suggestionModel[cell.id].map { " v\($0)" } ?? ""
-                line("  model: \(s.className) \(Int((s.confidence * 100).rounded()))%\(v)",
-                     color ? mutedColor(of: s.className).mixed(with: .white, 0.3) : nil)
+                line(
+                    "  model: \(s.className) \(Int((s.confidence * 100).rounded()))%\(v)",
+                    color ? mutedColor(of: s.className).mixed(with: .white, 0.3) : nil)
             } else {
                 line("  model: no suggestion", dim)
             }

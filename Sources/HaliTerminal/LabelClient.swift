@@ -382,9 +382,12 @@ public struct LabelClient: Sendable {
         if let id = selectedCellID, cellsInView.contains(where: { $0.id == id }) {
             // keep the selection
         } else {
-            selectedCellID = nearestCell(to: Point(x: Double(p.region.x) + Double(p.region.width) / 2,
-                                                  y: Double(p.region.y) + Double(p.region.height) / 2),
-                                         preferUnlabelled: true)?.id
+            selectedCellID =
+                nearestCell(
+                    to: Point(
+                        x: Double(p.region.x) + Double(p.region.width) / 2,
+                        y: Double(p.region.y) + Double(p.region.height) / 2),
+                    preferUnlabelled: true)?.id
         }
         rebuildThumbnail()
     }
@@ -480,8 +483,9 @@ public struct LabelClient: Sendable {
             setError(cell.label != nil ? "cell already labelled (press a class key to change it)" : "no suggestion for this cell")
             return []
         }
-        let out = issueLabel(cell: cell, className: s.className, source: .acceptedSuggestion,
-                             modelVersionShown: suggestionModel[cell.id] ?? patch?.modelVersion ?? 0)
+        let out = issueLabel(
+            cell: cell, className: s.className, source: .acceptedSuggestion,
+            modelVersionShown: suggestionModel[cell.id] ?? patch?.modelVersion ?? 0)
         moveSelectionToNextUnlabelled()
         return out
     }
@@ -491,8 +495,9 @@ public struct LabelClient: Sendable {
         var accepted = 0
         for cell in cellsInView {
             guard let s = shownSuggestion(cell) else { continue }
-            out += issueLabel(cell: cell, className: s.className, source: .acceptedSuggestion,
-                              modelVersionShown: suggestionModel[cell.id] ?? patch?.modelVersion ?? 0)
+            out += issueLabel(
+                cell: cell, className: s.className, source: .acceptedSuggestion,
+                modelVersionShown: suggestionModel[cell.id] ?? patch?.modelVersion ?? 0)
             accepted += 1
         }
         if accepted == 0 { setError("no suggestions in view") } else { setInfo("accepted \(accepted) suggestion(s)") }
@@ -502,8 +507,9 @@ public struct LabelClient: Sendable {
     private mutating func issueLabel(cell: Cell, className: String, source: LabelSource, modelVersionShown: UInt32) -> [Envelope] {
         let seq = nextSeq
         nextSeq += 1
-        let event = LabelEvent(clientSeq: seq, cellID: cell.id, className: className, source: source,
-                               clientTimeMs: nowMs, modelVersionShown: modelVersionShown)
+        let event = LabelEvent(
+            clientSeq: seq, cellID: cell.id, className: className, source: source,
+            clientTimeMs: nowMs, modelVersionShown: modelVersionShown)
         history.append((seq, cell.id, cell.label))
         setLabel(CellLabel(className: className, source: source, annotator: welcome?.annotator ?? ""), of: cell.id)
         labelTimes.append(nowMs)
@@ -521,8 +527,10 @@ public struct LabelClient: Sendable {
         let seq = nextSeq
         nextSeq += 1
         setLabel(last.previous, of: last.cellID)
-        pending.append(PendingLabel(kind: .undo(Undo(clientSeq: seq, cellID: last.cellID)),
-                                    labelsDelta: last.previous == nil ? -1 : 0, sent: false, ackedNotDurable: false))
+        pending.append(
+            PendingLabel(
+                kind: .undo(Undo(clientSeq: seq, cellID: last.cellID)),
+                labelsDelta: last.previous == nil ? -1 : 0, sent: false, ackedNotDurable: false))
         if cells.contains(where: { $0.id == last.cellID }) { selectedCellID = last.cellID }
         setInfo("undone: cell \(last.cellID)")
         return sendIfOpen(pending.count - 1)

@@ -49,7 +49,9 @@ public final class ConnectionDeadlines: ChannelInboundHandler {
         public var idle: TimeAmount
         public var frame: TimeAmount
         public var closeGrace: TimeAmount
-        public init(hello: TimeAmount = .seconds(10), idle: TimeAmount = .seconds(900), frame: TimeAmount = .seconds(30), closeGrace: TimeAmount = .seconds(1)) {
+        public init(
+            hello: TimeAmount = .seconds(10), idle: TimeAmount = .seconds(900), frame: TimeAmount = .seconds(30), closeGrace: TimeAmount = .seconds(1)
+        ) {
             self.hello = hello
             self.idle = idle
             self.frame = frame

@@ -34,7 +34,11 @@ struct ConnectionOptions: ParsableArguments {
     @Flag(name: .long, help: "Speak TLS to the daemon, verifying its certificate with the system's roots (or --tls-ca).")
     var tls = false
 
-    @Option(name: .long, help: "PEM certificate(s) to trust for the daemon's TLS: a lab CA, or the daemon's self-signed certificate (implies --tls; default: $HALI_TLS_CA).")
+    @Option(
+        name: .long,
+        help:
+            "PEM certificate(s) to trust for the daemon's TLS: a lab CA, or the daemon's self-signed certificate (implies --tls; default: $HALI_TLS_CA)."
+    )
     var tlsCA: String?
 
     /// The TLS context when --tls, --tls-ca or HALI_TLS_CA asks for one.
@@ -92,14 +96,18 @@ struct Ping: AsyncParsableCommand {
         let start = clock.now
         try await connection.connect { daemon in
             let handshake = clock.now - start
-            print("connected to \(daemon.welcome.serverName) \(daemon.welcome.serverVersion) as \(daemon.welcome.annotator); handshake \(format(handshake))")
+            print(
+                "connected to \(daemon.welcome.serverName) \(daemon.welcome.serverVersion) as \(daemon.welcome.annotator); handshake \(format(handshake))"
+            )
             for _ in 0..<warmup { _ = try await daemon.ping() }
             var samples: [Duration] = []
             samples.reserveCapacity(count)
             for _ in 0..<count { samples.append(try await daemon.ping()) }
             samples.sort()
             func percentile(_ p: Double) -> Duration { samples[min(samples.count - 1, Int((Double(samples.count - 1) * p).rounded()))] }
-            print("\(count) pings: median \(format(percentile(0.5))), p95 \(format(percentile(0.95))), p99 \(format(percentile(0.99))), min \(format(samples.first!)), max \(format(samples.last!))")
+            print(
+                "\(count) pings: median \(format(percentile(0.5))), p95 \(format(percentile(0.95))), p99 \(format(percentile(0.99))), min \(format(samples.first!)), max \(format(samples.last!))"
+            )
         }
     }
 
@@ -118,7 +126,8 @@ struct Status: AsyncParsableCommand {
         try await connection.connect { daemon in
             let w = daemon.welcome
             let s = try await daemon.status()
-            print("""
+            print(
+                """
                 server        \(w.serverName) \(s.serverVersion) (protocol \(s.protocolVersion))
                 annotator     \(w.annotator)
                 capabilities  \(w.capabilities.joined(separator: ", "))
@@ -156,7 +165,8 @@ struct Slides: AsyncParsableCommand {
 }
 
 struct SlideInfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "slide-info", abstract: "Describe a whole-slide image through OpenSlide (no daemon needed).")
+    static let configuration = CommandConfiguration(
+        commandName: "slide-info", abstract: "Describe a whole-slide image through OpenSlide (no daemon needed).")
 
     @Argument(help: "Path to the slide.")
     var path: String

@@ -42,7 +42,11 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Backbone weights (.safetensors): store every cell's CNN embedding in the index, for the models and the active learner.")
     var weights: String?
 
-    @Option(name: .customLong("detector-weights"), help: "Find nuclei with the learned detector (hali train-detector weights, e.g. Deploy/models/hali-detector-v1.safetensors) instead of the watershed detector.")
+    @Option(
+        name: .customLong("detector-weights"),
+        help:
+            "Find nuclei with the learned detector (hali train-detector weights, e.g. Deploy/models/hali-detector-v1.safetensors) instead of the watershed detector."
+    )
     var detectorWeights: String?
 
     func run() async throws {
@@ -145,15 +149,23 @@ struct CellsCommand: ParsableCommand {
         print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
         print("source    \(manifest.source), \(manifest.created)")
         print("cells     \(table.count)")
-        print("features  \(table.embeddingDimension > 0 ? "CNN embeddings, \(table.embeddingDimension)-d, from \(table.embeddingSource)" : "measurements only (ingest with --weights for CNN embeddings)")")
+        print(
+            "features  \(table.embeddingDimension > 0 ? "CNN embeddings, \(table.embeddingDimension)-d, from \(table.embeddingSource)" : "measurements only (ingest with --weights for CNN embeddings)")"
+        )
         if manifest.tissueAreaMicrons2 > 0 {
-            print(String(format: "tissue    %.3f mm², %.0f cells/mm²", manifest.tissueAreaMicrons2 / 1e6, Double(table.count) / (manifest.tissueAreaMicrons2 / 1e6)))
+            print(
+                String(
+                    format: "tissue    %.3f mm², %.0f cells/mm²", manifest.tissueAreaMicrons2 / 1e6,
+                    Double(table.count) / (manifest.tissueAreaMicrons2 / 1e6)))
         }
         func describe(_ name: String, _ values: [Float], unit: String) {
             let finite = values.filter(\.isFinite).sorted()
             guard !finite.isEmpty else { return }
             func q(_ p: Double) -> Float { finite[min(finite.count - 1, Int(Double(finite.count - 1) * p))] }
-            print(String(format: "%@ p5 %.2f, p25 %.2f, median %.2f, p75 %.2f, p95 %.2f %@", name.padding(toLength: 12, withPad: " ", startingAt: 0), q(0.05), q(0.25), q(0.5), q(0.75), q(0.95), unit))
+            print(
+                String(
+                    format: "%@ p5 %.2f, p25 %.2f, median %.2f, p75 %.2f, p95 %.2f %@", name.padding(toLength: 12, withPad: " ", startingAt: 0),
+                    q(0.05), q(0.25), q(0.5), q(0.75), q(0.95), unit))
         }
         describe("area", table.areaMicrons2, unit: "µm²")
         describe("circularity", table.circularity, unit: "")
@@ -178,8 +190,10 @@ struct CellsCommand: ParsableCommand {
         for i in 0..<table.count {
             let c = i < table.classIndex.count && table.classIndex[i] >= 0 ? table.classNames[Int(table.classIndex[i])] : ""
             // Box corners lie on pixel edges (x.5 in level-0 pixel-centre coordinates): one decimal keeps them exact.
-            text += String(format: "%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,", i + 1, table.centroidX[i], table.centroidY[i], table.minX[i],
-                           table.minY[i], table.maxX[i], table.maxY[i], table.areaMicrons2[i]) + field(c) + "\n"
+            text +=
+                String(
+                    format: "%d,%.1f,%.1f,%.1f,%.1f,%.1f,%.1f,%.2f,", i + 1, table.centroidX[i], table.centroidY[i], table.minX[i],
+                    table.minY[i], table.maxX[i], table.maxY[i], table.areaMicrons2[i]) + field(c) + "\n"
         }
         do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
             FileHandle.standardError.write(Data("hali cells: cannot write \(path): \(error.localizedDescription)\n".utf8))

@@ -145,4 +145,3 @@ struct ImportCommand: AsyncParsableCommand {
         }
     }
 }
-

@@ -11,11 +11,13 @@ enum LabCommand {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         execv(executable, argv)
         let reason = String(cString: strerror(errno))
-        FileHandle.standardError.write(Data("""
-            hali: the research tools are in hali-lab, next to hali; cannot run \(executable): \(reason)
-            (build it with `swift build --product hali-lab`)
+        FileHandle.standardError.write(
+            Data(
+                """
+                hali: the research tools are in hali-lab, next to hali; cannot run \(executable): \(reason)
+                (build it with `swift build --product hali-lab`)
 
-            """.utf8))
+                """.utf8))
         throw ExitCode(127)
     }
 

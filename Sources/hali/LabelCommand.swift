@@ -7,9 +7,9 @@ import HaliWire
 import NIOSSL
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `hali label SLIDE TASK`: the terminal labelling client.
@@ -34,7 +34,11 @@ struct LabelCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Next-patch strategy: default, coreset, entropy, margin or random.")
     var strategy: String = "default"
 
-    @Option(name: .long, help: "Patch side in microns to ask NextPatch for (0: the daemon's default). About 2 µm per column of the picture shows cells as boxes, e.g. 90 at 80×24.")
+    @Option(
+        name: .long,
+        help:
+            "Patch side in microns to ask NextPatch for (0: the daemon's default). About 2 µm per column of the picture shows cells as boxes, e.g. 90 at 80×24."
+    )
     var patchUm: Double = 0
 
     @Argument(help: "The slide's id (see hali slides).")
@@ -153,8 +157,9 @@ struct LabelCommand: AsyncParsableCommand {
         connector.cancel()
         terminal.restore()
         let lost = client.pending.count
-        print("hali label: \(client.labelsDone) labels done in \(slide)/\(task)"
-              + (lost > 0 ? "; \(lost) label(s) were not acknowledged by the daemon and may be lost" : ""))
+        print(
+            "hali label: \(client.labelsDone) labels done in \(slide)/\(task)"
+                + (lost > 0 ? "; \(lost) label(s) were not acknowledged by the daemon and may be lost" : ""))
         if lost > 0 { throw ExitCode(1) }
     }
 
@@ -322,8 +327,10 @@ final class RawTerminal: @unchecked Sendable {
         let signalFD = signalPipeRead
         let thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 4096)
-            var fds = [pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
+            ]
             while true {
                 fds[0].revents = 0
                 fds[1].revents = 0

@@ -45,7 +45,8 @@ struct PredictCommand: ParsableCommand {
             let store = try LabelStore(path: dataDir + "/labels.sqlite")
             defer { store.close() }
             let labels = try SlidePrediction.labels(store: store, slide: stem, task: task, annotator: annotator)
-            let definition = try TaskDefinition.builtIn.first { $0.name == task }
+            let definition =
+                try TaskDefinition.builtIn.first { $0.name == task }
                 ?? (TaskDefinition(
                     name: task, classes: Set(labels.values).sorted().enumerated().map { LabelClass(name: $1, color: "", key: String($0 + 1)) }))
             let fitStart = clock.now
@@ -53,10 +54,14 @@ struct PredictCommand: ParsableCommand {
             let seconds = (clock.now - fitStart).secondsValue
             let counts = prediction.counts()
             let total = max(1, table.count)
-            print("\(stem) · \(task) · \(annotator ?? "consensus of all annotators"): \(prediction.labelsUsed) labels, features \(prediction.featureKind)")
+            print(
+                "\(stem) · \(task) · \(annotator ?? "consensus of all annotators"): \(prediction.labelsUsed) labels, features \(prediction.featureKind)"
+            )
             print(String(format: "%d cells classified in %.2f s (%.0f cells/s)", table.count, seconds, Double(table.count) / max(seconds, 1e-9)))
             for (name, n) in zip(prediction.classNames, counts) {
-                print("  " + name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: " %8d  %5.1f %%", n, 100 * Double(n) / Double(total)))
+                print(
+                    "  " + name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                        + String(format: " %8d  %5.1f %%", n, 100 * Double(n) / Double(total)))
             }
 
             try Directories.ensure(out, purpose: "--out")
@@ -69,17 +74,21 @@ struct PredictCommand: ParsableCommand {
             ]
             if let accuracy = prediction.validationAccuracy { summary["validation_accuracy"] = accuracy }
             if manifest.tissueAreaMicrons2 > 0 { summary["tissue_mm2"] = manifest.tissueAreaMicrons2 / 1e6 }
-            try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: base + ".json"))
+            try JSONSerialization.data(withJSONObject: summary, options: [.prettyPrinted, .sortedKeys]).write(
+                to: URL(fileURLWithPath: base + ".json"))
 
             // Regions: a grid of regionUm squares; counts per class and fractions.
             let side = regionUm / manifest.slide.micronsPerPixel
-            let columns = Int((Double(manifest.slide.width) / side).rounded(.up)), rowsCount = Int((Double(manifest.slide.height) / side).rounded(.up))
+            let columns = Int((Double(manifest.slide.width) / side).rounded(.up)),
+                rowsCount = Int((Double(manifest.slide.height) / side).rounded(.up))
             var grid = [[Int]](repeating: [Int](repeating: 0, count: prediction.classNames.count), count: max(1, columns * rowsCount))
             for r in 0..<table.count {
                 let gx = min(columns - 1, Int(Double(table.centroidX[r]) / side)), gy = min(rowsCount - 1, Int(Double(table.centroidY[r]) / side))
                 grid[gy * columns + gx][prediction.classOfRow[r]] += 1
             }
-            var csv = "region_x,region_y,region_width,region_height,cells," + prediction.classNames.map { "\($0),\($0)_fraction" }.joined(separator: ",") + "\n"
+            var csv =
+                "region_x,region_y,region_width,region_height,cells," + prediction.classNames.map { "\($0),\($0)_fraction" }.joined(separator: ",")
+                + "\n"
             for gy in 0..<rowsCount {
                 for gx in 0..<columns {
                     let cell = grid[gy * columns + gx]

@@ -33,7 +33,8 @@ final class ProgressBar: @unchecked Sendable {
             let decile = Int(fraction * 10)
             guard decile > lastDecile else { return }
             lastDecile = decile
-            let line = String(format: "%@ %3.0f%% %d/%d, %@, %.1f s elapsed, %@ left\n", label, fraction * 100, done, total, detail, elapsed, Self.clock(eta))
+            let line = String(
+                format: "%@ %3.0f%% %d/%d, %@, %.1f s elapsed, %@ left\n", label, fraction * 100, done, total, detail, elapsed, Self.clock(eta))
             FileHandle.standardError.write(Data(line.utf8))
         }
     }

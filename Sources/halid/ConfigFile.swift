@@ -86,7 +86,8 @@ struct DaemonConfigFile: Decodable {
         } catch let DecodingError.keyNotFound(key, context) {
             throw ConfigurationError("\(path): missing \"\(key.stringValue)\" at \(context.codingPath.map(\.stringValue).joined(separator: "."))")
         } catch let DecodingError.typeMismatch(_, context) {
-            throw ConfigurationError("\(path): wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
+            throw ConfigurationError(
+                "\(path): wrong type at \(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)")
         } catch {
             throw ConfigurationError("\(path): not valid JSON for halid: \(error)")
         }

@@ -32,7 +32,11 @@ struct Halid: AsyncParsableCommand {
     @Option(name: .long, help: "An annotator and their token, NAME:TOKEN (repeatable).")
     var annotator: [String] = []
 
-    @Option(name: .long, help: "File of annotators, one per line: NAME SHA256_OF_TOKEN [TASK,TASK…|*] [SLIDE,SLIDE…|*] (# comments). `hali hash-token` prints the digest.")
+    @Option(
+        name: .long,
+        help:
+            "File of annotators, one per line: NAME SHA256_OF_TOKEN [TASK,TASK…|*] [SLIDE,SLIDE…|*] (# comments). `hali hash-token` prints the digest."
+    )
     var annotatorsFile: String?
 
     @Option(name: .long, help: "A whole-slide image to serve (repeatable).")
@@ -106,7 +110,8 @@ struct Halid: AsyncParsableCommand {
         let tasks: [TaskDefinition]
         do {
             endpoints = try listen.map { try Endpoint(parsing: $0) }
-            registry = try AnnotatorRegistry(try file.annotatorList() + annotators(dataDir: dataDir, configured: !file.annotatorList().isEmpty, logger: logger))
+            registry = try AnnotatorRegistry(
+                try file.annotatorList() + annotators(dataDir: dataDir, configured: !file.annotatorList().isEmpty, logger: logger))
             tasks = try file.taskDefinitions() ?? TaskDefinition.builtIn
         } catch let error as ConfigurationError {
             throw ValidationError(error.description)
@@ -126,7 +131,9 @@ struct Halid: AsyncParsableCommand {
         }
         func seconds(_ value: Double?, _ name: String, default fallback: TimeAmount) throws -> TimeAmount {
             guard let value else { return fallback }
-            guard value.isFinite, value > 0, value <= 86_400 else { throw ValidationError("\(name) must be between 0 and 86400 seconds (got \(value))") }
+            guard value.isFinite, value > 0, value <= 86_400 else {
+                throw ValidationError("\(name) must be between 0 and 86400 seconds (got \(value))")
+            }
             return .nanoseconds(Int64(value * 1e9))
         }
         func count(_ value: Int?, _ name: String, default fallback: Int) throws -> Int {
@@ -191,12 +198,13 @@ struct Halid: AsyncParsableCommand {
             }
         }
         if !annotator.isEmpty || !fromFile.isEmpty || configured {
-            return try fromFile + annotator.map { entry in
-                guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex else {
-                    throw ConfigurationError("--annotator \"\(entry)\": expected NAME:TOKEN")
+            return try fromFile
+                + annotator.map { entry in
+                    guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex else {
+                        throw ConfigurationError("--annotator \"\(entry)\": expected NAME:TOKEN")
+                    }
+                    return Annotator(name: String(entry[..<colon]), token: String(entry[entry.index(after: colon)...]))
                 }
-                return Annotator(name: String(entry[..<colon]), token: String(entry[entry.index(after: colon)...]))
-            }
         }
         let token = try LocalToken.loadOrCreate(dataDirectory: dataDir)
         logger.info("single-user mode: annotator \"local\"", metadata: ["token_file": "\(LocalToken.path(dataDirectory: dataDir))"])

@@ -60,14 +60,14 @@ private var haveData: Bool { FileManager.default.fileExists(atPath: dataRoot + "
 @Suite struct LayoutTests {
     @Test func aperioXMLCentroids() throws {
         let xml = """
-        <Annotations MicronsPerPixel="0.252700"><Annotation Id="1"><Regions>
-        <RegionAttributeHeaders><AttributeHeader Id="9999" Name="Region"/></RegionAttributeHeaders>
-        <Region Id="1" Type="0"><Attributes/><Vertices>
-        <Vertex X="0" Y="0"/><Vertex X="4" Y="0"/><Vertex X="4" Y="2"/><Vertex X="0" Y="2"/>
-        </Vertices></Region>
-        <Region Id="2"><Vertices><Vertex X="10.5" Y="20"/></Vertices></Region>
-        </Regions></Annotation></Annotations>
-        """
+            <Annotations MicronsPerPixel="0.252700"><Annotation Id="1"><Regions>
+            <RegionAttributeHeaders><AttributeHeader Id="9999" Name="Region"/></RegionAttributeHeaders>
+            <Region Id="1" Type="0"><Attributes/><Vertices>
+            <Vertex X="0" Y="0"/><Vertex X="4" Y="0"/><Vertex X="4" Y="2"/><Vertex X="0" Y="2"/>
+            </Vertices></Region>
+            <Region Id="2"><Vertices><Vertex X="10.5" Y="20"/></Vertices></Region>
+            </Regions></Annotation></Annotations>
+            """
         let doc = try AperioXML.parse(Array(xml.utf8))
         #expect(doc.micronsPerPixel == 0.2527)
         #expect(doc.polygons.count == 2)
@@ -95,7 +95,7 @@ private var haveData: Bool { FileManager.default.fileExists(atPath: dataRoot + "
     /// One MoNuSeg image (TCGA-21-5784, 398 nuclei) with the default parameters. Measured F1 in the
     /// comment of `minimumF1`; the floor leaves a margin of about 0.05.
     @Test(.enabled(if: haveData)) func moNuSegImageF1AboveFloor() throws {
-        let minimumF1 = 0.74   // measured 0.788 with the defaults (see docs/detector.md)
+        let minimumF1 = 0.74  // measured 0.788 with the defaults (see docs/detector.md)
         let r = try DetectionEvaluation.run(datasetDirectory: dataRoot + "/monuseg/train", radiusMicrons: 3, limit: 1)
         #expect(r.images.count == 1 && r.images[0].labelled == 398)
         #expect(r.f1 > minimumF1)
@@ -112,13 +112,17 @@ private var haveData: Bool { FileManager.default.fileExists(atPath: dataRoot + "
         let triangle = [Point(x: 2.6, y: 1.6), Point(x: 4.4, y: 1.6), Point(x: 3.0, y: 3.6)]
         let map = DatasetReader.instanceMap(polygons: [rectangle, triangle], width: 6, height: 4)
         let rows = (0..<4).map { y in (0..<6).map { x in String(map.samples[y * 6 + x]) }.joined() }
-        #expect(rows == ["000000",
-                         "011100",
-                         "011220",
-                         "000200"])
+        #expect(
+            rows == [
+                "000000",
+                "011100",
+                "011220",
+                "000200",
+            ])
         // Polygons outside the image or degenerate are skipped; the map keeps its size.
-        let none = DatasetReader.instanceMap(polygons: [[Point(x: -9, y: -9), Point(x: -5, y: -9), Point(x: -5, y: -5)], [Point(x: 1, y: 1)]],
-                                             width: 3, height: 3)
+        let none = DatasetReader.instanceMap(
+            polygons: [[Point(x: -9, y: -9), Point(x: -5, y: -9), Point(x: -5, y: -5)], [Point(x: 1, y: 1)]],
+            width: 3, height: 3)
         #expect(none.samples == [UInt16](repeating: 0, count: 9))
     }
 

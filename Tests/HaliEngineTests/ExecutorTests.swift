@@ -16,7 +16,9 @@ struct ExecutorTests {
             for job in 0..<40 {
                 group.addTask {
                     let square = try await executor.run { () -> Int in
-                        let now = running.withLock { $0 += 1; return $0 }
+                        let now = running.withLock {
+                            $0 += 1; return $0
+                        }
                         most.withLock { $0 = max($0, now) }
                         usleep(1_000)
                         running.withLock { $0 -= 1 }

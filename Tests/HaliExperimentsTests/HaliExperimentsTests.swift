@@ -10,8 +10,9 @@ import Testing
 func syntheticData(seed: UInt64 = 3) -> PreparedData {
     var rng = SeededRandom(seed: seed)
     func table(_ images: Int, _ name: String) -> (CellData, Matrix, [Int]) {
-        var t = CellData(directory: name, imageNames: (0..<images).map { "\(name)\($0).png" }, imagePaths: [],
-                         imageSizes: Array(repeating: (100, 100), count: images), micronsPerPixel: 1)
+        var t = CellData(
+            directory: name, imageNames: (0..<images).map { "\(name)\($0).png" }, imagePaths: [],
+            imageSizes: Array(repeating: (100, 100), count: images), micronsPerPixel: 1)
         var v: [Float] = []
         var y: [Int] = []
         for im in 0..<images {
@@ -29,8 +30,9 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     let (pool, px, py) = table(6, "pool")
     let (test, tx, ty) = table(2, "test")
     let grid = PatchGrid(image: pool.image, x: pool.x, y: pool.y, extents: Array(repeating: (100.0, 100.0), count: 6), side: 50)
-    return PreparedData(pool: pool, poolX: px, poolLabels: py, test: test, testX: tx, testLabels: ty,
-                        classNames: ["neg", "pos"], grid: grid, features: .cheap, patchMicrons: 50, testDescription: "synthetic")
+    return PreparedData(
+        pool: pool, poolX: px, poolLabels: py, test: test, testX: tx, testLabels: ty,
+        classNames: ["neg", "pos"], grid: grid, features: .cheap, patchMicrons: 50, testDescription: "synthetic")
 }
 
 @Test func effectivenessIsDeterministic() throws {
@@ -129,4 +131,3 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
         }
     }
 }
-

@@ -32,7 +32,8 @@ private func writeCSV(_ text: String) throws -> String {
 @Test func slideCellsAreCutIntoBlocksWithTheirContext() throws {
     // 1 µm/px, 100 µm blocks: 3 × 2 blocks with edges at x = 0, 100, 200 and y = 0, 100. Block (1, 1) gets no cell
     // and is dropped; a row of another image is ignored; (100, 50) lies on the first column of block (1, 0).
-    let csv = try writeCSV("""
+    let csv = try writeCSV(
+        """
         image,x,y,class
         s.tif,10.5,20.5,a
         s.tif,150,30,b
@@ -43,8 +44,9 @@ private func writeCSV(_ text: String) throws -> String {
         s.tif,290,10,b
         s.tif,5,150,a
         """)
-    let data = try CellData.load(slidePath: "/slides/s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1,
-                                 blockMicrons: 100)
+    let data = try CellData.load(
+        slidePath: "/slides/s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1,
+        blockMicrons: 100)
     #expect(data.imageNames == ["s.tif@0,0", "s.tif@100,0", "s.tif@200,0", "s.tif@0,100", "s.tif@200,100"])
     #expect(data.imageKind == "blocks")
     #expect(data.imageSizes.allSatisfy { $0.width == 100 && $0.height == 100 })
@@ -68,8 +70,9 @@ private func writeCSV(_ text: String) throws -> String {
     #expect(right.dx == 32 && right.image.width == 132)
 
     // Every 4th block is held aside, like every 4th image of a directory.
-    let prepared = try PreparedData.make(cells: data, testDirectory: nil, useCase: UseCase(positive: "a"), features: .cheap,
-                                         patchMicrons: 50)
+    let prepared = try PreparedData.make(
+        cells: data, testDirectory: nil, useCase: UseCase(positive: "a"), features: .cheap,
+        patchMicrons: 50)
     #expect(prepared.test.imageNames == ["s.tif@0,100"] && prepared.pool.count == 6 && prepared.test.count == 1)
     #expect(prepared.testDescription.contains("1 of the 5 blocks"))
     #expect(prepared.grid.patches.count == 16)  // 2 × 2 patches of 50 µm in each of the 4 pool blocks
@@ -78,8 +81,9 @@ private func writeCSV(_ text: String) throws -> String {
 @Test func blockEdgesOnWholePixelsWhenTheRegionDoesNotDivide() throws {
     // 299 px in 3 blocks: edges 0, 99, 199, 299. A cell on x = 99 starts the second block (⌊99·3/299⌋ alone says 0).
     let csv = try writeCSV("image,x,y,class\ns.tif,98.9,5,a\ns.tif,99,5,b\ns.tif,198.5,5,a\ns.tif,199,5,b\n")
-    let data = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1,
-                                 region: PixelRegion(x: 0, y: 0, width: 299, height: 100), blockMicrons: 100)
+    let data = try CellData.load(
+        slidePath: "s.tif", slide: codedSlide(), cellsCSV: csv, micronsPerPixel: 1,
+        region: PixelRegion(x: 0, y: 0, width: 299, height: 100), blockMicrons: 100)
     #expect(data.imageNames == ["s.tif@0,0", "s.tif@99,0", "s.tif@199,0"])
     #expect(data.imageSizes.map(\.width) == [99, 100, 100])
     #expect(data.image == [0, 1, 1, 2] && data.x == [98.9, 0, 99.5, 0])
@@ -94,13 +98,15 @@ private func writeCSV(_ text: String) throws -> String {
     #expect(otherSlide.contains("no cells of s.tif") && otherSlide.contains("other.tif"), "\(otherSlide)")
     let inside = try writeCSV("image,x,y,class\ns.tif,5,5,a\n")
     let outside = message {
-        _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
-                              region: PixelRegion(x: 200, y: 0, width: 200, height: 10))
+        _ = try CellData.load(
+            slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
+            region: PixelRegion(x: 200, y: 0, width: 200, height: 10))
     }
     #expect(outside.contains("reaches outside the 300×200 slide"), "\(outside)")
     let empty = message {
-        _ = try CellData.load(slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
-                              region: PixelRegion(x: 100, y: 100, width: 50, height: 50))
+        _ = try CellData.load(
+            slidePath: "s.tif", slide: codedSlide(), cellsCSV: inside, micronsPerPixel: 1,
+            region: PixelRegion(x: 100, y: 100, width: 50, height: 50))
     }
     #expect(empty.contains("no labelled cell of s.tif lies inside region"), "\(empty)")
     // 100 µm blocks at 1 µm/px need (100 + 2·32)² px per read: refused up front under a smaller read limit.
@@ -149,16 +155,19 @@ private func writeCSV(_ text: String) throws -> String {
     let pixels = SlidePixels(width: Int(slide.width), height: Int(slide.height)) { x, y, w, h in
         RGBImage(width: w, height: h, pixels: try slide.readRegion(x: Int64(x), y: Int64(y), level: 0, width: w, height: h))
     }
-    let blocks = try CellData.load(slidePath: slidePath, slide: pixels, cellsCSV: sharedData + "/slides/crc-mosaic-cells.csv",
-                                   micronsPerPixel: 0.55, region: PixelRegion(x: 0, y: 4500, width: 5000, height: 500),
-                                   blockMicrons: 275)
+    let blocks = try CellData.load(
+        slidePath: slidePath, slide: pixels, cellsCSV: sharedData + "/slides/crc-mosaic-cells.csv",
+        micronsPerPixel: 0.55, region: PixelRegion(x: 0, y: 4500, width: 5000, height: 500),
+        blockMicrons: 275)
     #expect(blocks.imageNames.count == 10 && blocks.imageOrigins.map(\.x) == Array(stride(from: 0, to: 5000, by: 500)))
     #expect(blocks.imageSizes.allSatisfy { $0.width == 500 && $0.height == 500 })
 
     // crc/cells.csv has a few centroids on an image's far edge (x or y = 500.0, e.g. img091 at x = 500): on the
     // mosaic they lie on the first pixel of the next image. Every other cell of images 91–100 is in its block.
     let images = try CellData.load(directory: sharedData + "/crc").subset(images: Array(90..<100))
-    func key(_ d: CellData, _ c: Int) -> String { "\(d.image[c]) \(Int((d.x[c] * 100).rounded())) \(Int((d.y[c] * 100).rounded())) \(d.className[c])" }
+    func key(_ d: CellData, _ c: Int) -> String {
+        "\(d.image[c]) \(Int((d.x[c] * 100).rounded())) \(Int((d.y[c] * 100).rounded())) \(d.className[c])"
+    }
     var blockCell: [String: Int] = [:]
     for c in 0..<blocks.count { blockCell[key(blocks, c)] = c }
     let inner = (0..<images.count).filter { images.x[$0] < 500 && images.y[$0] < 500 }
@@ -169,7 +178,9 @@ private func writeCSV(_ text: String) throws -> String {
 
     // Cheap features (in [0, 1]) of cells at least 16 µm inside images 91 and 92 see the same pixels in both layouts.
     let margin = 16 / 0.55
-    let deep = inner.filter { images.image[$0] < 2 && images.x[$0] > margin && images.y[$0] > margin && images.x[$0] < 500 - margin && images.y[$0] < 500 - margin }
+    let deep = inner.filter {
+        images.image[$0] < 2 && images.x[$0] > margin && images.y[$0] > margin && images.x[$0] < 500 - margin && images.y[$0] < 500 - margin
+    }
     let a = try CheapFeatures.extract(blocks.subset(images: [0, 1])), b = try CheapFeatures.extract(images.subset(images: [0, 1]))
     var largest: Float = 0, sum: Float = 0
     for c in deep {

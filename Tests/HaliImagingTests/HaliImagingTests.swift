@@ -109,13 +109,15 @@ private func binary(_ rows: [String]) -> BinaryImage {
                 var isMax = f.data[start] > 0
                 while i < members.count {
                     let p = members[i]; i += 1
-                    for dy in -1...1 { for dx in -1...1 where dx != 0 || dy != 0 {
-                        let x = p % w + dx, y = p / w + dy
-                        guard x >= 0, x < w, y >= 0, y < h else { continue }
-                        let q = y * w + x
-                        if f.data[q] > f.data[p] { isMax = false }
-                        if f.data[q] == f.data[p] && component[q] == -1 { component[q] = start; members.append(q) }
-                    } }
+                    for dy in -1...1 {
+                        for dx in -1...1 where dx != 0 || dy != 0 {
+                            let x = p % w + dx, y = p / w + dy
+                            guard x >= 0, x < w, y >= 0, y < h else { continue }
+                            let q = y * w + x
+                            if f.data[q] > f.data[p] { isMax = false }
+                            if f.data[q] == f.data[p] && component[q] == -1 { component[q] = start; members.append(q) }
+                        }
+                    }
                 }
                 if isMax { for p in members { expected[p] = next }; next += 1 }
             }
@@ -236,7 +238,7 @@ private func binary(_ rows: [String]) -> BinaryImage {
 
     @Test func pureHematoxylinDeconvolvesToOneStain() {
         let h = StainMatrix.hematoxylinEosin.rows[0]
-        let c = h.map { UInt8((255 * pow10(-$0)).rounded()) }   // one unit of hematoxylin OD
+        let c = h.map { UInt8((255 * pow10(-$0)).rounded()) }  // one unit of hematoxylin OD
         let planes = ColorDeconvolution.deconvolve(RGBImage(width: 1, height: 1, pixels: c), stains: .hematoxylinEosin)
         #expect(abs(planes.planes[0].data[0] - 1) < 0.02)
         #expect(abs(planes.planes[1].data[0]) < 0.02)
@@ -330,7 +332,7 @@ enum ColorDeconvolutionTestMath {
         let sorted = nuclei.sorted { $0.centroid.x < $1.centroid.x }
         for (n, c) in zip(sorted, centres) {
             #expect(abs(n.centroid.x - c.0) < 1.5 && abs(n.centroid.y - c.1) < 1.5)
-            #expect(n.areaMicrons2 > 15 && n.areaMicrons2 < 40)   // π·3² = 28 µm²
+            #expect(n.areaMicrons2 > 15 && n.areaMicrons2 < 40)  // π·3² = 28 µm²
         }
         // Deterministic.
         #expect(det.detect(RGBImage(width: w, height: h, pixels: px), micronsPerPixel: 0.25) == nuclei)
@@ -371,7 +373,8 @@ enum ColorDeconvolutionTestMath {
 @Suite struct MapDetectionTests {
     /// A working image at 0.5 µm/px (scale 1) with blank stain planes, and maps drawn from disks and centre peaks.
     private func maps(disks: [(x: Double, y: Double, r: Double, peak: Bool)], width: Int = 40, height: Int = 30)
-        -> (WorkingImage, FloatImage, FloatImage) {
+        -> (WorkingImage, FloatImage, FloatImage)
+    {
         var fg = FloatImage(width: width, height: height), centre = FloatImage(width: width, height: height)
         for y in 0..<height {
             for x in 0..<width {
@@ -383,9 +386,10 @@ enum ColorDeconvolutionTestMath {
             }
         }
         let plane = FloatImage(width: width, height: height, fill: 0.3)
-        let working = WorkingImage(width: width, height: height, scaleX: 1, scaleY: 1, micronsPerPixelX: 0.5, micronsPerPixelY: 0.5,
-                                   stainPlanes: [plane, plane], stainNames: ["hematoxylin", "eosin"],
-                                   opticalDensity: [Float](repeating: 0, count: width * height * 3))
+        let working = WorkingImage(
+            width: width, height: height, scaleX: 1, scaleY: 1, micronsPerPixelX: 0.5, micronsPerPixelY: 0.5,
+            stainPlanes: [plane, plane], stainNames: ["hematoxylin", "eosin"],
+            opticalDensity: [Float](repeating: 0, count: width * height * 3))
         return (working, fg, centre)
     }
 

@@ -231,13 +231,19 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
             ($0 as? IngestError)?.message.contains("detection 2") == true
         }
         let noHeader = try write("1,2\n3,4\n", "n.csv")
-        #expect(throws: IngestError.self) { try ExternalDetections.read(path: noHeader, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) }
-        let malformed = try write("{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[1,\"a\"]]]}}]}", "m.geojson")
+        #expect(throws: IngestError.self) {
+            try ExternalDetections.read(path: noHeader, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5)
+        }
+        let malformed = try write(
+            "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[1,\"a\"]]]}}]}",
+            "m.geojson")
         #expect { try ExternalDetections.read(path: malformed, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) } throws: {
             ($0 as? IngestError)?.message.contains("feature 1") == true
         }
         let notJSON = try write("{\"type\": ", "x.geojson")
-        #expect(throws: IngestError.self) { try ExternalDetections.read(path: notJSON, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) }
+        #expect(throws: IngestError.self) {
+            try ExternalDetections.read(path: notJSON, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5)
+        }
     }
 
     @Test func importedDetectionsBecomeAnIndex() async throws {

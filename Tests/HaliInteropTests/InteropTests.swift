@@ -27,9 +27,11 @@ private struct Fixture {
                 let x = 1000.0 + Double(i) * 40, y = 800.0 + Double(j) * 40
                 if (i + j) % 2 == 0 {
                     let ring = [[x - 6, y - 6], [x + 6, y - 6], [x + 6, y + 6], [x - 6, y + 6], [x - 6, y - 6]]
-                    features.append(#"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[\#(ring)]},"properties":{"objectType":"detection"}}"#)
+                    features.append(
+                        #"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[\#(ring)]},"properties":{"objectType":"detection"}}"#)
                 } else {
-                    features.append(#"{"type":"Feature","geometry":{"type":"Point","coordinates":[\#(x),\#(y)]},"properties":{"objectType":"detection"}}"#)
+                    features.append(
+                        #"{"type":"Feature","geometry":{"type":"Point","coordinates":[\#(x),\#(y)]},"properties":{"objectType":"detection"}}"#)
                 }
             }
         }
@@ -204,27 +206,60 @@ private struct Fixture {
     /// Each bad file is refused with its place named, and nothing is imported.
     @Test(arguments: [
         ("geojson", "{\"type\":\"FeatureCollection\",\"features\":[", "not valid JSON"),
-        ("geojson", #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","properties":{}}]}"#, "feature 2"),
-        ("geojson", #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","geometry":{"type":"Point","coordinates":[1040,800]},"properties":{"classification":{"name":"tumour"}}}]}"#, "feature 2: class \"tumour\""),
-        ("geojson", #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"objectType":"annotation"}},{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","geometry":{"type":"Point","coordinates":[99999,800]},"properties":{"classification":{"name":"other"}}}]}"#, "feature 3: (99999.0, 800.0) lies outside"),
-        ("geojson", #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{}}]}"#, "feature 1 has no classification"),
+        (
+            "geojson",
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","properties":{}}]}"#,
+            "feature 2"
+        ),
+        (
+            "geojson",
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","geometry":{"type":"Point","coordinates":[1040,800]},"properties":{"classification":{"name":"tumour"}}}]}"#,
+            "feature 2: class \"tumour\""
+        ),
+        (
+            "geojson",
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"objectType":"annotation"}},{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{"classification":{"name":"other"}}},{"type":"Feature","geometry":{"type":"Point","coordinates":[99999,800]},"properties":{"classification":{"name":"other"}}}]}"#,
+            "feature 3: (99999.0, 800.0) lies outside"
+        ),
+        (
+            "geojson",
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Point","coordinates":[1000,800]},"properties":{}}]}"#,
+            "feature 1 has no classification"
+        ),
         ("csv", "x,y,class\n1000,800,other\n1040,abc,other\n", "line 3"),
         ("csv", "x,y,class\n1000,800,other\n-50,800,other\n", "line 3: (-50.0, 800.0) lies outside"),
-        ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates></Annotation><Annotation Name=\"b\" Type=\"Dot\" PartOfGroup=\"ghost\"><Coordinates><Coordinate Order=\"0\" X=\"1040\" Y=\"800\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\" PartOfGroup=\"None\" Color=\"#4363d8\"/></AnnotationGroups></ASAP_Annotations>", "Annotation 2 \"b\" (line 1): PartOfGroup \"ghost\" is not defined"),
-        ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates>", "malformed XML"),
+        (
+            "asap",
+            "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates></Annotation><Annotation Name=\"b\" Type=\"Dot\" PartOfGroup=\"ghost\"><Coordinates><Coordinate Order=\"0\" X=\"1040\" Y=\"800\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\" PartOfGroup=\"None\" Color=\"#4363d8\"/></AnnotationGroups></ASAP_Annotations>",
+            "Annotation 2 \"b\" (line 1): PartOfGroup \"ghost\" is not defined"
+        ),
+        (
+            "asap",
+            "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates>",
+            "malformed XML"
+        ),
         // Found by fuzzing: Foundation's XMLParser dereferenced NULL for a processing instruction without data.
         ("asap", "<?xml version=\"1.0\"?>\n<?xmAnnotationGroups?>\n<ASAP_Annotations></ASAP_Annotations>", "a processing instruction"),
         // Also found by fuzzing: an XML declaration without its "?>" that swallowed the next instruction.
         ("asap", "<?xml vekr=snoy\"@ons>\n<?x11?>\n>\nl=\"@on", "a processing instruction"),
-        ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"oops\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>", "needs numeric X and Y"),
-        ("asap", "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates></Annotation><Annotation Name=\"far\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"5000\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>", "Annotation 2 \"far\" (line 1): (1000.0, 5000.0) lies outside"),
+        (
+            "asap",
+            "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"oops\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>",
+            "needs numeric X and Y"
+        ),
+        (
+            "asap",
+            "<ASAP_Annotations><Annotations><Annotation Name=\"a\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"800\"/></Coordinates></Annotation><Annotation Name=\"far\" Type=\"Dot\" PartOfGroup=\"other\"><Coordinates><Coordinate Order=\"0\" X=\"1000\" Y=\"5000\"/></Coordinates></Annotation></Annotations><AnnotationGroups><Group Name=\"other\"/></AnnotationGroups></ASAP_Annotations>",
+            "Annotation 2 \"far\" (line 1): (1000.0, 5000.0) lies outside"
+        ),
     ])
     func badInputIsRefused(format: String, text: String, expected: String) async throws {
         let fixture = try await Fixture()
         defer { fixture.cleanUp() }
         let path = try fixture.write(text, "bad.\(format)")
         let error = await #expect(throws: InteropError.self) {
-            try await Importer.importFile(path, format: InteropFormat(rawValue: format)!, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
+            try await Importer.importFile(
+                path, format: InteropFormat(rawValue: format)!, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
         }
         #expect(error?.message.contains(expected) == true, "\(error?.message ?? "")")
         #expect(try fixture.store.eventCount() == 0)
@@ -235,7 +270,9 @@ private struct Fixture {
         let fixture = try await Fixture()
         defer { fixture.cleanUp() }
         let path = fixture.directory + "/latin.xml"
-        let bytes = Array("<ASAP_Annotations><Annotations><Coordi".utf8) + [UInt8](repeating: 0xff, count: 16) + Array("/></Annotations></ASAP_Annotations>".utf8)
+        let bytes =
+            Array("<ASAP_Annotations><Annotations><Coordi".utf8) + [UInt8](repeating: 0xff, count: 16)
+            + Array("/></Annotations></ASAP_Annotations>".utf8)
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         let error = await #expect(throws: InteropError.self) {
             try await Importer.importFile(path, format: .asap, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)

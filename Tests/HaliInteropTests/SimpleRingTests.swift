@@ -55,7 +55,8 @@ private let pinchedFilled: [[Double]] = [[0, 0], [3, 0], [3, 3], [1, 3], [1, 2],
         let place = { (p: [Double]) in [1000 + 4 * p[0], 800 + 4 * p[1]] }
         let ring = (pinched + [pinched[0]]).map(place)
         let detections = directory + "/cells.geojson"
-        try #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[\#(ring)]},"properties":{"objectType":"detection"}}]}"#
+        try
+            #"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":{"type":"Polygon","coordinates":[\#(ring)]},"properties":{"objectType":"detection"}}]}"#
             .write(toFile: detections, atomically: true, encoding: .utf8)
         _ = try await IndexBuilder.build(
             slidePath: slidePath, options: IngestOptions(), detections: (detections, .geojson), outputDirectory: directory + "/index")
@@ -65,7 +66,8 @@ private let pinchedFilled: [[Double]] = [[0, 0], [3, 0], [3, 3], [1, 3], [1, 2],
         let expected = (pinchedFilled + [pinchedFilled[0]]).map(place)
 
         try Exporter.write(labels, format: .geojson, slide: slide, task: task, to: directory + "/a.geojson")
-        let root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/a.geojson"))) as? [String: Any])
+        let root = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/a.geojson"))) as? [String: Any])
         let geometry = try #require(((root["features"] as? [[String: Any]])?.first)?["geometry"] as? [String: Any])
         #expect(geometry["coordinates"] as? [[[Double]]] == [expected])
 

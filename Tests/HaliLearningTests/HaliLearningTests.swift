@@ -130,8 +130,9 @@ func toyProblem(_ n: Int, seed: UInt64, classes: Int = 2) -> (Matrix, [Int]) {
     for i in theta.indices {
         var tp = theta, tm = theta
         tp[i] += 1e-3; tm[i] -= 1e-3
-        let num = (head.objective(theta: tp, x: x, labels: y, sampleWeights: w, lambda: 0.1, grad: &s)
-            - head.objective(theta: tm, x: x, labels: y, sampleWeights: w, lambda: 0.1, grad: &s)) / 2e-3
+        let num =
+            (head.objective(theta: tp, x: x, labels: y, sampleWeights: w, lambda: 0.1, grad: &s)
+                - head.objective(theta: tm, x: x, labels: y, sampleWeights: w, lambda: 0.1, grad: &s)) / 2e-3
         #expect(abs(num - g[i]) < 1e-3 + 0.02 * abs(num))
     }
 }
@@ -168,8 +169,9 @@ func toyProblem(_ n: Int, seed: UInt64, classes: Int = 2) -> (Matrix, [Int]) {
         let (x, y) = toyProblem(200, seed: 11)
         var s = LearningSession(features: x, classCount: 2, policy: OnlinePolicy(retrainEvery: 5, minLabels: 10), seed: 4)
         for c in 0..<30 { s.addLabel(cell: c, label: y[c]) }
-        let grid = PatchGrid(image: Array(repeating: 0, count: 200), x: (0..<200).map { Double($0 % 20) * 10 },
-                             y: (0..<200).map { Double($0 / 20) * 10 }, extents: [(200, 100)], side: 50)
+        let grid = PatchGrid(
+            image: Array(repeating: 0, count: 200), x: (0..<200).map { Double($0 % 20) * 10 },
+            y: (0..<200).map { Double($0 / 20) * 10 }, extents: [(200, 100)], side: 50)
         let (_, subset) = s.nextPatch(grid: grid, done: [Bool](repeating: false, count: grid.patches.count), subsetSize: 8)
         return (subset, s.suggestions(for: Array(100..<120)))
     }

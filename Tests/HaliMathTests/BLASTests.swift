@@ -36,10 +36,12 @@ func naiveProduct(_ a: Matrix, transposeA: Bool, _ b: Matrix, transposeB: Bool) 
             return Float(seed >> 8) / Float(1 << 24) - 0.5
         }
         let (m, k, n) = (37, 53, 29)
-        let a = transposeA
+        let a =
+            transposeA
             ? Matrix(rows: k, columns: m, values: (0..<(m * k)).map { _ in random() })
             : Matrix(rows: m, columns: k, values: (0..<(m * k)).map { _ in random() })
-        let b = transposeB
+        let b =
+            transposeB
             ? Matrix(rows: n, columns: k, values: (0..<(k * n)).map { _ in random() })
             : Matrix(rows: k, columns: n, values: (0..<(k * n)).map { _ in random() })
         var c = Matrix(rows: m, columns: n, repeating: 1)

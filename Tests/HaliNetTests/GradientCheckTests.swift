@@ -68,8 +68,9 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         var rng = SeededRandom(seed: 1)
         let conv = Conv2D(name: "c", inChannels: 3, outChannels: 4, kernel: kernel, stride: stride, pad: pad, rng: &rng)
         let x = randomTensor(2, 7, 6, 3, seed: 2)
-        let f = gradientCheck(input: x, parameters: [conv.weight], forward: { conv.forward($0, training: true) },
-                              backward: { conv.backward($0) })
+        let f = gradientCheck(
+            input: x, parameters: [conv.weight], forward: { conv.forward($0, training: true) },
+            backward: { conv.backward($0) })
         #expect(f.isEmpty, "\(f)")
     }
 
@@ -78,31 +79,38 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         var rng = SeededRandom(seed: 3)
         for i in 0..<3 { bn.gamma.value[i] = 0.5 + rng.uniform(); bn.beta.value[i] = rng.normal() }
         let x = randomTensor(2, 3, 3, 3, seed: 4)
-        let f = gradientCheck(input: x, parameters: [bn.gamma, bn.beta], forward: { bn.forward($0, training: true) },
-                              backward: { bn.backward($0) })
+        let f = gradientCheck(
+            input: x, parameters: [bn.gamma, bn.beta], forward: { bn.forward($0, training: true) },
+            backward: { bn.backward($0) })
         #expect(f.isEmpty, "\(f)")
     }
 
     @Test func relu() {
         var saved = Tensor(n: 0, h: 0, w: 0, c: 0)
         let x = randomTensor(2, 4, 4, 3, seed: 5)
-        let f = gradientCheck(input: x, parameters: [], forward: { var y = $0; Activation.relu(&y); saved = y; return y },
-                              backward: { Activation.reluBackward($0, output: saved) })
+        let f = gradientCheck(
+            input: x, parameters: [],
+            forward: {
+                var y = $0; Activation.relu(&y); saved = y; return y
+            },
+            backward: { Activation.reluBackward($0, output: saved) })
         #expect(f.isEmpty, "\(f)")
     }
 
     @Test func maxPool() {
         let pool = MaxPool(kernel: 3, stride: 2, pad: 1)
         let x = randomTensor(2, 7, 6, 3, seed: 6)
-        let f = gradientCheck(input: x, parameters: [], forward: { pool.forward($0, training: true) },
-                              backward: { pool.backward($0) })
+        let f = gradientCheck(
+            input: x, parameters: [], forward: { pool.forward($0, training: true) },
+            backward: { pool.backward($0) })
         #expect(f.isEmpty, "\(f)")
     }
 
     @Test func globalAveragePool() {
         let x = randomTensor(2, 3, 5, 4, seed: 8)
-        let f = gradientCheck(input: x, parameters: [], forward: { GlobalAveragePool.forward($0) },
-                              backward: { GlobalAveragePool.backward($0, h: 3, w: 5) })
+        let f = gradientCheck(
+            input: x, parameters: [], forward: { GlobalAveragePool.forward($0) },
+            backward: { GlobalAveragePool.backward($0, h: 3, w: 5) })
         #expect(f.isEmpty, "\(f)")
     }
 
@@ -110,8 +118,9 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         var rng = SeededRandom(seed: 9)
         let fc = Linear(name: "fc", inFeatures: 6, outFeatures: 3, rng: &rng)
         let x = randomTensor(4, 1, 1, 6, seed: 10)
-        let f = gradientCheck(input: x, parameters: [fc.weight, fc.bias], forward: { fc.forward($0, training: true) },
-                              backward: { fc.backward($0) })
+        let f = gradientCheck(
+            input: x, parameters: [fc.weight, fc.bias], forward: { fc.forward($0, training: true) },
+            backward: { fc.backward($0) })
         #expect(f.isEmpty, "\(f)")
     }
 
@@ -120,8 +129,9 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         var rng = SeededRandom(seed: 11)
         let b = BasicBlock(name: "layer1.0", inChannels: inC, outChannels: outC, stride: stride, rng: &rng)
         let x = randomTensor(2, 5, 5, inC, seed: 12)
-        let f = gradientCheck(input: x, parameters: b.parameters, forward: { b.forward($0, training: true) },
-                              backward: { b.backward($0) })
+        let f = gradientCheck(
+            input: x, parameters: b.parameters, forward: { b.forward($0, training: true) },
+            backward: { b.backward($0) })
         #expect(f.isEmpty, "\(f)")
     }
 
@@ -139,13 +149,17 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
 
     /// The whole network end to end (stem with max pool, two stages with a downsampling block, head).
     @Test func tinyResNet() {
-        let cfg = ResNetConfig(stemWidth: 4, stemKernel: 3, stemStride: 1, stemMaxPool: true, widths: [4, 6],
-                               blocks: [1, 1], strides: [1, 2], numClasses: 3)
+        let cfg = ResNetConfig(
+            stemWidth: 4, stemKernel: 3, stemStride: 1, stemMaxPool: true, widths: [4, 6],
+            blocks: [1, 1], strides: [1, 2], numClasses: 3)
         let net = ResNet(config: cfg, seed: 14)
         let x = randomTensor(3, 8, 8, 3, seed: 15)
-        let f = gradientCheck(input: x, parameters: net.trainableParameters, samples: 4,
-                              forward: { net.forward($0, training: true).logits },
-                              backward: { net.backward($0); return nil })
+        let f = gradientCheck(
+            input: x, parameters: net.trainableParameters, samples: 4,
+            forward: { net.forward($0, training: true).logits },
+            backward: {
+                net.backward($0); return nil
+            })
         #expect(f.isEmpty, "\(f)")
     }
 }
@@ -160,14 +174,22 @@ func randomTensor(_ n: Int, _ h: Int, _ w: Int, _ c: Int, seed: UInt64) -> Tenso
         let y = conv.forward(x, training: false)
         #expect(y.shape == [1, 3, 2, 3])
         let w = conv.weight.fileValues()  // OIHW
-        for oy in 0..<3 { for ox in 0..<2 { for o in 0..<3 {
-            var s: Float = 0
-            for i in 0..<2 { for ky in 0..<3 { for kx in 0..<3 {
-                let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
-                if iy >= 0, iy < 5, ix >= 0, ix < 4 { s += x[0, iy, ix, i] * w[((o * 2 + i) * 3 + ky) * 3 + kx] }
-            } } }
-            #expect(abs(y[0, oy, ox, o] - s) < 1e-5)
-        } } }
+        for oy in 0..<3 {
+            for ox in 0..<2 {
+                for o in 0..<3 {
+                    var s: Float = 0
+                    for i in 0..<2 {
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let iy = oy * 2 - 1 + ky, ix = ox * 2 - 1 + kx
+                                if iy >= 0, iy < 5, ix >= 0, ix < 4 { s += x[0, iy, ix, i] * w[((o * 2 + i) * 3 + ky) * 3 + kx] }
+                            }
+                        }
+                    }
+                    #expect(abs(y[0, oy, ox, o] - s) < 1e-5)
+                }
+            }
+        }
     }
 
     /// Folding batch norm into the convolutions does not change the inference output.

@@ -11,7 +11,9 @@ import Testing
         let failures = gradientCheck(
             input: x, parameters: net.parameters, samples: 10,
             forward: { net.forward($0, training: true) },
-            backward: { dy in net.backward(dy); return nil })
+            backward: { dy in
+                net.backward(dy); return nil
+            })
         #expect(failures.isEmpty, "\(failures.prefix(5))")
     }
 
@@ -47,10 +49,14 @@ import Testing
         for y in 0..<cs { for i in 0..<(cs * 3) { crop[y * cs * 3 + i] = x[((y + c0) * side + c0) * 3 + i] } }
         func mismatches(_ part: [Float]) -> (count: Int, largest: Float) {
             var count = 0, largest: Float = 0
-            for y in (c0 + 24)..<side { for xx in (c0 + 24)..<side { for c in 0..<2 {
-                let a = whole[(y * side + xx) * 2 + c], b = part[((y - c0) * cs + xx - c0) * 2 + c]
-                if a != b { count += 1; largest = max(largest, abs(a - b)) }
-            } } }
+            for y in (c0 + 24)..<side {
+                for xx in (c0 + 24)..<side {
+                    for c in 0..<2 {
+                        let a = whole[(y * side + xx) * 2 + c], b = part[((y - c0) * cs + xx - c0) * 2 + c]
+                        if a != b { count += 1; largest = max(largest, abs(a - b)) }
+                    }
+                }
+            }
             return (count, largest)
         }
         let told = mismatches(net.logits(crop, height: cs, width: cs, originX: c0, originY: c0))
@@ -69,8 +75,9 @@ import Testing
         let space = NucleusMapWorkspace()
         for (side, seed) in [(96, 21), (36, 22), (132, 23)] as [(Int, UInt64)] {
             let x = randomTensor(1, side, side, 3, seed: seed).data
-            #expect(net.logits(x, height: side, width: side, workspace: space) == net.logits(x, height: side, width: side),
-                    "side \(side)")
+            #expect(
+                net.logits(x, height: side, width: side, workspace: space) == net.logits(x, height: side, width: side),
+                "side \(side)")
         }
     }
 

@@ -7,7 +7,8 @@ import Testing
     let net = ResNet(config: .compact(), seed: 1)
 
     func tensors(_ transform: (inout [(name: String, shape: [Int], values: [Float])]) -> Void = { _ in })
-        -> [(name: String, shape: [Int], values: [Float])] {
+        -> [(name: String, shape: [Int], values: [Float])]
+    {
         var t = net.parameters.map { (name: $0.name, shape: $0.fileShape, values: $0.fileValues()) }
         transform(&t)
         return t
@@ -39,10 +40,11 @@ import Testing
     }
 
     @Test func wrongShapeNamesTensor() {
-        let bytes = SafeTensors.serialize(tensors { t in
-            let i = t.firstIndex { $0.name == "layer2.0.conv1.weight" }!
-            t[i].shape = [64, 32, 9, 1]
-        }, metadata: meta)
+        let bytes = SafeTensors.serialize(
+            tensors { t in
+                let i = t.firstIndex { $0.name == "layer2.0.conv1.weight" }!
+                t[i].shape = [64, 32, 9, 1]
+            }, metadata: meta)
         let msg = message(bytes)
         #expect(msg.contains("'layer2.0.conv1.weight'") && msg.contains("[64, 32, 3, 3]"), "\(msg)")
     }
@@ -72,10 +74,11 @@ import Testing
         var bytes = SafeTensors.serialize(tensors(), metadata: meta)
         bytes[9] = UInt8(ascii: "?")
         #expect(message(bytes).contains("malformed"))
-        var b2 = SafeTensors.serialize(tensors { t in
-            let i = t.firstIndex { $0.name == "fc.bias" }!
-            t[i].values[1] = .nan
-        }, metadata: meta)
+        let b2 = SafeTensors.serialize(
+            tensors { t in
+                let i = t.firstIndex { $0.name == "fc.bias" }!
+                t[i].values[1] = .nan
+            }, metadata: meta)
         #expect(message(b2).contains("'fc.bias'"))
     }
 
@@ -93,8 +96,9 @@ import Testing
         let net = ResNet(config: .resnet18(numClasses: 10), seed: 42)
         randomizeBatchNorm(net, seed: 43)
         // torchvision state dict: no hali.* metadata, as a lab's export would be.
-        let bytes = SafeTensors.serialize(net.parameters.map { ($0.name, $0.fileShape, $0.fileValues()) }
-                                          + [("bn1.num_batches_tracked", [], [0])].prefix(0), metadata: [:])
+        let bytes = SafeTensors.serialize(
+            net.parameters.map { ($0.name, $0.fileShape, $0.fileValues()) }
+                + [("bn1.num_batches_tracked", [], [0])].prefix(0), metadata: [:])
         let x = randomTensor(2, 40, 40, 3, seed: 44)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("hali-resnet18-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

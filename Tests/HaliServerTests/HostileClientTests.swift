@@ -66,7 +66,8 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
             let helloReplies = try await withRawConnection(to: endpoint) { raw in
                 try await raw.executeThenClose { inbound, outbound in
                     let tokenX = token + "Xanything"
-                    try await outbound.write(framed(bytes: encoded(Envelope(requestID: 1, .hello(hello(tokenX))), replacing: tokenX, with: token + "\0anything")))
+                    try await outbound.write(
+                        framed(bytes: encoded(Envelope(requestID: 1, .hello(hello(tokenX))), replacing: tokenX, with: token + "\0anything")))
                     try await outbound.write(framed(Envelope(requestID: 2, .bye(Bye(reason: "done")))))  // closes if Hello was taken
                     return try await readAllFrames(inbound)
                 }
@@ -81,7 +82,8 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
                 try await raw.executeThenClose { inbound, outbound in
                     try await outbound.write(framed(Envelope(requestID: 1, .hello(hello()))))
                     try await outbound.write(framed(Envelope(requestID: 2, .openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til")))))
-                    let event = Envelope(requestID: 3, .labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "otherXjunk", source: .manual, clientTimeMs: 0)))
+                    let event = Envelope(
+                        requestID: 3, .labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "otherXjunk", source: .manual, clientTimeMs: 0)))
                     try await outbound.write(framed(bytes: encoded(event, replacing: "otherXjunk", with: "other\0junk")))
                     try await outbound.write(framed(Envelope(requestID: 4, .bye(Bye(reason: "done")))))
                     return try await readAllFrames(inbound)
@@ -125,11 +127,15 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
                     try await c.request(.labelEvent(LabelEvent(clientSeq: seq, cellID: cell, className: className, source: .manual, clientTimeMs: 0)))
                 }
                 try await expectRefusal(.invalidArgument) { try await label(0, 1, "other") }
-                guard case .labelAck(let first) = try await label(5, 1, "other").body else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                guard case .labelAck(let first) = try await label(5, 1, "other").body else {
+                    throw ClientError.unexpectedReply(expected: "label_ack", got: "")
+                }
                 try await expectRefusal(.invalidArgument) { try await label(3, 2, "other") }  // below 5, never used
                 try await expectRefusal(.invalidArgument) { try await label(5, 1, "inflammatory") }  // 5 is another event
                 try await expectRefusal(.invalidArgument) { try await label(5, 2, "other") }
-                guard case .labelAck(let resent) = try await label(5, 1, "other").body else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
+                guard case .labelAck(let resent) = try await label(5, 1, "other").body else {
+                    throw ClientError.unexpectedReply(expected: "label_ack", got: "")
+                }
                 #expect(resent.eventID == first.eventID && resent.durable)
                 // Undo shares the numbering; its resend is acknowledged again, not refused as "nothing to undo".
                 guard case .labelAck(let undone) = try await c.request(.undo(Undo(clientSeq: 6))).body
@@ -217,8 +223,10 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
             }
             try await HaliConnection.withConnection(to: endpoint, hello: hello()) { c in
                 _ = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til")))
-                guard case .labelAck(let ack) = try await c.request(
-                    .labelEvent(LabelEvent(clientSeq: 1, cellID: 3, className: "other", source: .manual, clientTimeMs: 0))).body
+                guard
+                    case .labelAck(let ack) = try await c.request(
+                        .labelEvent(LabelEvent(clientSeq: 1, cellID: 3, className: "other", source: .manual, clientTimeMs: 0))
+                    ).body
                 else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
                 #expect(ack.durable)
                 #expect(try await c.status().connections <= 33)
@@ -290,7 +298,7 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
     /// A data directory that is a file printed Foundation's "Cocoa error 512".
     @Test func aDataDirectoryThatIsAFileIsNamed() async throws {
         let file = NSTemporaryDirectory() + "halid-datadir-file-\(getpid())"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        _ = FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
         defer { unlink(file) }
         for path in [file, file + "/below"] {
             var configuration = ServerConfiguration(listen: [], annotators: try AnnotatorRegistry([]))

@@ -22,7 +22,8 @@ import Testing
         let median = table.areaMicrons2.sorted()[table.count / 2]
         for i in 0..<30 {
             let row = i * 7
-            try await label(store, "alice", UInt64(i + 1), cell: CellTable.id(ofRow: row), table.areaMicrons2[row] > median ? "inflammatory" : "other")
+            try await label(
+                store, "alice", UInt64(i + 1), cell: CellTable.id(ofRow: row), table.areaMicrons2[row] > median ? "inflammatory" : "other")
         }
         let aliceOnCell2 = table.areaMicrons2[7] > median ? "inflammatory" : "other"
         try await label(store, "bob", 1, cell: 1, table.areaMicrons2[0] > median ? "inflammatory" : "other")

@@ -72,8 +72,10 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 for cell in patch.cells.prefix(25) {
                     seq += 1
                     let name = truth(cell, medianArea: medianArea)
-                    guard case .labelAck(let ack) = try await c.request(
-                        .labelEvent(LabelEvent(clientSeq: seq, cellID: cell.id, className: name, source: .manual, clientTimeMs: 0))).body
+                    guard
+                        case .labelAck(let ack) = try await c.request(
+                            .labelEvent(LabelEvent(clientSeq: seq, cellID: cell.id, className: name, source: .manual, clientTimeMs: 0))
+                        ).body
                     else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
                     #expect(ack.durable && ack.clientSeq == seq && ack.cellID == cell.id)
                     labelled[cell.id] = name
@@ -98,14 +100,18 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
                 let unlabelled = suggested.cells.filter { $0.label == nil }
                 #expect(unlabelled.allSatisfy { $0.suggestion != nil })
-                let agreement = Double(unlabelled.filter { $0.suggestion?.className == truth($0, medianArea: medianArea) }.count) / Double(unlabelled.count)
+                let agreement =
+                    Double(unlabelled.filter { $0.suggestion?.className == truth($0, medianArea: medianArea) }.count) / Double(unlabelled.count)
                 #expect(agreement > 0.7, "suggestions agree with the annotator's rule on \(agreement) of cells")
                 for cell in unlabelled.prefix(5) {
                     seq += 1
                     let name = truth(cell, medianArea: medianArea)
                     let source: LabelSource = cell.suggestion?.className == name ? .acceptedSuggestion : .correctedSuggestion
                     _ = try await c.request(
-                        .labelEvent(LabelEvent(clientSeq: seq, cellID: cell.id, className: name, source: source, clientTimeMs: 0, modelVersionShown: suggested.modelVersion)))
+                        .labelEvent(
+                            LabelEvent(
+                                clientSeq: seq, cellID: cell.id, className: name, source: source, clientTimeMs: 0,
+                                modelVersionShown: suggested.modelVersion)))
                     labelled[cell.id] = name
                 }
                 guard case .nextPatchPick(let next) = try await c.request(.nextPatch(NextPatch())).body
@@ -165,7 +171,10 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 #expect(state.labelsDone == UInt32(labelled.count))
                 #expect(state.lastAckedSeq == 30)
                 #expect(state.modelVersion >= 1, "the model is refitted from the stored labels")
-                guard case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 700, y: 1000, width: 1024, height: 1024))))).body
+                guard
+                    case .patch(let patch) = try await c.request(
+                        .getPatch(GetPatch(target: .region(Region(x: 700, y: 1000, width: 1024, height: 1024))))
+                    ).body
                 else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
                 var restored: [UInt64: String] = [:]
                 for cell in patch.cells { if let l = cell.label { restored[cell.id] = l.className } }
@@ -202,8 +211,10 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 // Label, relabel, undo: the cell goes back to its first class; a resent seq is stored once.
                 _ = try await c.request(.labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "other", source: .manual, clientTimeMs: 0)))
                 _ = try await c.request(.labelEvent(LabelEvent(clientSeq: 2, cellID: 5, className: "inflammatory", source: .manual, clientTimeMs: 0)))
-                guard case .labelAck(let resent) = try await c.request(
-                    .labelEvent(LabelEvent(clientSeq: 2, cellID: 5, className: "inflammatory", source: .manual, clientTimeMs: 0))).body
+                guard
+                    case .labelAck(let resent) = try await c.request(
+                        .labelEvent(LabelEvent(clientSeq: 2, cellID: 5, className: "inflammatory", source: .manual, clientTimeMs: 0))
+                    ).body
                 else { throw ClientError.unexpectedReply(expected: "label_ack", got: "") }
                 #expect(resent.durable)
                 guard case .labelAck(let undone) = try await c.request(.undo(Undo(clientSeq: 3))).body
@@ -212,7 +223,9 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 guard case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "til"))).body
                 else { throw ClientError.unexpectedReply(expected: "session_state", got: "") }
                 #expect(state.labelsDone == 1 && state.lastAckedSeq == 3)
-                guard case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 2220, height: 2967))))).body
+                guard
+                    case .patch(let patch) = try await c.request(.getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 2220, height: 2967)))))
+                        .body
                 else { throw ClientError.unexpectedReply(expected: "patch", got: "") }
                 #expect(patch.cells.first { $0.id == 5 }?.label?.className == "other")
                 do {
@@ -239,7 +252,10 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 try await outbound.write(framed(Envelope(requestID: 2, .openSession(OpenSession(slideID: "CMU-1-Small-Region", task: "ki67")))))
                 for i in 0..<12 {  // 12 × 3 MiB of pixels requested, none read
                     try await outbound.write(
-                        framed(Envelope(requestID: UInt64(3 + i), .getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 1024, height: 1024)), includePixels: true)))))
+                        framed(
+                            Envelope(
+                                requestID: UInt64(3 + i),
+                                .getPatch(GetPatch(target: .region(Region(x: 0, y: 0, width: 1024, height: 1024)), includePixels: true)))))
                 }
                 try await Task.sleep(for: .milliseconds(300))
                 try await HaliConnection.withConnection(to: endpoint, hello: hello("other-token")) { c in
@@ -247,7 +263,9 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                     var slowest = Duration.zero
                     for seq in 1...30 {
                         let start = ContinuousClock.now
-                        _ = try await c.request(.labelEvent(LabelEvent(clientSeq: UInt64(seq), cellID: UInt64(seq), className: "other", source: .manual, clientTimeMs: 0)))
+                        _ = try await c.request(
+                            .labelEvent(LabelEvent(clientSeq: UInt64(seq), cellID: UInt64(seq), className: "other", source: .manual, clientTimeMs: 0))
+                        )
                         slowest = max(slowest, ContinuousClock.now - start)
                     }
                     #expect(slowest < .seconds(2), "a label took \(slowest) while another client stalled")

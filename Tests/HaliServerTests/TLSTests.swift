@@ -65,7 +65,9 @@ func selfSignedCertificate() throws -> (certificate: String, key: String)? {
         guard let (certificate, _) = try selfSignedCertificate(), let (_, otherKey) = try selfSignedCertificate() else { return }
         var configuration = ServerConfiguration(listen: [.tcp(host: "127.0.0.1", port: 0)], annotators: try AnnotatorRegistry([]))
         configuration.dataDirectory = NSTemporaryDirectory() + "halid-tls-bad-\(getpid())"
-        for (cert, key, words) in [("/no/such.pem", otherKey, "--tls-cert"), (certificate, "/no/such.pem", "--tls-key"), (certificate, otherKey, "key")] {
+        for (cert, key, words) in [
+            ("/no/such.pem", otherKey, "--tls-cert"), (certificate, "/no/such.pem", "--tls-key"), (certificate, otherKey, "key"),
+        ] {
             configuration.tls = (cert, key)
             do {
                 _ = try HaliDaemon(configuration: configuration, logger: .init(label: "tls"))

@@ -33,10 +33,11 @@ func record(_ seq: UInt64, cell: UInt64, _ className: String?, kind: LabelRecord
         // Everything is there after reopening: the events were committed before append returned.
         let reopened = try LabelStore(path: path)
         let events = try reopened.events(annotator: "alice", slide: "s1", task: "ki67")
-        #expect(events.map(\.record) == [
-            record(1, cell: 10, "positive"), record(2, cell: 11, "negative"), record(3, cell: 10, "negative", previous: "positive"),
-            record(4, cell: 10, nil, kind: .undo, previous: "positive"),
-        ])
+        #expect(
+            events.map(\.record) == [
+                record(1, cell: 10, "positive"), record(2, cell: 11, "negative"), record(3, cell: 10, "negative", previous: "positive"),
+                record(4, cell: 10, nil, kind: .undo, previous: "positive"),
+            ])
     }
 
     @Test func resentClientSeqIsStoredOnce() async throws {

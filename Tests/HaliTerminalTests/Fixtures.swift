@@ -28,10 +28,12 @@ enum Fixtures {
     /// 4×4 grey pixels; cell 1 (top-left 2×2) labelled tumour, cell 2 (bottom-right 2×2) suggested stroma.
     static func tinyPatch() -> Patch {
         let cells = [
-            Cell(id: 1, centroid: Point(x: 1, y: 1), bbox: Region(x: 0, y: 0, width: 2, height: 2),
-                 label: CellLabel(className: "tumour", source: .manual, annotator: "ann")),
-            Cell(id: 2, centroid: Point(x: 3, y: 3), bbox: Region(x: 2, y: 2, width: 2, height: 2),
-                 suggestion: Suggestion(className: "stroma", confidence: 0.9)),
+            Cell(
+                id: 1, centroid: Point(x: 1, y: 1), bbox: Region(x: 0, y: 0, width: 2, height: 2),
+                label: CellLabel(className: "tumour", source: .manual, annotator: "ann")),
+            Cell(
+                id: 2, centroid: Point(x: 3, y: 3), bbox: Region(x: 2, y: 2, width: 2, height: 2),
+                suggestion: Suggestion(className: "stroma", confidence: 0.9)),
         ]
         return Patch(
             patchID: "p-tiny", region: Region(x: 0, y: 0, width: 4, height: 4), level: 0, downsample: 1, mpp: 0.25,
@@ -50,8 +52,9 @@ enum Fixtures {
             for col in 0..<3 {
                 let cx = Double(origin.0) + 60 + Double(col) * 140
                 let cy = Double(origin.1) + 60 + Double(row) * 140
-                var cell = Cell(id: id, centroid: Point(x: cx, y: cy),
-                                bbox: Region(x: Int64(cx) - 20, y: Int64(cy) - 20, width: 40, height: 40))
+                var cell = Cell(
+                    id: id, centroid: Point(x: cx, y: cy),
+                    bbox: Region(x: Int64(cx) - 20, y: Int64(cy) - 20, width: 40, height: 40))
                 if let s = suggestions[id] { cell.suggestion = Suggestion(className: s, confidence: 0.8) }
                 if let l = labels[id] { cell.label = CellLabel(className: l, source: .manual, annotator: "ann") }
                 cells.append(cell)
@@ -60,9 +63,11 @@ enum Fixtures {
         }
         if extraOutside {
             // Overlaps the region but its centroid lies outside: not in view.
-            cells.append(Cell(id: 99, centroid: Point(x: Double(origin.0) + 410, y: Double(origin.1) + 10),
-                              bbox: Region(x: origin.0 + 390, y: origin.1, width: 40, height: 20),
-                              suggestion: Suggestion(className: "stroma", confidence: 0.7)))
+            cells.append(
+                Cell(
+                    id: 99, centroid: Point(x: Double(origin.0) + 410, y: Double(origin.1) + 10),
+                    bbox: Region(x: origin.0 + 390, y: origin.1, width: 40, height: 20),
+                    suggestion: Suggestion(className: "stroma", confidence: 0.7)))
         }
         var pixels = [UInt8](repeating: 230, count: 100 * 100 * 3)
         for i in stride(from: 0, to: pixels.count, by: 3) { pixels[i + 1] = 180 }
@@ -81,12 +86,18 @@ enum Fixtures {
         let open = c.handle(.connected(welcome), nowMs: now)
         precondition(open.count == 1)
         now += 10
-        let afterState = c.handle(.received(Envelope(requestID: open[0].requestID, .sessionState(sessionState(lastAckedSeq: lastAckedSeq)))), nowMs: now)
+        let afterState = c.handle(
+            .received(Envelope(requestID: open[0].requestID, .sessionState(sessionState(lastAckedSeq: lastAckedSeq)))), nowMs: now)
         // No current region: the client asks for the daemon's pick, then fetches it.
         guard case .nextPatch = afterState.last!.body else { preconditionFailure("expected next_patch, got \(afterState)") }
-        let pickReply = c.handle(.received(Envelope(requestID: afterState.last!.requestID, .nextPatchPick(NextPatchPick(
-            patchID: patch.patchID, region: patch.region, strategy: .coreset, reason: "holds 4 of 20 picks",
-            subsetCells: 4, cellsInRegion: UInt32(patch.cells.count))))), nowMs: now)
+        let pickReply = c.handle(
+            .received(
+                Envelope(
+                    requestID: afterState.last!.requestID,
+                    .nextPatchPick(
+                        NextPatchPick(
+                            patchID: patch.patchID, region: patch.region, strategy: .coreset, reason: "holds 4 of 20 picks",
+                            subsetCells: 4, cellsInRegion: UInt32(patch.cells.count))))), nowMs: now)
         guard pickReply.count == 1, case .getPatch = pickReply[0].body else { preconditionFailure("expected get_patch") }
         _ = c.handle(.received(Envelope(requestID: pickReply[0].requestID, .patch(patch))), nowMs: now)
         return c

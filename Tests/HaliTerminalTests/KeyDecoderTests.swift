@@ -14,8 +14,9 @@ import Testing
 
     @Test func shiftedArrows() {
         // xterm: ESC [ 1 ; 2 A … D
-        #expect(KeyDecoder.decodeAll(Array("\u{1B}[1;2A\u{1B}[1;2B\u{1B}[1;2C\u{1B}[1;2D".utf8))
-            == [.shiftUp, .shiftDown, .shiftRight, .shiftLeft])
+        #expect(
+            KeyDecoder.decodeAll(Array("\u{1B}[1;2A\u{1B}[1;2B\u{1B}[1;2C\u{1B}[1;2D".utf8))
+                == [.shiftUp, .shiftDown, .shiftRight, .shiftLeft])
         // rxvt: ESC [ a … d
         #expect(KeyDecoder.decodeAll(Array("\u{1B}[a\u{1B}[d".utf8)) == [.shiftUp, .shiftLeft])
         // Ctrl-arrow (modifier 5) is an ordinary arrow here.

@@ -13,9 +13,14 @@ import Testing
         #expect(open.map(\.body) == [.openSession(OpenSession(slideID: "s1", task: "tum"))])
         let next = c.handle(.received(Envelope(requestID: open[0].requestID, .sessionState(Fixtures.sessionState()))), nowMs: now)
         #expect(next.map(\.body) == [.nextPatch(NextPatch(strategy: .default, patchSizeUm: 0))])
-        let get = c.handle(.received(Envelope(requestID: next[0].requestID, .nextPatchPick(NextPatchPick(
-            patchID: "pk", region: Region(x: 5, y: 6, width: 7, height: 8), strategy: .coreset, reason: "r",
-            subsetCells: 1, cellsInRegion: 2)))), nowMs: now)
+        let get = c.handle(
+            .received(
+                Envelope(
+                    requestID: next[0].requestID,
+                    .nextPatchPick(
+                        NextPatchPick(
+                            patchID: "pk", region: Region(x: 5, y: 6, width: 7, height: 8), strategy: .coreset, reason: "r",
+                            subsetCells: 1, cellsInRegion: 2)))), nowMs: now)
         #expect(get.map(\.body) == [.getPatch(GetPatch(target: .patchID("pk"), level: 0, includePixels: true))])
         #expect(c.modelVersion == 3)
         #expect(c.classes == Fixtures.classes)
@@ -97,7 +102,10 @@ import Testing
         var c = Fixtures.openClient(patch: Fixtures.gridPatch(suggestions: [14: "stroma"]))
         let out = c.handle(.key(.enter), nowMs: now)
         #expect(c.labelsDone == 1 && c.unackedCount == 1)
-        _ = c.handle(.received(Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: true, eventID: 7, serverTimeMs: 0)))), nowMs: now)
+        _ = c.handle(
+            .received(
+                Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: true, eventID: 7, serverTimeMs: 0)))),
+            nowMs: now)
         #expect(c.pending.isEmpty)
         #expect(c.labelsDone == 1)
     }
@@ -108,7 +116,10 @@ import Testing
         let second = c.handle(.key(.char("2")), nowMs: now + 1)  // seq 2
         let third = c.handle(.key(.char("1")), nowMs: now + 2)  // seq 3
         #expect(Fixtures.labelEvents(first + second + third).map(\.clientSeq) == [1, 2, 3])
-        _ = c.handle(.received(Envelope(requestID: first[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 0, durable: true, eventID: 1, serverTimeMs: 0)))), nowMs: now)
+        _ = c.handle(
+            .received(
+                Envelope(requestID: first[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 0, durable: true, eventID: 1, serverTimeMs: 0)))),
+            nowMs: now)
         let sent = Fixtures.labelEvents(second + third)
 
         _ = c.handle(.disconnected(reason: "connection reset", retryInSeconds: 1), nowMs: now + 10)
@@ -122,15 +133,22 @@ import Testing
         let open = c.handle(.connected(Fixtures.welcome), nowMs: now + 40)
         #expect(open.map(\.body) == [.openSession(OpenSession(slideID: "s1", task: "tum"))])
         // The daemon had stored seq 2 (its ack was lost with the connection): only 3 and 4 go again.
-        let resent = c.handle(.received(Envelope(requestID: open[0].requestID, .sessionState(Fixtures.sessionState(lastAckedSeq: 2, labelsDone: 2)))), nowMs: now + 50)
+        let resent = c.handle(
+            .received(Envelope(requestID: open[0].requestID, .sessionState(Fixtures.sessionState(lastAckedSeq: 2, labelsDone: 2)))), nowMs: now + 50)
         let events = Fixtures.labelEvents(resent)
         #expect(events.map(\.clientSeq) == [3, 4])
         #expect(events[0] == sent[1])  // the very same event, same client_seq
         // Then the patch the client was looking at.
-        #expect(resent.last.map(\.body) == .getPatch(GetPatch(target: .region(Region(x: 1000, y: 1000, width: 400, height: 400)), level: 0, includePixels: true)))
+        #expect(
+            resent.last.map(\.body)
+                == .getPatch(GetPatch(target: .region(Region(x: 1000, y: 1000, width: 400, height: 400)), level: 0, includePixels: true)))
         #expect(c.labelsDone == 4)
         for (i, e) in events.enumerated() {
-            _ = c.handle(.received(Envelope(requestID: resent[i].requestID, .labelAck(LabelAck(clientSeq: e.clientSeq, cellID: e.cellID, durable: true, eventID: 9, serverTimeMs: 0)))), nowMs: now + 60)
+            _ = c.handle(
+                .received(
+                    Envelope(
+                        requestID: resent[i].requestID,
+                        .labelAck(LabelAck(clientSeq: e.clientSeq, cellID: e.cellID, durable: true, eventID: 9, serverTimeMs: 0)))), nowMs: now + 60)
         }
         #expect(c.pending.isEmpty)
         #expect(c.labelsDone == 4)
@@ -146,7 +164,10 @@ import Testing
     @Test func notDurableAckIsResentUnlessTheDaemonStoredIt() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
         let out = c.handle(.key(.char("1")), nowMs: now)
-        _ = c.handle(.received(Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: false, eventID: 0, serverTimeMs: 0)))), nowMs: now)
+        _ = c.handle(
+            .received(
+                Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: false, eventID: 0, serverTimeMs: 0)))),
+            nowMs: now)
         #expect(c.unackedCount == 0 && c.pending.count == 1)
         _ = c.handle(.disconnected(reason: "x", retryInSeconds: 1), nowMs: now)
         let open = c.handle(.connected(Fixtures.welcome), nowMs: now)
@@ -173,7 +194,9 @@ import Testing
     @Test func refusedLabelIsTakenBack() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
         let out = c.handle(.key(.char("1")), nowMs: now)
-        _ = c.handle(.received(Envelope(requestID: out[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "no such class", clientSeq: 1)))), nowMs: now)
+        _ = c.handle(
+            .received(Envelope(requestID: out[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "no such class", clientSeq: 1)))),
+            nowMs: now)
         #expect(c.pending.isEmpty)
         #expect(c.cells.first { $0.id == 14 }?.label == nil)
         #expect(c.messageIsError)
@@ -198,13 +221,23 @@ import Testing
     @Test func panAndZoomRequestNewRegions() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
         let right = c.handle(.key(.shiftRight), nowMs: now)
-        #expect(right.map(\.body) == [.getPatch(GetPatch(target: .region(Region(x: 1200, y: 1000, width: 400, height: 400)), level: 0, includePixels: true))])
+        #expect(
+            right.map(\.body) == [
+                .getPatch(GetPatch(target: .region(Region(x: 1200, y: 1000, width: 400, height: 400)), level: 0, includePixels: true))
+            ])
         let up = c.handle(.key(.char("w")), nowMs: now)
-        #expect(up.map(\.body) == [.getPatch(GetPatch(target: .region(Region(x: 1200, y: 800, width: 400, height: 400)), level: 0, includePixels: true))])
+        #expect(
+            up.map(\.body) == [.getPatch(GetPatch(target: .region(Region(x: 1200, y: 800, width: 400, height: 400)), level: 0, includePixels: true))])
         let zoomOut = c.handle(.key(.char("-")), nowMs: now)
-        #expect(zoomOut.map(\.body) == [.getPatch(GetPatch(target: .region(Region(x: 1000, y: 600, width: 800, height: 800)), level: 0, includePixels: true))])
+        #expect(
+            zoomOut.map(\.body) == [
+                .getPatch(GetPatch(target: .region(Region(x: 1000, y: 600, width: 800, height: 800)), level: 0, includePixels: true))
+            ])
         let zoomIn = c.handle(.key(.char("+")), nowMs: now)
-        #expect(zoomIn.map(\.body) == [.getPatch(GetPatch(target: .region(Region(x: 1200, y: 800, width: 400, height: 400)), level: 0, includePixels: true))])
+        #expect(
+            zoomIn.map(\.body) == [
+                .getPatch(GetPatch(target: .region(Region(x: 1200, y: 800, width: 400, height: 400)), level: 0, includePixels: true))
+            ])
         // Pan clamps at the slide's edge.
         var edge = Fixtures.openClient(patch: Fixtures.gridPatch(origin: (0, 0)))
         #expect(edge.handle(.key(.char("a")), nowMs: now).isEmpty)
@@ -214,18 +247,28 @@ import Testing
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
         let out = c.handle(.key(.char("n")), nowMs: now)
         #expect(out.map(\.body) == [.nextPatch(NextPatch())])
-        let get = c.handle(.received(Envelope(requestID: out[0].requestID, .nextPatchPick(NextPatchPick(
-            patchID: "p2", region: Region(x: 0, y: 0, width: 400, height: 400), strategy: .coreset, reason: "holds 41 of the 200 Coreset picks",
-            subsetCells: 41, cellsInRegion: 90)))), nowMs: now)
+        let get = c.handle(
+            .received(
+                Envelope(
+                    requestID: out[0].requestID,
+                    .nextPatchPick(
+                        NextPatchPick(
+                            patchID: "p2", region: Region(x: 0, y: 0, width: 400, height: 400), strategy: .coreset,
+                            reason: "holds 41 of the 200 Coreset picks",
+                            subsetCells: 41, cellsInRegion: 90)))), nowMs: now)
         #expect(get.map(\.body) == [.getPatch(GetPatch(target: .patchID("p2"), level: 0, includePixels: true))])
         #expect(c.pick?.reason == "holds 41 of the 200 Coreset picks")
     }
 
     @Test func predictionsUpdateSuggestionsAndModelVersion() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
-        _ = c.handle(.received(Envelope(.predictions(Predictions(
-            modelVersion: 4, validationAccuracy: 0.9, labelsUsed: 12, region: nil,
-            predictions: [CellPrediction(cellID: 14, className: "stroma", confidence: 0.6)])))), nowMs: now)
+        _ = c.handle(
+            .received(
+                Envelope(
+                    .predictions(
+                        Predictions(
+                            modelVersion: 4, validationAccuracy: 0.9, labelsUsed: 12, region: nil,
+                            predictions: [CellPrediction(cellID: 14, className: "stroma", confidence: 0.6)])))), nowMs: now)
         #expect(c.modelVersion == 4)
         #expect(c.validationAccuracy == 0.9)
         let e = Fixtures.labelEvents(c.handle(.key(.char("1")), nowMs: now))
@@ -238,7 +281,10 @@ import Testing
         let out = c.handle(.key(.char("1")), nowMs: now)
         _ = c.handle(.key(.char("q")), nowMs: now)
         #expect(!c.shouldQuit && c.quitRequested)
-        _ = c.handle(.received(Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: true, eventID: 1, serverTimeMs: 0)))), nowMs: now)
+        _ = c.handle(
+            .received(
+                Envelope(requestID: out[0].requestID, .labelAck(LabelAck(clientSeq: 1, cellID: 14, durable: true, eventID: 1, serverTimeMs: 0)))),
+            nowMs: now)
         #expect(c.shouldQuit)
 
         var d = Fixtures.openClient(patch: Fixtures.gridPatch())
@@ -260,8 +306,9 @@ import Testing
     }
     @Test func streamedPickIsAdviceOnly() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
-        let pick = NextPatchPick(patchID: "after-retrain", region: Region(x: 0, y: 0, width: 400, height: 400), strategy: .coreset,
-                                 reason: "holds 9 of the 200 Coreset picks", subsetCells: 9, cellsInRegion: 30)
+        let pick = NextPatchPick(
+            patchID: "after-retrain", region: Region(x: 0, y: 0, width: 400, height: 400), strategy: .coreset,
+            reason: "holds 9 of the 200 Coreset picks", subsetCells: 9, cellsInRegion: 30)
         #expect(c.handle(.received(Envelope(.nextPatchPick(pick))), nowMs: now).isEmpty)
         #expect(c.pick == pick)
         #expect(c.patch?.patchID == "p-grid")
@@ -294,13 +341,16 @@ import Testing
     @Test func refusedPatchIsRetriedOnceAtACoarserLevel() {
         var c = Fixtures.openClient(patch: Fixtures.gridPatch())
         let first = c.handle(.key(.shiftRight), nowMs: now)
-        let retry = c.handle(.received(Envelope(requestID: first[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "ask a coarser level")))), nowMs: now)
+        let retry = c.handle(
+            .received(Envelope(requestID: first[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "ask a coarser level")))), nowMs: now
+        )
         guard case .getPatch(let get) = retry.first?.body else {
             Issue.record("expected a retry, got \(retry)")
             return
         }
         #expect(get.level == 1)
-        let none = c.handle(.received(Envelope(requestID: retry[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "still too big")))), nowMs: now)
+        let none = c.handle(
+            .received(Envelope(requestID: retry[0].requestID, .error(ErrorReply(code: .invalidArgument, message: "still too big")))), nowMs: now)
         #expect(none.isEmpty)
         #expect(c.messageIsError && c.message.contains("still too big"))
     }

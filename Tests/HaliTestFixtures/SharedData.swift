@@ -12,7 +12,9 @@ public enum SharedData {
             ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("shared/data").path
         guard FileManager.default.fileExists(atPath: (root as NSString).appendingPathComponent("README.md")) else {
-            stop("the shared data set is not at \(root) (no README.md there). The tests read ../shared/data beside the checkout; set HALI_SHARED_DATA to its path.")
+            stop(
+                "the shared data set is not at \(root) (no README.md there). The tests read ../shared/data beside the checkout; set HALI_SHARED_DATA to its path."
+            )
         }
         return root
     }()

@@ -44,11 +44,13 @@ let committedDetectorWeights = repositoryRoot.appendingPathComponent("Deploy/mod
         let s = samples[0], side = 64
         var x = Tensor(n: 1, h: side, w: side, c: 3)
         var t = [Float](repeating: 0, count: side * side * 2)
-        for y in 0..<side { for xx in 0..<side {
-            let src = (100 + y) * s.width + 100 + xx
-            for c in 0..<3 { x.data[(y * side + xx) * 3 + c] = s.input[src * 3 + c] * LearnedNucleusDetector.inputScale }
-            t[(y * side + xx) * 2] = s.targets[src * 2]; t[(y * side + xx) * 2 + 1] = s.targets[src * 2 + 1]
-        } }
+        for y in 0..<side {
+            for xx in 0..<side {
+                let src = (100 + y) * s.width + 100 + xx
+                for c in 0..<3 { x.data[(y * side + xx) * 3 + c] = s.input[src * 3 + c] * LearnedNucleusDetector.inputScale }
+                t[(y * side + xx) * 2] = s.targets[src * 2]; t[(y * side + xx) * 2 + 1] = s.targets[src * 2 + 1]
+            }
+        }
         func loss(_ net: NucleusMapNet) -> Float {
             sigmoidCrossEntropy(logits: net.forward(x, training: false), targets: t, channelWeights: [1, 2]).loss
         }

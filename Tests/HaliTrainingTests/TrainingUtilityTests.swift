@@ -50,7 +50,8 @@ import HaliInference
     @Test func headlessBackboneEmbedsButDoesNotClassify() throws {
         let net = ResNet(config: .compact(), seed: 1)
         let state = net.parameters.filter { !$0.name.hasPrefix("fc.") }.map { ($0.name, $0.fileShape, $0.fileValues()) }
-        let (headless, meta) = try ResNet.load(try SafeTensors.parse(SafeTensors.serialize(state, metadata: BackboneMetadata().encode(config: net.config))))
+        let (headless, meta) = try ResNet.load(
+            try SafeTensors.parse(SafeTensors.serialize(state, metadata: BackboneMetadata().encode(config: net.config))))
         let pixels = (0..<(2 * 40 * 40 * 3)).map { UInt8(truncatingIfNeeded: $0 &* 37) }
         let full = Embedder(net: net.folded(), metadata: meta), embedder = Embedder(net: headless.folded(), metadata: meta)
         let f = embedder.features(pixels: pixels, count: 2, height: 40, width: 40)

@@ -21,7 +21,8 @@ let everyMessage: [Envelope] = {
         .getPatch(GetPatch(target: .region(region), level: 2, includePixels: true, includeContours: true)),
         .getPatch(GetPatch(target: .patchID("p-9"), level: 1, includePixels: false, includeContours: true)),
         .labelEvent(
-            LabelEvent(clientSeq: 42, cellID: 99, className: "positive", source: .acceptedSuggestion, clientTimeMs: 1_700_000_000_123, modelVersionShown: 3)),
+            LabelEvent(
+                clientSeq: 42, cellID: 99, className: "positive", source: .acceptedSuggestion, clientTimeMs: 1_700_000_000_123, modelVersionShown: 3)),
         .undo(Undo(clientSeq: 43, cellID: 99)),
         .nextPatch(NextPatch(strategy: .entropy, patchSizeUm: 250)),
         .bye(Bye(reason: "done")),
@@ -30,11 +31,14 @@ let everyMessage: [Envelope] = {
         .exportRequest(ExportRequest(format: "geojson", consensus: true, includeSuggestions: true)),
         .exportedFile(ExportedFile(format: "csv", fileName: "s-til.csv", data: Array("x,y\n1,2\n".utf8), cells: 1)),
         .welcome(
-            Welcome(serverVersion: "0.1.0", protocolVersion: 1, annotator: "alice", capabilities: ["ping", "status"], maxFrameBytes: 1 << 24, serverName: "lab-box")),
+            Welcome(
+                serverVersion: "0.1.0", protocolVersion: 1, annotator: "alice", capabilities: ["ping", "status"], maxFrameBytes: 1 << 24,
+                serverName: "lab-box")),
         .slideList([slide, SlideInfo(id: "b", name: "b.tif", width: 1, height: 2, mppX: 0, mppY: 0, levelCount: 1, vendor: "generic-tiff")]),
         .sessionState(
             SessionState(
-                sessionID: "s1", slide: slide, task: "ki67", classes: [ClassDef(name: "positive", color: "#a52a2a", key: "1"), ClassDef(name: "negative", color: "#0000ff", key: "2")],
+                sessionID: "s1", slide: slide, task: "ki67",
+                classes: [ClassDef(name: "positive", color: "#a52a2a", key: "1"), ClassDef(name: "negative", color: "#0000ff", key: "2")],
                 labelsDone: 25, modelVersion: 4, validationAccuracy: 0.8125, currentRegion: region, lastAckedSeq: 41)),
         .patch(
             Patch(
@@ -44,8 +48,11 @@ let everyMessage: [Envelope] = {
         .predictions(
             Predictions(
                 modelVersion: 5, validationAccuracy: 0.9, labelsUsed: 30, region: region,
-                predictions: [CellPrediction(cellID: 1, className: "a", confidence: 0.5), CellPrediction(cellID: 2, className: "b", confidence: 0.25)])),
-        .nextPatchPick(NextPatchPick(patchID: "p-10", region: region, strategy: .coreset, reason: "holds 41 of 200", subsetCells: 41, cellsInRegion: 180)),
+                predictions: [
+                    CellPrediction(cellID: 1, className: "a", confidence: 0.5), CellPrediction(cellID: 2, className: "b", confidence: 0.25),
+                ])),
+        .nextPatchPick(
+            NextPatchPick(patchID: "p-10", region: region, strategy: .coreset, reason: "holds 41 of 200", subsetCells: 41, cellsInRegion: 180)),
         .error(ErrorReply(code: .frameTooLarge, message: "too big", clientSeq: 9, fatal: true)),
         .pong(Pong(nonce: 5, clientTimeNs: 6, serverTimeNs: 7)),
         .serverStatus(
@@ -167,11 +174,15 @@ let everyMessage: [Envelope] = {
     }
 
     @Test func nulAndBadUTF8InNestedStringsAreRefused() {
-        let label = Envelope(requestID: 3, .labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "otherXjunk", source: .manual, clientTimeMs: 0)))
+        let label = Envelope(
+            requestID: 3, .labelEvent(LabelEvent(clientSeq: 1, cellID: 5, className: "otherXjunk", source: .manual, clientTimeMs: 0)))
         #expect(refusal(patched(label, "otherXjunk", Array("other\0junk".utf8))) == "label_event.class_name holds a NUL byte")
-        #expect(refusal(patched(label, "otherXjunk", Array("other".utf8) + [0xff] + Array("junk".utf8))) == "label_event.class_name is not valid UTF-8")
+        #expect(
+            refusal(patched(label, "otherXjunk", Array("other".utf8) + [0xff] + Array("junk".utf8))) == "label_event.class_name is not valid UTF-8")
         // Overlong encoding of "/" (C0 AF) is not UTF-8 either.
-        #expect(refusal(patched(label, "otherXjunk", Array("othe".utf8) + [0xc0, 0xaf] + Array("junk".utf8))) == "label_event.class_name is not valid UTF-8")
+        #expect(
+            refusal(patched(label, "otherXjunk", Array("othe".utf8) + [0xc0, 0xaf] + Array("junk".utf8)))
+                == "label_event.class_name is not valid UTF-8")
         // Multi-byte UTF-8 passes.
         let accented = Envelope(.openSession(OpenSession(slideID: "lésion-µm", task: "ki67")))
         #expect(refusal(WireCodec.encode(accented)) == nil)

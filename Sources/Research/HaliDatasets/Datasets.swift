@@ -106,8 +106,10 @@ public enum DatasetReader {
             for name in pngs {
                 let inst = directory + "/instances/" + name
                 guard fm.fileExists(atPath: inst) else { throw DatasetError.malformed("missing instance map \(inst)") }
-                images.append(LabelledImage(name: name, path: imagesDir + "/" + name,
-                                            centroids: try instanceCentroids(PNGReader.readGray16(path: inst))))
+                images.append(
+                    LabelledImage(
+                        name: name, path: imagesDir + "/" + name,
+                        centroids: try instanceCentroids(PNGReader.readGray16(path: inst))))
             }
         } else {
             throw DatasetError.malformed("\(directory) has no labels (cells.csv, annotations/ or instances/)")
@@ -124,7 +126,8 @@ public enum DatasetReader {
         }
         var mpp = (obj["approx_mpp"] as? NSNumber)?.doubleValue
         if mpp == nil, let mag = obj["magnification"] as? String,
-           let m = Double(mag.lowercased().replacingOccurrences(of: "x", with: "")), m > 0 {
+            let m = Double(mag.lowercased().replacingOccurrences(of: "x", with: "")), m > 0
+        {
             mpp = 10 / m
         }
         var stain: StainKind?
@@ -150,7 +153,8 @@ public enum DatasetReader {
             row += 1
             let f = line.split(separator: ",", omittingEmptySubsequences: false)
             guard f.count > max(ci, cx, cy), let x = Double(f[cx].trimmingCharacters(in: .whitespaces)),
-                  let y = Double(f[cy].trimmingCharacters(in: .whitespaces)) else {
+                let y = Double(f[cy].trimmingCharacters(in: .whitespaces))
+            else {
                 throw DatasetError.malformed("\(path) line \(row): cannot parse \(line)")
             }
             out[String(f[ci]), default: []].append(Point(x: x, y: y))

@@ -31,8 +31,9 @@ public struct MatchCounts: Sendable, Equatable, Codable {
     private func ratio(_ a: Int, _ b: Int) -> Double { b == 0 ? 1 : Double(a) / Double(b) }
 
     public static func + (a: MatchCounts, b: MatchCounts) -> MatchCounts {
-        MatchCounts(truePositives: a.truePositives + b.truePositives, falsePositives: a.falsePositives + b.falsePositives,
-                    falseNegatives: a.falseNegatives + b.falseNegatives)
+        MatchCounts(
+            truePositives: a.truePositives + b.truePositives, falsePositives: a.falsePositives + b.falsePositives,
+            falseNegatives: a.falseNegatives + b.falseNegatives)
     }
 }
 
@@ -73,8 +74,12 @@ public enum CentroidMatching {
             usedP[c.p] = true; usedT[c.t] = true
             pairs.append((c.p, c.t))
         }
-        return (pairs, MatchCounts(truePositives: pairs.count, falsePositives: predicted.count - pairs.count,
-                                   falseNegatives: truth.count - pairs.count))
+        return (
+            pairs,
+            MatchCounts(
+                truePositives: pairs.count, falsePositives: predicted.count - pairs.count,
+                falseNegatives: truth.count - pairs.count)
+        )
     }
 }
 
@@ -133,13 +138,17 @@ public struct DetectionReport: Sendable, Codable {
         let cols = ["truth", "pred", "TP", "FP", "FN", "prec", "recall", "F1", "ms"]
         out += pad("image", nameW, left: true) + cols.map { pad($0, 7) }.joined(separator: " ") + "\n"
         for r in images {
-            let v = [String(r.labelled), String(r.detected), String(r.counts.truePositives), String(r.counts.falsePositives),
-                     String(r.counts.falseNegatives), f(r.precision), f(r.recall), f(r.f1), f(r.detectSeconds * 1000, 0)]
+            let v = [
+                String(r.labelled), String(r.detected), String(r.counts.truePositives), String(r.counts.falsePositives),
+                String(r.counts.falseNegatives), f(r.precision), f(r.recall), f(r.f1), f(r.detectSeconds * 1000, 0),
+            ]
             out += pad(r.image, nameW, left: true) + v.map { pad($0, 7) }.joined(separator: " ") + "\n"
         }
-        let tv = [String(overall.truePositives + overall.falseNegatives), String(overall.truePositives + overall.falsePositives),
-                  String(overall.truePositives), String(overall.falsePositives), String(overall.falseNegatives),
-                  f(precision), f(recall), f(f1), f(totalDetectSeconds * 1000, 0)]
+        let tv = [
+            String(overall.truePositives + overall.falseNegatives), String(overall.truePositives + overall.falsePositives),
+            String(overall.truePositives), String(overall.falsePositives), String(overall.falseNegatives),
+            f(precision), f(recall), f(f1), f(totalDetectSeconds * 1000, 0),
+        ]
         out += pad("overall", nameW, left: true) + tv.map { pad($0, 7) }.joined(separator: " ") + "\n"
         out += "detector: \(f(megapixelsPerSecond, 2)) MP/s, \(f(nucleiPerSecond, 0)) nuclei/s (one thread, PNG decoding excluded)\n"
         return out
@@ -155,11 +164,13 @@ public enum DetectionEvaluation {
     ///   - limit: evaluate only the first `limit` images (sorted by name).
     ///   - range: evaluate only images `range` (1-based, sorted by name; applied before `limit`).
     ///   - detect: another detector (e.g. the learned one) instead of the watershed detector with `parameters`.
-    public static func run(datasetDirectory: String, radiusMicrons: Double = 3, mpp: Double? = nil,
-                           stain: StainKind? = nil, limit: Int? = nil, range: ClosedRange<Int>? = nil,
-                           parameters: NucleusDetectionParameters = .init(),
-                           detect: (@Sendable (RGBImage, Double) -> [Nucleus])? = nil,
-                           detectorName: String = "hali-watershed") throws -> DetectionReport {
+    public static func run(
+        datasetDirectory: String, radiusMicrons: Double = 3, mpp: Double? = nil,
+        stain: StainKind? = nil, limit: Int? = nil, range: ClosedRange<Int>? = nil,
+        parameters: NucleusDetectionParameters = .init(),
+        detect: (@Sendable (RGBImage, Double) -> [Nucleus])? = nil,
+        detectorName: String = "hali-watershed"
+    ) throws -> DetectionReport {
         guard radiusMicrons > 0 else { throw DatasetError.malformed("radius must be positive") }
         var ds = try DatasetReader.load(directory: datasetDirectory)
         if let r = range {
@@ -184,17 +195,20 @@ public enum DetectionEvaluation {
             let found = detect?(rgb, pixelSize) ?? detector.detect(rgb, micronsPerPixel: pixelSize)
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             let m = CentroidMatching.match(predicted: found.map(\.centroid), truth: img.centroids, radius: radiusPx).counts
-            rows.append(ImageDetectionResult(image: img.name, width: rgb.width, height: rgb.height, labelled: img.centroids.count,
-                                             detected: found.count, counts: m, precision: m.precision, recall: m.recall,
-                                             f1: m.f1, detectSeconds: dt))
+            rows.append(
+                ImageDetectionResult(
+                    image: img.name, width: rgb.width, height: rgb.height, labelled: img.centroids.count,
+                    detected: found.count, counts: m, precision: m.precision, recall: m.recall,
+                    f1: m.f1, detectSeconds: dt))
             total = total + m
             seconds += dt; pixels += rgb.width * rgb.height; nuclei += found.count
         }
-        return DetectionReport(dataset: datasetDirectory, labelSource: ds.labelSource.rawValue, micronsPerPixel: pixelSize,
-                               stain: stainKind.rawValue, radiusMicrons: radiusMicrons, radiusPixels: radiusPx,
-                               matchingRule: CentroidMatching.rule, detector: detectorName, parameters: parameters, images: rows, overall: total,
-                               precision: total.precision, recall: total.recall, f1: total.f1, totalDetectSeconds: seconds,
-                               megapixelsPerSecond: seconds > 0 ? Double(pixels) / 1e6 / seconds : 0,
-                               nucleiPerSecond: seconds > 0 ? Double(nuclei) / seconds : 0)
+        return DetectionReport(
+            dataset: datasetDirectory, labelSource: ds.labelSource.rawValue, micronsPerPixel: pixelSize,
+            stain: stainKind.rawValue, radiusMicrons: radiusMicrons, radiusPixels: radiusPx,
+            matchingRule: CentroidMatching.rule, detector: detectorName, parameters: parameters, images: rows, overall: total,
+            precision: total.precision, recall: total.recall, f1: total.f1, totalDetectSeconds: seconds,
+            megapixelsPerSecond: seconds > 0 ? Double(pixels) / 1e6 / seconds : 0,
+            nucleiPerSecond: seconds > 0 ? Double(nuclei) / seconds : 0)
     }
 }

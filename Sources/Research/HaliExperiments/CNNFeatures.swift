@@ -19,7 +19,8 @@ enum CNNFeatureProvider {
         let embedder = Embedder(net: net.folded(), metadata: meta)
         return { data in
             if data.slide != nil, meta.patchMicrons / 2 > CellData.contextMicrons {
-                throw ExperimentError.invalid("\(weights): \(meta.patchMicrons) µm patches reach past the \(CellData.contextMicrons) µm of slide read around each block")
+                throw ExperimentError.invalid(
+                    "\(weights): \(meta.patchMicrons) µm patches reach past the \(CellData.contextMicrons) µm of slide read around each block")
             }
             let side = meta.patchPixels
             let scale = meta.micronsPerPixel / data.micronsPerPixel
@@ -33,8 +34,9 @@ enum CNNFeatureProvider {
                     current = data.image[c]
                     img = try data.pixels(ofImage: current)
                 }
-                PatchExtractor.patch(img.image, cx: data.x[c] + img.dx, cy: data.y[c] + img.dy, side: side, scale: scale,
-                                     into: &pixels)
+                PatchExtractor.patch(
+                    img.image, cx: data.x[c] + img.dx, cy: data.y[c] + img.dy, side: side, scale: scale,
+                    into: &pixels)
             }
             let f = embedder.features(pixels: pixels, count: data.count, height: side, width: side, threads: threads)
             return Matrix(rows: data.count, columns: f.count / max(data.count, 1), values: f)

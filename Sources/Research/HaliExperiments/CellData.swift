@@ -47,8 +47,10 @@ public struct CellData: Sendable {
 
     public var count: Int { image.count }
 
-    public init(directory: String, imageNames: [String], imagePaths: [String], imageSizes: [(width: Int, height: Int)],
-                micronsPerPixel: Double) {
+    public init(
+        directory: String, imageNames: [String], imagePaths: [String], imageSizes: [(width: Int, height: Int)],
+        micronsPerPixel: Double
+    ) {
         self.directory = directory; self.imageNames = imageNames; self.imagePaths = imagePaths
         self.imageSizes = imageSizes; self.micronsPerPixel = micronsPerPixel
     }
@@ -79,8 +81,9 @@ public struct CellData: Sendable {
         guard ds.labelSource == .cellsCSV else { throw ExperimentError.invalid("\(directory): needs cells.csv with a class column") }
         let mpp = ds.micronsPerPixel ?? 0.5
         let rows = try CellRow.read(csv: directory + "/cells.csv")
-        var data = CellData(directory: directory, imageNames: ds.images.map(\.name), imagePaths: ds.images.map(\.path),
-                            imageSizes: [], micronsPerPixel: mpp)
+        var data = CellData(
+            directory: directory, imageNames: ds.images.map(\.name), imagePaths: ds.images.map(\.path),
+            imageSizes: [], micronsPerPixel: mpp)
         data.imageSizes = try ds.images.map { img in
             let d = try PNGReader.dimensions(path: img.path)
             return (d.width, d.height)
@@ -134,7 +137,8 @@ struct CellRow {
         guard !lines.isEmpty else { throw ExperimentError.invalid("\(path) is empty") }
         let header = lines.removeFirst().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let ci = header.firstIndex(of: "image"), let xi = header.firstIndex(of: "x"),
-              let yi = header.firstIndex(of: "y"), let ki = header.firstIndex(of: "class") else {
+            let yi = header.firstIndex(of: "y"), let ki = header.firstIndex(of: "class")
+        else {
             throw ExperimentError.invalid("\(path) needs columns image,x,y,class (has \(header.joined(separator: ",")))")
         }
         return lines.compactMap { line in

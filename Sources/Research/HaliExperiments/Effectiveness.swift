@@ -96,8 +96,10 @@ public struct EffectivenessResult: Sendable, Codable {
 
 public enum Effectiveness {
     /// The labelling order of one arm for one repeat (pool cell indices, length ≤ budget).
-    public static func sequence(arm: Arm, data: PreparedData, config: EffectivenessConfig, repeat r: Int,
-                                patchesVisited: inout Int) -> [Int] {
+    public static func sequence(
+        arm: Arm, data: PreparedData, config: EffectivenessConfig, repeat r: Int,
+        patchesVisited: inout Int
+    ) -> [Int] {
         let n = data.pool.count
         let budget = min(config.budget, n)
         var initRng = SeededRandom.derived(config.seed, UInt64(r), 1)
@@ -197,12 +199,16 @@ public enum Effectiveness {
             _ = head.fit(features: data.poolX, rows: cells, labels: y, rng: &rng)
             pred = head.predict(features: data.testX, rows: Array(0..<data.testX.rows)).map(\.label)
         }
-        return (Metrics.accuracy(predicted: pred, truth: data.testLabels),
-                Metrics.balancedAccuracy(predicted: pred, truth: data.testLabels, classCount: data.classCount))
+        return (
+            Metrics.accuracy(predicted: pred, truth: data.testLabels),
+            Metrics.balancedAccuracy(predicted: pred, truth: data.testLabels, classCount: data.classCount)
+        )
     }
 
-    public static func run(data: PreparedData, config: EffectivenessConfig, datasetName: String, positive: String?,
-                           progress: (@Sendable (String) -> Void)? = nil) -> EffectivenessResult {
+    public static func run(
+        data: PreparedData, config: EffectivenessConfig, datasetName: String, positive: String?,
+        progress: (@Sendable (String) -> Void)? = nil
+    ) -> EffectivenessResult {
         let start = Date()
         let budget = min(config.budget, data.pool.count)
         var nsVar = Array(stride(from: 0, through: budget, by: max(1, config.evalStep)))
@@ -255,10 +261,12 @@ public enum Effectiveness {
             let ua = accs.map { Metrics.auc(xs: ns, ys: $0, below: config.aucLimit) }
             let ub = baccs.map { Metrics.auc(xs: ns, ys: $0, below: config.aucLimit) }
             aucA.append(ua); aucB.append(ub)
-            armResults.append(ArmResult(arm: arm.rawValue, accuracy: stats(accs), balancedAccuracy: stats(baccs),
-                                        aucAccuracy: Summary(ua), aucBalancedAccuracy: Summary(ub),
-                                        positiveFraction: Summary(outs.map { $0.pos[ai] }).mean,
-                                        patchesVisited: Summary(outs.map { $0.patches[ai] }).mean))
+            armResults.append(
+                ArmResult(
+                    arm: arm.rawValue, accuracy: stats(accs), balancedAccuracy: stats(baccs),
+                    aucAccuracy: Summary(ua), aucBalancedAccuracy: Summary(ub),
+                    positiveFraction: Summary(outs.map { $0.pos[ai] }).mean,
+                    patchesVisited: Summary(outs.map { $0.patches[ai] }).mean))
         }
         var gains: [Gain] = []
         let pairs: [(Arm, Arm)] = [(.active, .sequential), (.active, .randomCells), (.active, .balanced), (.randomCells, .sequential)]

@@ -159,8 +159,9 @@ public enum Efficiency {
     public static func withSuggestions(data: PreparedData, cells: [Int], config: EfficiencyConfig, seed: UInt64)
         -> (ActionCounts, LearningSession)
     {
-        var session = LearningSession(features: data.poolX, classCount: data.classCount, head: config.head,
-                                      policy: config.policy, activeLearner: false, seed: seed)
+        var session = LearningSession(
+            features: data.poolX, classCount: data.classCount, head: config.head,
+            policy: config.policy, activeLearner: false, seed: seed)
         var counts = ActionCounts()
         let klm = config.klm
         var remaining = cells
@@ -187,8 +188,11 @@ public enum Efficiency {
         case .sequential:
             for c in cells {
                 if let s = session.suggestions(for: [c]) {
-                    if s[0].label == truth(c) { counts.acceptOne += 1; counts.seconds += klm.acceptOne }
-                    else { counts.correct += 1; counts.seconds += klm.correct }
+                    if s[0].label == truth(c) {
+                        counts.acceptOne += 1; counts.seconds += klm.acceptOne
+                    } else {
+                        counts.correct += 1; counts.seconds += klm.correct
+                    }
                 } else {
                     counts.manual += 1; counts.seconds += klm.manual
                 }
@@ -206,22 +210,25 @@ public enum Efficiency {
             var without = ActionCounts()
             without.manual = cells.count
             without.seconds = Double(cells.count) * config.klm.manual
-            let (with, session) = withSuggestions(data: data, cells: cells, config: config,
-                                                  seed: config.seed &+ UInt64(i) &* 7919)
+            let (with, session) = withSuggestions(
+                data: data, cells: cells, config: config,
+                seed: config.seed &+ UInt64(i) &* 7919)
             let n = Double(cells.count)
-            rows.append(PatchEfficiency(
-                patch: i, image: data.pool.imageNames[patch.image], cells: cells.count,
-                positives: cells.filter { data.poolLabels[$0] == 1 }.count, without: without, with: with,
-                cellsPerActionWithout: n / Double(without.actions), cellsPerActionWith: n / Double(with.actions),
-                cellsPerSecondWithout: n / without.seconds, cellsPerSecondWith: n / with.seconds,
-                ratio: without.seconds / with.seconds, modelVersions: session.versions.count,
-                lastValidationAccuracy: session.versions.last?.report.validationAccuracy))
+            rows.append(
+                PatchEfficiency(
+                    patch: i, image: data.pool.imageNames[patch.image], cells: cells.count,
+                    positives: cells.filter { data.poolLabels[$0] == 1 }.count, without: without, with: with,
+                    cellsPerActionWithout: n / Double(without.actions), cellsPerActionWith: n / Double(with.actions),
+                    cellsPerSecondWithout: n / without.seconds, cellsPerSecondWith: n / with.seconds,
+                    ratio: without.seconds / with.seconds, modelVersions: session.versions.count,
+                    lastValidationAccuracy: session.versions.last?.report.validationAccuracy))
         }
         let cells = Double(rows.map(\.cells).reduce(0, +))
         let aw = Double(rows.map(\.without.actions).reduce(0, +)), a = Double(rows.map(\.with.actions).reduce(0, +))
         let sw = rows.map(\.without.seconds).reduce(0, +), s = rows.map(\.with.seconds).reduce(0, +)
         return EfficiencyResult(
-            dataset: datasetName, positive: positive, features: data.features.rawValue, config: config, patches: rows, cellsPerActionWithout: cells / aw, cellsPerActionWith: cells / a,
+            dataset: datasetName, positive: positive, features: data.features.rawValue, config: config, patches: rows,
+            cellsPerActionWithout: cells / aw, cellsPerActionWith: cells / a,
             cellsPerSecondWithout: cells / sw, cellsPerSecondWith: cells / s, ratio: sw / s, actionRatio: aw / a,
             meanPatchRatio: rows.isEmpty ? 0 : rows.map(\.ratio).reduce(0, +) / Double(rows.count))
     }

@@ -128,8 +128,10 @@ public enum FNV1a {
 
 /// Caches features as a raw little-endian Float32 file beside nothing in the dataset: under `cacheDirectory`.
 public enum FeatureCache {
-    public static func load(_ data: CellData, kind: FeatureKind, cacheDirectory: String?,
-                            compute: () throws -> Matrix) throws -> Matrix {
+    public static func load(
+        _ data: CellData, kind: FeatureKind, cacheDirectory: String?,
+        compute: () throws -> Matrix
+    ) throws -> Matrix {
         guard let dir = cacheDirectory else { return try compute() }
         // What the features depend on: the images (or blocks) by name, the scale, and every cell's place.
         var h = FNV1a.hash(data.imageNames.joined(separator: ",").utf8)

@@ -7,8 +7,10 @@ public enum CurvePlot {
     public static let palette: [(UInt8, UInt8, UInt8)] = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
     /// Mean curves with ±1 sd bands; y from `yMin` to 1; legend and axis numbers drawn with the bitmap font.
-    public static func draw(title: String, xs: [Int], series: [(name: String, mean: [Double], sd: [Double])],
-                            yMin: Double = 0.4, width: Int = 900, height: Int = 560) -> Canvas {
+    public static func draw(
+        title: String, xs: [Int], series: [(name: String, mean: [Double], sd: [Double])],
+        yMin: Double = 0.4, width: Int = 900, height: Int = 560
+    ) -> Canvas {
         var c = Canvas(width: width, height: height)
         let left = 80, right = width - 20, top = 50, bottom = height - 60
         let xMax = Double(xs.last ?? 1)

@@ -22,8 +22,10 @@ public struct PreparedData: Sendable {
 
     public var classCount: Int { classNames.count }
 
-    public init(pool: CellData, poolX: Matrix, poolLabels: [Int], test: CellData, testX: Matrix, testLabels: [Int],
-                classNames: [String], grid: PatchGrid, features: FeatureKind, patchMicrons: Double, testDescription: String) {
+    public init(
+        pool: CellData, poolX: Matrix, poolLabels: [Int], test: CellData, testX: Matrix, testLabels: [Int],
+        classNames: [String], grid: PatchGrid, features: FeatureKind, patchMicrons: Double, testDescription: String
+    ) {
         self.pool = pool; self.poolX = poolX; self.poolLabels = poolLabels
         self.test = test; self.testX = testX; self.testLabels = testLabels
         self.classNames = classNames; self.grid = grid; self.features = features
@@ -35,9 +37,11 @@ public struct PreparedData: Sendable {
     ///     indices 3, 7, …) of `directory` is held aside (with < 4 images: the last one).
     ///   - featureProvider: computes raw features for a cell table (cheap by default; the CNN embedding when given).
     ///   - imageRange: only these images of `directory` (1-based positions in name order), e.g. 71...100.
-    public static func make(directory: String, testDirectory: String?, useCase: UseCase, features: FeatureKind,
-                            patchMicrons: Double, cacheDirectory: String? = nil, imageRange: ClosedRange<Int>? = nil,
-                            featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
+    public static func make(
+        directory: String, testDirectory: String?, useCase: UseCase, features: FeatureKind,
+        patchMicrons: Double, cacheDirectory: String? = nil, imageRange: ClosedRange<Int>? = nil,
+        featureProvider: ((CellData) throws -> Matrix)? = nil
+    ) throws -> PreparedData {
         var all = try CellData.load(directory: directory)
         if let r = imageRange {
             guard let keep = ImageRange.select(Array(all.imageNames.indices), r) else {
@@ -46,16 +50,19 @@ public struct PreparedData: Sendable {
             all = all.subset(images: keep)
         }
         let range = imageRange.map { " \($0.lowerBound)–\($0.upperBound)" } ?? ""
-        return try make(cells: all, testDirectory: testDirectory, useCase: useCase, features: features,
-                        patchMicrons: patchMicrons, cacheDirectory: cacheDirectory, describedAs: "\(range) of \(directory)",
-                        featureProvider: featureProvider)
+        return try make(
+            cells: all, testDirectory: testDirectory, useCase: useCase, features: features,
+            patchMicrons: patchMicrons, cacheDirectory: cacheDirectory, describedAs: "\(range) of \(directory)",
+            featureProvider: featureProvider)
     }
 
     /// The same from cells already loaded (a directory dataset or a slide's blocks, `CellData.load(slidePath:…)`):
     /// without `testDirectory`, every 4th of its images or blocks is held aside.
-    public static func make(cells all: CellData, testDirectory: String?, useCase: UseCase, features: FeatureKind,
-                            patchMicrons: Double, cacheDirectory: String? = nil, describedAs source: String? = nil,
-                            featureProvider: ((CellData) throws -> Matrix)? = nil) throws -> PreparedData {
+    public static func make(
+        cells all: CellData, testDirectory: String?, useCase: UseCase, features: FeatureKind,
+        patchMicrons: Double, cacheDirectory: String? = nil, describedAs source: String? = nil,
+        featureProvider: ((CellData) throws -> Matrix)? = nil
+    ) throws -> PreparedData {
         let pool: CellData, test: CellData, desc: String
         if let t = testDirectory {
             pool = all
@@ -69,7 +76,9 @@ public struct PreparedData: Sendable {
             pool = all.subset(images: (0..<n).filter { !testImages.contains($0) })
             test = all.subset(images: testImages)
             let order = all.slide == nil ? "sorted by name" : "row by row"
-            desc = n >= 4 ? "\(testImages.count) of the \(n) \(kind)\(source) (\(order), every 4th from the 4th)"
+            desc =
+                n >= 4
+                ? "\(testImages.count) of the \(n) \(kind)\(source) (\(order), every 4th from the 4th)"
                 : "the last of the \(n) \(kind)\(source) (\(order))"
         }
         guard pool.count > 0, test.count > 0 else {
@@ -86,9 +95,10 @@ public struct PreparedData: Sendable {
         let poolX = Matrix(rows: px.rows, columns: d, values: Array(joint.values[0..<(px.rows * d)]))
         let testX = Matrix(rows: tx.rows, columns: d, values: Array(joint.values[(px.rows * d)...]))
         let mpp = pool.micronsPerPixel
-        let grid = PatchGrid(image: pool.image, x: pool.x.map { $0 * mpp }, y: pool.y.map { $0 * mpp },
-                             extents: pool.imageSizes.map { (Double($0.width) * mpp, Double($0.height) * mpp) },
-                             side: patchMicrons)
+        let grid = PatchGrid(
+            image: pool.image, x: pool.x.map { $0 * mpp }, y: pool.y.map { $0 * mpp },
+            extents: pool.imageSizes.map { (Double($0.width) * mpp, Double($0.height) * mpp) },
+            side: patchMicrons)
         var names = useCase.classNames(pool)
         if useCase.positive == nil { names = Array(Set(pool.classNames + test.classNames)).sorted() }
         let idx = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, $0) })
@@ -96,8 +106,9 @@ public struct PreparedData: Sendable {
             if useCase.positive != nil { return try useCase.labels(c) }
             return c.className.map { idx[$0]! }
         }
-        return PreparedData(pool: pool, poolX: poolX, poolLabels: try labels(pool), test: test, testX: testX,
-                            testLabels: try labels(test), classNames: names, grid: grid, features: features,
-                            patchMicrons: patchMicrons, testDescription: desc)
+        return PreparedData(
+            pool: pool, poolX: poolX, poolLabels: try labels(pool), test: test, testX: testX,
+            testLabels: try labels(test), classNames: names, grid: grid, features: features,
+            patchMicrons: patchMicrons, testDescription: desc)
     }
 }

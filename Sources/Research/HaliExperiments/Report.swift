@@ -57,16 +57,19 @@ public enum LearningReport {
     /// test folder, each split by image (every 4th held aside). `full` uses all of CRC and CoNSeP train → test.
     public static func useCases(root: String, clean: Bool = true) -> [UseCaseSpec] {
         func crc(_ id: String, _ title: String, _ pos: String, _ paper: Double) -> UseCaseSpec {
-            UseCaseSpec(id: id, title: title, dataset: root + "/crc", testDataset: nil, positive: pos, patchMicrons: 250,
-                        imageRange: clean ? 71...100 : nil, paperEfficiency: paper)
+            UseCaseSpec(
+                id: id, title: title, dataset: root + "/crc", testDataset: nil, positive: pos, patchMicrons: 250,
+                imageRange: clean ? 71...100 : nil, paperEfficiency: paper)
         }
         func consep(_ id: String, _ title: String, _ pos: String, _ paper: Double) -> UseCaseSpec {
             clean
                 // 11 pool images of 192 µm: 96 µm patches (~105 cells) leave the active learner a choice.
-                ? UseCaseSpec(id: id, title: title, dataset: root + "/consep/test", testDataset: nil, positive: pos,
-                              patchMicrons: 96, imageRange: nil, paperEfficiency: paper)
-                : UseCaseSpec(id: id, title: title, dataset: root + "/consep/train", testDataset: root + "/consep/test",
-                              positive: pos, patchMicrons: 250, imageRange: nil, paperEfficiency: paper)
+                ? UseCaseSpec(
+                    id: id, title: title, dataset: root + "/consep/test", testDataset: nil, positive: pos,
+                    patchMicrons: 96, imageRange: nil, paperEfficiency: paper)
+                : UseCaseSpec(
+                    id: id, title: title, dataset: root + "/consep/train", testDataset: root + "/consep/test",
+                    positive: pos, patchMicrons: 250, imageRange: nil, paperEfficiency: paper)
         }
         return [
             crc("tils-crc", "TILS CRC", "inflammatory", 4.46),
@@ -74,8 +77,9 @@ public enum LearningReport {
             crc("tumour-crc", "TUMOUR CRC", "epithelial", 6.16),
             consep("tumour-consep", "TUMOUR CONSEP", "epithelial", 6.16),
             // Ki-67 images are 128 µm wide with ~125 cells each: 64 µm patches (4 per image) for the active learner.
-            UseCaseSpec(id: "ki67", title: "KI-67", dataset: root + "/ki67", testDataset: nil, positive: "positive",
-                        patchMicrons: 64, imageRange: nil, paperEfficiency: 8.03),
+            UseCaseSpec(
+                id: "ki67", title: "KI-67", dataset: root + "/ki67", testDataset: nil, positive: "positive",
+                patchMicrons: 64, imageRange: nil, paperEfficiency: 8.03),
         ]
     }
 
@@ -96,11 +100,15 @@ public enum LearningReport {
     }
 
     public static func effectivenessText(_ r: EffectivenessResult) -> String {
-        var s = "effectiveness: \(r.dataset) positive=\(r.positive ?? "all") features=\(r.features) head=\(r.config.head.rawValue) strategy=\(r.config.strategy.rawValue)\n"
-        s += "pool \(r.poolCells) cells in \(r.patches) patches (\(r.config.perPatch) cells labelled per visited patch), test \(r.testCells) cells (\(r.testSet))\n"
-        s += "budget \(r.config.budget), \(r.config.repeats) paired seeds from \(r.config.seed), evaluated every \(r.config.evalStep) labels; AUC over N < \(r.config.aucLimit)\n"
+        var s =
+            "effectiveness: \(r.dataset) positive=\(r.positive ?? "all") features=\(r.features) head=\(r.config.head.rawValue) strategy=\(r.config.strategy.rawValue)\n"
+        s +=
+            "pool \(r.poolCells) cells in \(r.patches) patches (\(r.config.perPatch) cells labelled per visited patch), test \(r.testCells) cells (\(r.testSet))\n"
+        s +=
+            "budget \(r.config.budget), \(r.config.repeats) paired seeds from \(r.config.seed), evaluated every \(r.config.evalStep) labels; AUC over N < \(r.config.aucLimit)\n"
         for a in r.arms {
-            s += "  \(a.arm.padding(toLength: 13, withPad: " ", startingAt: 0)) AUC acc \(fmt(a.aucAccuracy.mean, 4)) ± \(fmt(a.aucAccuracy.sd, 4))  bal \(fmt(a.aucBalancedAccuracy.mean, 4)) ± \(fmt(a.aucBalancedAccuracy.sd, 4))  final acc \(fmt(a.accuracy.mean.last ?? 0, 3))  positives \(fmt(100 * a.positiveFraction))%  patches \(fmt(a.patchesVisited))\n"
+            s +=
+                "  \(a.arm.padding(toLength: 13, withPad: " ", startingAt: 0)) AUC acc \(fmt(a.aucAccuracy.mean, 4)) ± \(fmt(a.aucAccuracy.sd, 4))  bal \(fmt(a.aucBalancedAccuracy.mean, 4)) ± \(fmt(a.aucBalancedAccuracy.sd, 4))  final acc \(fmt(a.accuracy.mean.last ?? 0, 3))  positives \(fmt(100 * a.positiveFraction))%  patches \(fmt(a.patchesVisited))\n"
         }
         for g in r.gains {
             s += "  gain \(g.arm) vs \(g.control): accuracy \(gainText(g.accuracy)); balanced \(gainText(g.balancedAccuracy))\n"
@@ -110,43 +118,58 @@ public enum LearningReport {
     }
 
     public static func efficiencyText(_ r: EfficiencyResult) -> String {
-        var s = "efficiency: \(r.dataset) positive=\(r.positive ?? "all") features=\(r.features) head=\(r.config.head.rawValue) annotator=\(r.config.annotator.rawValue) (suggestions from \(r.config.policy.minLabels) labels, refit every \(r.config.policy.retrainEvery))\n"
-        s += "KLM: manual \(fmt(r.config.klm.manual, 2)) s, accept one \(fmt(r.config.klm.acceptOne, 2)) s, correct \(fmt(r.config.klm.correct, 2)) s, accept all n: \(fmt(r.config.klm.v, 2))·n + \(fmt(r.config.klm.m + r.config.klm.k, 2)) s\n"
+        var s =
+            "efficiency: \(r.dataset) positive=\(r.positive ?? "all") features=\(r.features) head=\(r.config.head.rawValue) annotator=\(r.config.annotator.rawValue) (suggestions from \(r.config.policy.minLabels) labels, refit every \(r.config.policy.retrainEvery))\n"
+        s +=
+            "KLM: manual \(fmt(r.config.klm.manual, 2)) s, accept one \(fmt(r.config.klm.acceptOne, 2)) s, correct \(fmt(r.config.klm.correct, 2)) s, accept all n: \(fmt(r.config.klm.v, 2))·n + \(fmt(r.config.klm.m + r.config.klm.k, 2)) s\n"
         for p in r.patches {
-            s += "  patch \(p.patch) (\(p.image)): \(p.cells) cells, \(p.positives) positive | without: \(p.without.actions) actions \(fmt(p.without.seconds, 0)) s | with: manual \(p.with.manual), correct \(p.with.correct), accept-one \(p.with.acceptOne), accept-all \(p.with.acceptAll) (\(p.with.acceptedInAll) cells) \(fmt(p.with.seconds, 0)) s | cells/action \(fmt(p.cellsPerActionWithout, 2)) → \(fmt(p.cellsPerActionWith, 2)), cells/s \(fmt(p.cellsPerSecondWithout, 3)) → \(fmt(p.cellsPerSecondWith, 3)), ratio \(fmt(p.ratio, 2))x\n"
+            s +=
+                "  patch \(p.patch) (\(p.image)): \(p.cells) cells, \(p.positives) positive | without: \(p.without.actions) actions \(fmt(p.without.seconds, 0)) s | with: manual \(p.with.manual), correct \(p.with.correct), accept-one \(p.with.acceptOne), accept-all \(p.with.acceptAll) (\(p.with.acceptedInAll) cells) \(fmt(p.with.seconds, 0)) s | cells/action \(fmt(p.cellsPerActionWithout, 2)) → \(fmt(p.cellsPerActionWith, 2)), cells/s \(fmt(p.cellsPerSecondWithout, 3)) → \(fmt(p.cellsPerSecondWith, 3)), ratio \(fmt(p.ratio, 2))x\n"
         }
-        s += "overall: cells/action \(fmt(r.cellsPerActionWithout, 2)) → \(fmt(r.cellsPerActionWith, 2)); cells/s \(fmt(r.cellsPerSecondWithout, 3)) → \(fmt(r.cellsPerSecondWith, 3)); ratio \(fmt(r.ratio, 2))x (mean of patches \(fmt(r.meanPatchRatio, 2))x)"
+        s +=
+            "overall: cells/action \(fmt(r.cellsPerActionWithout, 2)) → \(fmt(r.cellsPerActionWith, 2)); cells/s \(fmt(r.cellsPerSecondWithout, 3)) → \(fmt(r.cellsPerSecondWith, 3)); ratio \(fmt(r.ratio, 2))x (mean of patches \(fmt(r.meanPatchRatio, 2))x)"
         return s
     }
 
     static func ci(_ s: Summary) -> String { "\(s.mean >= 0 ? "+" : "")\(fmt(s.mean))% [\(fmt(s.ciLow)), \(fmt(s.ciHigh))]" }
 
-    public static func markdown(_ rows: [Row], features: FeatureKind, repeats: Int, budget: Int, evalStep: Int, head: HeadKind,
-                                fullSplits: Bool = false, withinPatch: WithinPatch = .readingOrder) -> String {
+    public static func markdown(
+        _ rows: [Row], features: FeatureKind, repeats: Int, budget: Int, evalStep: Int, head: HeadKind,
+        fullSplits: Bool = false, withinPatch: WithinPatch = .readingOrder
+    ) -> String {
         var s = "# HALI learning loop: Fig 4a-style results (\(features.rawValue) features, \(head.rawValue) head)\n\n"
         let variant = (fullSplits ? " --full-splits" : "") + (withinPatch == .readingOrder ? "" : " --within-patch \(withinPatch.rawValue)")
-        s += "Generated by `hali eval report --features \(features.rawValue) --repeats \(repeats) --budget \(budget) --eval-step \(evalStep) --head \(head.rawValue)\(variant)`.\n"
-        s += "Simulated annotator (an oracle), \(repeats) paired seeds; effectiveness gain = AUC(N < 200) ratio − 1 of test accuracy, HALI (Coreset) vs the sequential-patch control, mean [95% t-CI over seeds]; efficiency = cells per modelled second (KLM) with ÷ without suggestions, batch annotator, fast head.\n\n"
+        s +=
+            "Generated by `hali eval report --features \(features.rawValue) --repeats \(repeats) --budget \(budget) --eval-step \(evalStep) --head \(head.rawValue)\(variant)`.\n"
+        s +=
+            "Simulated annotator (an oracle), \(repeats) paired seeds; effectiveness gain = AUC(N < 200) ratio − 1 of test accuracy, HALI (Coreset) vs the sequential-patch control, mean [95% t-CI over seeds]; efficiency = cells per modelled second (KLM) with ÷ without suggestions, batch annotator, fast head.\n\n"
         s += "| use case | effectiveness gain, accuracy | gain, balanced accuracy | efficiency ratio | paper efficiency |\n|---|---|---|---|---|\n"
         for r in rows {
             let g = r.effectiveness.gains[0]
-            s += "| \(r.useCase.title.lowercased()) | \(ci(g.accuracy)) | \(ci(g.balancedAccuracy)) | \(fmt(r.efficiency.ratio, 2))× | \(r.useCase.paperEfficiency.map { fmt($0, 2) + "×" } ?? "–") |\n"
+            s +=
+                "| \(r.useCase.title.lowercased()) | \(ci(g.accuracy)) | \(ci(g.balancedAccuracy)) | \(fmt(r.efficiency.ratio, 2))× | \(r.useCase.paperEfficiency.map { fmt($0, 2) + "×" } ?? "–") |\n"
         }
         let gains = rows.map { $0.effectiveness.gains[0].accuracy.mean }
         let ratios = rows.map(\.efficiency.ratio)
         if !rows.isEmpty {
-            s += "| **mean** | \(fmt(gains.reduce(0, +) / Double(gains.count)))% | \(fmt(rows.map { $0.effectiveness.gains[0].balancedAccuracy.mean }.reduce(0, +) / Double(rows.count)))% | \(fmt(ratios.reduce(0, +) / Double(ratios.count), 2))× | paper: +4.34% effectiveness, 5.15× efficiency |\n\n"
+            s +=
+                "| **mean** | \(fmt(gains.reduce(0, +) / Double(gains.count)))% | \(fmt(rows.map { $0.effectiveness.gains[0].balancedAccuracy.mean }.reduce(0, +) / Double(rows.count)))% | \(fmt(ratios.reduce(0, +) / Double(ratios.count), 2))× | paper: +4.34% effectiveness, 5.15× efficiency |\n\n"
         }
-        s += "## Against every control (accuracy; balanced accuracy)\n\n| use case | vs sequential | vs random cells | vs class-balanced | random cells vs sequential |\n|---|---|---|---|---|\n"
+        s +=
+            "## Against every control (accuracy; balanced accuracy)\n\n| use case | vs sequential | vs random cells | vs class-balanced | random cells vs sequential |\n|---|---|---|---|---|\n"
         for r in rows {
-            s += "| \(r.useCase.title.lowercased()) | " + r.effectiveness.gains.map { "\(ci($0.accuracy)); \(ci($0.balancedAccuracy))" }.joined(separator: " | ") + " |\n"
+            s +=
+                "| \(r.useCase.title.lowercased()) | "
+                + r.effectiveness.gains.map { "\(ci($0.accuracy)); \(ci($0.balancedAccuracy))" }.joined(separator: " | ") + " |\n"
         }
-        s += "\n## Details\n\n| use case | pool / test cells | patches (µm) | AUC acc: HALI / seq / random / balanced | positives labelled: HALI / seq | cells per action without → with | time (s) without → with |\n|---|---|---|---|---|---|---|\n"
+        s +=
+            "\n## Details\n\n| use case | pool / test cells | patches (µm) | AUC acc: HALI / seq / random / balanced | positives labelled: HALI / seq | cells per action without → with | time (s) without → with |\n|---|---|---|---|---|---|---|\n"
         for r in rows {
             let e = r.effectiveness, f = r.efficiency
             let aucs = e.arms.map { fmt($0.aucAccuracy.mean, 3) }.joined(separator: " / ")
             let tw = f.patches.map(\.without.seconds).reduce(0, +), tv = f.patches.map(\.with.seconds).reduce(0, +)
-            s += "| \(r.useCase.title.lowercased()) | \(e.poolCells) / \(e.testCells) (\(e.testSet)) | \(e.patches) (\(fmt(r.useCase.patchMicrons, 0))) | \(aucs) | \(fmt(100 * e.arms[0].positiveFraction))% / \(fmt(100 * e.arms[1].positiveFraction))% | \(fmt(f.cellsPerActionWithout, 2)) → \(fmt(f.cellsPerActionWith, 2)) | \(fmt(tw, 0)) → \(fmt(tv, 0)) |\n"
+            s +=
+                "| \(r.useCase.title.lowercased()) | \(e.poolCells) / \(e.testCells) (\(e.testSet)) | \(e.patches) (\(fmt(r.useCase.patchMicrons, 0))) | \(aucs) | \(fmt(100 * e.arms[0].positiveFraction))% / \(fmt(100 * e.arms[1].positiveFraction))% | \(fmt(f.cellsPerActionWithout, 2)) → \(fmt(f.cellsPerActionWith, 2)) | \(fmt(tw, 0)) → \(fmt(tv, 0)) |\n"
         }
         s += "\n"
         for r in rows { s += "![\(r.useCase.title)](\(r.plot))\n\n" }

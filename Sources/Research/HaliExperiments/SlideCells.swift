@@ -30,20 +30,25 @@ extension CellData {
     ///     dropped. Cell positions become block-relative. Refused when a block and its context exceed
     ///     `slide.maxReadPixels`.
     /// - Complexity: O(rows of the CSV); no pixels are read here.
-    public static func load(slidePath: String, slide: SlidePixels, cellsCSV: String, micronsPerPixel: Double,
-                            region: PixelRegion? = nil, blockMicrons: Double = 500) throws -> CellData {
+    public static func load(
+        slidePath: String, slide: SlidePixels, cellsCSV: String, micronsPerPixel: Double,
+        region: PixelRegion? = nil, blockMicrons: Double = 500
+    ) throws -> CellData {
         guard micronsPerPixel > 0, blockMicrons > 0 else { throw ExperimentError.invalid("µm/px and block size must be positive") }
         let area = region ?? PixelRegion(x: 0, y: 0, width: slide.width, height: slide.height)
         guard area.x >= 0, area.y >= 0, area.width > 0, area.height > 0,
-              area.x + area.width <= slide.width, area.y + area.height <= slide.height else {
-            throw ExperimentError.invalid("region \(area.x),\(area.y),\(area.width),\(area.height) reaches outside the \(slide.width)×\(slide.height) slide")
+            area.x + area.width <= slide.width, area.y + area.height <= slide.height
+        else {
+            throw ExperimentError.invalid(
+                "region \(area.x),\(area.y),\(area.width),\(area.height) reaches outside the \(slide.width)×\(slide.height) slide")
         }
         let slideName = (slidePath as NSString).lastPathComponent
         let rows = try CellRow.read(csv: cellsCSV)
         let mine = rows.filter { $0.image == slideName }
         guard !mine.isEmpty else {
             let named = Set(rows.prefix(1000).map(\.image)).sorted().prefix(3).joined(separator: ", ")
-            throw ExperimentError.invalid("\(cellsCSV) has no cells of \(slideName) in its image column (it names \(named.isEmpty ? "nothing" : named))")
+            throw ExperimentError.invalid(
+                "\(cellsCSV) has no cells of \(slideName) in its image column (it names \(named.isEmpty ? "nothing" : named))")
         }
         let nx = max(1, Int((Double(area.width) * micronsPerPixel / blockMicrons).rounded()))
         let ny = max(1, Int((Double(area.height) * micronsPerPixel / blockMicrons).rounded()))
@@ -58,7 +63,9 @@ extension CellData {
         let largest = (area.width + nx - 1) / nx + 2 * Int((CellData.contextMicrons / micronsPerPixel).rounded(.up))
         let tallest = (area.height + ny - 1) / ny + 2 * Int((CellData.contextMicrons / micronsPerPixel).rounded(.up))
         guard largest * tallest <= slide.maxReadPixels else {
-            throw ExperimentError.invalid("blocks of \(blockMicrons) µm need reads of \(largest)×\(tallest) px, over the \(slide.maxReadPixels)-pixel limit: use a smaller --block-um")
+            throw ExperimentError.invalid(
+                "blocks of \(blockMicrons) µm need reads of \(largest)×\(tallest) px, over the \(slide.maxReadPixels)-pixel limit: use a smaller --block-um"
+            )
         }
 
         // Cells of each block holding any, keyed by row-major block index (a dictionary: a tiny block size on a

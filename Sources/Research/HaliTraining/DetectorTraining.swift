@@ -30,8 +30,10 @@ public enum DetectorData {
     /// rasterised by `DatasetReader.instanceMap`), resampled to `parameters.workingPixelSizeMicrons`.
     /// `names`: a subset of image file names (nil = all). Only exhaustively outlined sets belong here: an unlabelled
     /// nucleus would be taught as background.
-    public static func load(directory: String, names: [String]? = nil, micronsPerPixel: Double? = nil,
-                            parameters: NucleusDetectionParameters = .init(), centreSigmaMicrons: Double = 1) throws -> [DetectorSample] {
+    public static func load(
+        directory: String, names: [String]? = nil, micronsPerPixel: Double? = nil,
+        parameters: NucleusDetectionParameters = .init(), centreSigmaMicrons: Double = 1
+    ) throws -> [DetectorSample] {
         let ds = try DatasetReader.load(directory: directory)
         let hasInstances = FileManager.default.fileExists(atPath: directory + "/instances")
         guard hasInstances || FileManager.default.fileExists(atPath: directory + "/annotations") else {
@@ -44,9 +46,12 @@ public enum DetectorData {
         var out: [DetectorSample] = []
         for img in ds.images where names == nil || names!.contains(img.name) {
             let rgb = try PNGReader.readRGB(path: img.path)
-            let map = hasInstances ? try PNGReader.readGray16(path: directory + "/instances/" + img.name)
-                : DatasetReader.instanceMap(polygons: try AperioXML.read(path: directory + "/annotations/" + img.name.dropLast(4) + ".xml").polygons,
-                                            width: rgb.width, height: rgb.height)
+            let map =
+                hasInstances
+                ? try PNGReader.readGray16(path: directory + "/instances/" + img.name)
+                : DatasetReader.instanceMap(
+                    polygons: try AperioXML.read(path: directory + "/annotations/" + img.name.dropLast(4) + ".xml").polygons,
+                    width: rgb.width, height: rgb.height)
             guard map.width == rgb.width, map.height == rgb.height else {
                 throw DatasetError.malformed("\(img.name): instance map \(map.width)×\(map.height) ≠ image \(rgb.width)×\(rgb.height)")
             }
@@ -73,8 +78,10 @@ public enum DetectorData {
             }
             var targets = [Float](repeating: 0, count: w * h * 2)
             for i in 0..<(w * h) { targets[2 * i] = fg.data[i]; targets[2 * i + 1] = centre[i] }
-            out.append(DetectorSample(name: img.name, width: w, height: h, input: working.opticalDensity, targets: targets,
-                                      centroids: centres))
+            out.append(
+                DetectorSample(
+                    name: img.name, width: w, height: h, input: working.opticalDensity, targets: targets,
+                    centroids: centres))
         }
         return out
     }
@@ -100,8 +107,10 @@ public struct DetectorTrainingOptions: Sendable {
 public enum DetectorTraining {
     /// Trains from `samples` with Adam (decoupled weight decay), linear warm-up over 5 % of the steps then cosine decay.
     /// `report(step, loss)` is called every 25 steps. Deterministic for a seed (single-threaded augmentation).
-    public static func train(_ samples: [DetectorSample], options o: DetectorTrainingOptions,
-                             report: (Int, Float) -> Void = { _, _ in }) -> NucleusMapNet {
+    public static func train(
+        _ samples: [DetectorSample], options o: DetectorTrainingOptions,
+        report: (Int, Float) -> Void = { _, _ in }
+    ) -> NucleusMapNet {
         precondition(!samples.isEmpty && o.crop % 4 == 0)
         precondition(samples.allSatisfy { $0.width >= 2 && $0.height >= 2 }, "training images must be at least 2×2 working pixels")
         let net = NucleusMapNet(widths: o.widths, seed: o.seed)
@@ -147,7 +156,9 @@ public enum DetectorTraining {
             }
             let progress = Float(step - 1) / Float(max(1, o.steps - 1))
             let warm = max(1, o.steps / 20)
-            optimiser.learningRate = step <= warm ? o.learningRate * Float(step) / Float(warm)
+            optimiser.learningRate =
+                step <= warm
+                ? o.learningRate * Float(step) / Float(warm)
                 : o.learningRate * 0.5 * (1 + Float(cos(Double(progress) * Double.pi)))
             for p in net.parameters where p.trainable { p.zeroGrad() }
             let logits = net.forward(x, training: true)

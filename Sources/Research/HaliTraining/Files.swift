@@ -32,7 +32,9 @@ public struct NPYArray: Sendable {
             throw FileFormatError.npy("\(name) is not a .npy file (bad magic)")
         }
         let major = b[6]
-        let (hlen, start) = major == 1 ? (Int(b[8]) | Int(b[9]) << 8, 10)
+        let (hlen, start) =
+            major == 1
+            ? (Int(b[8]) | Int(b[9]) << 8, 10)
             : (Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24, 12)
         guard start + hlen <= b.count else { throw FileFormatError.npy("\(name): truncated header") }
         let header = String(decoding: b[start..<(start + hlen)], as: UTF8.self)

@@ -86,7 +86,8 @@ public struct LabelledCells: Sendable {
         guard let header = lines.next() else { throw DatasetError.malformed("\(csvPath) is empty") }
         let cols = header.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard let ci = cols.firstIndex(of: "image"), let cx = cols.firstIndex(of: "x"), let cy = cols.firstIndex(of: "y"),
-              let cc = cols.firstIndex(of: "class") else {
+            let cc = cols.firstIndex(of: "class")
+        else {
             throw DatasetError.malformed("\(csvPath): header must contain image,x,y,class")
         }
         var cells: [String: [Cell]] = [:]
@@ -102,34 +103,43 @@ public struct LabelledCells: Sendable {
         }
         var mpp = 0.25
         if let md = FileManager.default.contents(atPath: directory + "/meta.json"),
-           let obj = (try? JSONSerialization.jsonObject(with: md)) as? [String: Any] {
-            if let v = (obj["approx_mpp"] as? NSNumber)?.doubleValue { mpp = v }
-            else if let mag = obj["magnification"] as? String, let m = Double(mag.lowercased().replacingOccurrences(of: "x", with: "")), m > 0 { mpp = 10 / m }
+            let obj = (try? JSONSerialization.jsonObject(with: md)) as? [String: Any]
+        {
+            if let v = (obj["approx_mpp"] as? NSNumber)?.doubleValue {
+                mpp = v
+            } else if let mag = obj["magnification"] as? String, let m = Double(mag.lowercased().replacingOccurrences(of: "x", with: "")), m > 0 {
+                mpp = 10 / m
+            }
         }
-        return LabelledCells(directory: directory, micronsPerPixel: mpp, imageNames: cells.keys.sorted(), cells: cells,
-                             classNames: classes.sorted())
+        return LabelledCells(
+            directory: directory, micronsPerPixel: mpp, imageNames: cells.keys.sorted(), cells: cells,
+            classNames: classes.sorted())
     }
 
     /// Patches of the given images (all when nil), labels from `label` (cells it maps to nil are skipped).
     /// Images are decoded on up to `threads` threads.
-    public func patches(images: [String]? = nil, side: Int, micronsPerPixel target: Double, classNames: [String],
-                        label: @Sendable (String) -> Int?, threads: Int = 2) throws -> PatchSet {
+    public func patches(
+        images: [String]? = nil, side: Int, micronsPerPixel target: Double, classNames: [String],
+        label: @Sendable (String) -> Int?, threads: Int = 2
+    ) throws -> PatchSet {
         let names = images ?? imageNames
         let scale = target / micronsPerPixel
         let results = ConcurrentResults<Result<PatchSet, Error>>(count: names.count)
         let dir = directory, table = cells
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
             for i in stride(from: t, to: names.count, by: max(1, threads)) {
-                results.set(i, Result {
-                    var s = PatchSet(side: side, classNames: classNames)
-                    let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
-                    for c in table[names[i]] ?? [] {
-                        guard let l = label(c.className) else { continue }
-                        PatchExtractor.patch(img, cx: c.x, cy: c.y, side: side, scale: scale, into: &s.pixels)
-                        s.labels.append(l); s.images.append(names[i])
-                    }
-                    return s
-                })
+                results.set(
+                    i,
+                    Result {
+                        var s = PatchSet(side: side, classNames: classNames)
+                        let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
+                        for c in table[names[i]] ?? [] {
+                            guard let l = label(c.className) else { continue }
+                            PatchExtractor.patch(img, cx: c.x, cy: c.y, side: side, scale: scale, into: &s.pixels)
+                            s.labels.append(l); s.images.append(names[i])
+                        }
+                        return s
+                    })
             }
         }
         var out = PatchSet(side: side, classNames: classNames)
@@ -154,8 +164,10 @@ extension LabelledCells {
     /// plus a last column that is 1 when no detection matched (its other values are then 0). Rows are in the
     /// order of `patches(images:…)` with the same `label`, so the two line up.
     /// - Returns: row-major values, the dimension, and the fraction of cells matched to a detection.
-    public func measurementFeatures(images: [String]? = nil, label: @Sendable (String) -> Int?, radiusMicrons: Double = 4,
-                                    threads: Int = 2) throws -> (values: [Float], dimension: Int, matched: Double) {
+    public func measurementFeatures(
+        images: [String]? = nil, label: @Sendable (String) -> Int?, radiusMicrons: Double = 4,
+        threads: Int = 2
+    ) throws -> (values: [Float], dimension: Int, matched: Double) {
         let names = images ?? imageNames
         let dir = directory, table = cells, mpp = micronsPerPixel
         let stainCount = 2  // the detector measures hematoxylin and the second stain (eosin for H&E)
@@ -163,34 +175,39 @@ extension LabelledCells {
         let results = ConcurrentResults<Result<(values: [Float], matched: Int, total: Int), Error>>(count: names.count)
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
             for i in stride(from: t, to: names.count, by: max(1, threads)) {
-                results.set(i, Result {
-                    let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
-                    let found = NucleusDetector().detect(img, micronsPerPixel: mpp)
-                    let labelled = (table[names[i]] ?? []).filter { label($0.className) != nil }
-                    let (pairs, _) = CentroidMatching.match(predicted: found.map(\.centroid),
-                                                            truth: labelled.map { Point(x: $0.x, y: $0.y) },
-                                                            radius: radiusMicrons / mpp)
-                    var detectionOf = [Int?](repeating: nil, count: labelled.count)
-                    for (p, t) in pairs { detectionOf[t] = p }
-                    var values: [Float] = []
-                    values.reserveCapacity(labelled.count * dimension)
-                    for d in detectionOf {
-                        guard let d else { values += [Float](repeating: 0, count: dimension - 1) + [1]; continue }
-                        let n = found[d]
-                        var row = [n.areaMicrons2, n.perimeterMicrons, n.circularity, n.solidity, n.eccentricity,
-                                   n.majorAxisMicrons, n.minorAxisMicrons]
-                        for s in 0..<stainCount {
-                            if s < n.stains.count {
-                                let st = n.stains[s]
-                                row += [st.mean, st.std, st.min, st.max]
-                            } else {
-                                row += [0, 0, 0, 0]
+                results.set(
+                    i,
+                    Result {
+                        let img = try PNGReader.readRGB(path: dir + "/images/" + names[i])
+                        let found = NucleusDetector().detect(img, micronsPerPixel: mpp)
+                        let labelled = (table[names[i]] ?? []).filter { label($0.className) != nil }
+                        let (pairs, _) = CentroidMatching.match(
+                            predicted: found.map(\.centroid),
+                            truth: labelled.map { Point(x: $0.x, y: $0.y) },
+                            radius: radiusMicrons / mpp)
+                        var detectionOf = [Int?](repeating: nil, count: labelled.count)
+                        for (p, t) in pairs { detectionOf[t] = p }
+                        var values: [Float] = []
+                        values.reserveCapacity(labelled.count * dimension)
+                        for d in detectionOf {
+                            guard let d else { values += [Float](repeating: 0, count: dimension - 1) + [1]; continue }
+                            let n = found[d]
+                            var row = [
+                                n.areaMicrons2, n.perimeterMicrons, n.circularity, n.solidity, n.eccentricity,
+                                n.majorAxisMicrons, n.minorAxisMicrons,
+                            ]
+                            for s in 0..<stainCount {
+                                if s < n.stains.count {
+                                    let st = n.stains[s]
+                                    row += [st.mean, st.std, st.min, st.max]
+                                } else {
+                                    row += [0, 0, 0, 0]
+                                }
                             }
+                            values += row.map { Float($0) } + [0]
                         }
-                        values += row.map { Float($0) } + [0]
-                    }
-                    return (values, pairs.count, labelled.count)
-                })
+                        return (values, pairs.count, labelled.count)
+                    })
             }
         }
         var values: [Float] = [], matched = 0, total = 0

@@ -44,8 +44,10 @@ public struct LogisticRegression: Sendable {
     public var weights: Matrix  // D×K
     public var bias: [Float]
 
-    public static func fit(features x: [Float], count n: Int, dimension d: Int, labels: [Int], classes k: Int,
-                           lambda: Float = 1e-3, iterations: Int = 400) -> LogisticRegression {
+    public static func fit(
+        features x: [Float], count n: Int, dimension d: Int, labels: [Int], classes k: Int,
+        lambda: Float = 1e-3, iterations: Int = 400
+    ) -> LogisticRegression {
         var mean = [Float](repeating: 0, count: d), scale = mean
         for i in 0..<n { for j in 0..<d { mean[j] += x[i * d + j] } }
         for j in 0..<d { mean[j] /= Float(n) }
@@ -131,11 +133,14 @@ public struct ProbeResult: Sendable, Codable {
 }
 
 public enum LinearProbe {
-    public static func evaluate(name: String, train: [Float], trainLabels: [Int], test: [Float], testLabels: [Int],
-                                dimension d: Int, classNames: [String], lambda: Float = 1e-3) -> ProbeResult {
+    public static func evaluate(
+        name: String, train: [Float], trainLabels: [Int], test: [Float], testLabels: [Int],
+        dimension d: Int, classNames: [String], lambda: Float = 1e-3
+    ) -> ProbeResult {
         let k = classNames.count
-        let model = LogisticRegression.fit(features: train, count: trainLabels.count, dimension: d, labels: trainLabels,
-                                           classes: k, lambda: lambda)
+        let model = LogisticRegression.fit(
+            features: train, count: trainLabels.count, dimension: d, labels: trainLabels,
+            classes: k, lambda: lambda)
         let p = model.probabilities(features: test, count: testLabels.count)
         let pred = p.map { row in row.indices.max { row[$0] < row[$1] }! }
         let m = ClassificationMetrics(truth: testLabels, predicted: pred, classes: k)
@@ -151,13 +156,19 @@ public enum LinearProbe {
         let s = set.side / pool, d = s * s * 3
         var out = [Float](repeating: 0, count: set.count * d)
         for i in 0..<set.count {
-            for y in 0..<s { for x in 0..<s { for c in 0..<3 {
-                var acc: Float = 0
-                for dy in 0..<pool { for dx in 0..<pool {
-                    acc += Float(set.pixels[((i * set.side + y * pool + dy) * set.side + x * pool + dx) * 3 + c])
-                } }
-                out[i * d + (y * s + x) * 3 + c] = acc / Float(pool * pool * 255)
-            } } }
+            for y in 0..<s {
+                for x in 0..<s {
+                    for c in 0..<3 {
+                        var acc: Float = 0
+                        for dy in 0..<pool {
+                            for dx in 0..<pool {
+                                acc += Float(set.pixels[((i * set.side + y * pool + dy) * set.side + x * pool + dx) * 3 + c])
+                            }
+                        }
+                        out[i * d + (y * s + x) * 3 + c] = acc / Float(pool * pool * 255)
+                    }
+                }
+            }
         }
         return (out, d)
     }

@@ -35,8 +35,10 @@ public struct Augmentation: Sendable {
 public enum BatchBuilder {
     /// Builds an N×side×side×3 input from patches `idx` of `set` (stored side ≥ `side`), normalised with
     /// `mean`/`std` after augmentation.
-    public static func batch(_ set: PatchSet, _ idx: ArraySlice<Int>, side: Int, mean: [Float], std: [Float],
-                             augmentation a: Augmentation, rng: inout SeededRandom) -> Tensor {
+    public static func batch(
+        _ set: PatchSet, _ idx: ArraySlice<Int>, side: Int, mean: [Float], std: [Float],
+        augmentation a: Augmentation, rng: inout SeededRandom
+    ) -> Tensor {
         var t = Tensor(n: idx.count, h: side, w: side, c: 3)
         let S = set.side, margin = (S - side) / 2
         t.data.withUnsafeMutableBufferPointer { out in
@@ -128,8 +130,11 @@ public final class Trainer {
         var cw = freq.map { $0 > 0 ? Float(pow($0 / Double(train.count), -Double(o.classWeightPower))) : 0 }
         let norm = zip(cw, freq).map { Double($0) * $1 }.reduce(0, +) / Double(train.count)
         cw = cw.map { $0 / Float(norm) }
-        log("training on \(train.count) patches, classes \(zip(metadata.classes, freq.map { Int($0) }).map { "\($0)=\($1)" }.joined(separator: " ")), loss weights \(cw.map { String(format: "%.2f", $0) })")
-        let opt: Optimizer = o.optimizer == "sgd"
+        log(
+            "training on \(train.count) patches, classes \(zip(metadata.classes, freq.map { Int($0) }).map { "\($0)=\($1)" }.joined(separator: " ")), loss weights \(cw.map { String(format: "%.2f", $0) })"
+        )
+        let opt: Optimizer =
+            o.optimizer == "sgd"
             ? SGD(learningRate: o.learningRate, momentum: 0.9, weightDecay: o.weightDecay)
             : Adam(learningRate: o.learningRate, weightDecay: o.weightDecay)
         let stepsPerEpoch = train.count / o.batchSize
@@ -144,12 +149,15 @@ public final class Trainer {
             order.shuffle(using: &rng)
             var lossSum: Double = 0, correct = 0, seen = 0
             for s in 0..<stepsPerEpoch {
-                let lr = step < warmup ? o.learningRate * Float(step + 1) / Float(warmup)
+                let lr =
+                    step < warmup
+                    ? o.learningRate * Float(step + 1) / Float(warmup)
                     : o.learningRate * 0.5 * (1 + Float(cos(Double.pi * Double(step - warmup) / Double(max(1, totalSteps - warmup)))))
                 opt.learningRate = lr
                 let idx = order[(s * o.batchSize)..<((s + 1) * o.batchSize)]
-                let x = BatchBuilder.batch(train, idx, side: o.side, mean: metadata.mean, std: metadata.std,
-                                           augmentation: o.augmentation, rng: &rng)
+                let x = BatchBuilder.batch(
+                    train, idx, side: o.side, mean: metadata.mean, std: metadata.std,
+                    augmentation: o.augmentation, rng: &rng)
                 let labels = idx.map { train.labels[$0] }
                 net.zeroGrad()
                 let (_, logits) = net.forward(x, training: true)
@@ -163,8 +171,12 @@ public final class Trainer {
                     let frac = Double(s + 1) / Double(stepsPerEpoch)
                     let bar = String(repeating: "=", count: Int(frac * 30)) + String(repeating: " ", count: 30 - Int(frac * 30))
                     let rate = Double(seen) / Date().timeIntervalSince(t0)
-                    FileHandle.standardError.write(Data(String(format: "\repoch %d/%d [%@] %3.0f%% loss %.3f acc %.3f %.0f patches/s ",
-                        epoch, o.epochs, bar, frac * 100, lossSum / Double(seen), Double(correct) / Double(seen), rate).utf8))
+                    FileHandle.standardError.write(
+                        Data(
+                            String(
+                                format: "\repoch %d/%d [%@] %3.0f%% loss %.3f acc %.3f %.0f patches/s ",
+                                epoch, o.epochs, bar, frac * 100, lossSum / Double(seen), Double(correct) / Double(seen), rate
+                            ).utf8))
                 }
             }
             if o.progress { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -176,12 +188,14 @@ public final class Trainer {
                 let m = ClassificationMetrics(truth: v.labels, predicted: pred, classes: K)
                 vals.append((name, m.accuracy, m.balancedAccuracy))
             }
-            let rep = EpochReport(epoch: epoch, trainLoss: Float(lossSum / Double(seen)), trainAccuracy: Double(correct) / Double(seen),
-                                  validation: vals, seconds: Date().timeIntervalSince(t0))
+            let rep = EpochReport(
+                epoch: epoch, trainLoss: Float(lossSum / Double(seen)), trainAccuracy: Double(correct) / Double(seen),
+                validation: vals, seconds: Date().timeIntervalSince(t0))
             history.append(rep)
-            log(String(format: "epoch %d: train loss %.4f acc %.4f | ", epoch, rep.trainLoss, rep.trainAccuracy)
-                + vals.map { String(format: "%@ acc %.4f bal %.4f", $0.name, $0.accuracy, $0.balancedAccuracy) }.joined(separator: " | ")
-                + String(format: " | %.0f s", rep.seconds))
+            log(
+                String(format: "epoch %d: train loss %.4f acc %.4f | ", epoch, rep.trainLoss, rep.trainAccuracy)
+                    + vals.map { String(format: "%@ acc %.4f bal %.4f", $0.name, $0.accuracy, $0.balancedAccuracy) }.joined(separator: " | ")
+                    + String(format: " | %.0f s", rep.seconds))
             if Date().timeIntervalSince(start) > o.timeLimit { log("time limit reached after epoch \(epoch)"); break }
         }
     }

@@ -25,7 +25,10 @@ struct EmbedCommand: ParsableCommand {
         }
         let (n, h, w) = (input.shape[0], input.shape[1], input.shape[2])
         if h != meta.patchPixels || w != meta.patchPixels {
-            FileHandle.standardError.write(Data("warning: patches are \(h)×\(w), the weights expect \(meta.patchPixels)×\(meta.patchPixels) at \(meta.micronsPerPixel) µm/px\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "warning: patches are \(h)×\(w), the weights expect \(meta.patchPixels)×\(meta.patchPixels) at \(meta.micronsPerPixel) µm/px\n"
+                        .utf8))
         }
         var e = Embedder(net: net.folded(), metadata: meta)
         e.batchSize = batchSize
@@ -33,6 +36,9 @@ struct EmbedCommand: ParsableCommand {
         let f = e.features(pixels: input.uint8Values, count: n, height: h, width: w, threads: threads)
         let dt = Date().timeIntervalSince(t0)
         try NPYArray(shape: [n, net.config.featureDimension], float32: f).write(path: out)
-        FileHandle.standardError.write(Data(String(format: "%d patches → %d features in %.2f s (%.0f patches/s)\n", n, net.config.featureDimension, dt, Double(n) / max(dt, 1e-9)).utf8))
+        FileHandle.standardError.write(
+            Data(
+                String(format: "%d patches → %d features in %.2f s (%.0f patches/s)\n", n, net.config.featureDimension, dt, Double(n) / max(dt, 1e-9))
+                    .utf8))
     }
 }

@@ -13,10 +13,10 @@ struct EvalDetectionCommand: ParsableCommand {
         commandName: "detection",
         abstract: "Evaluate the nucleus detector against labelled centroids (precision, recall, F1).",
         discussion: """
-        DIR holds images/*.png and labels: cells.csv (image,x,y,...), else annotations/*.xml (Aperio polygons), \
-        else instances/*.png (16-bit instance maps); meta.json gives stain and approx_mpp. \
-        Matching: \(CentroidMatching.rule).
-        """
+            DIR holds images/*.png and labels: cells.csv (image,x,y,...), else annotations/*.xml (Aperio polygons), \
+            else instances/*.png (16-bit instance maps); meta.json gives stain and approx_mpp. \
+            Matching: \(CentroidMatching.rule).
+            """
     )
 
     @Option(name: .long, help: "Dataset directory (images/ + cells.csv | annotations/ | instances/).")
@@ -43,13 +43,17 @@ struct EvalDetectionCommand: ParsableCommand {
     @Option(name: .customLong("reconstruction-radius-um"), help: "Geodesic reach of the background reconstruction in µm (0 = unbounded, as QuPath).")
     var reconstructionRadiusMicrons: Double?
 
-    @Option(name: .customLong("detector-weights"), help: "Use the learned detector with these weights (hali train-detector) instead of the watershed detector.")
+    @Option(
+        name: .customLong("detector-weights"),
+        help: "Use the learned detector with these weights (hali train-detector) instead of the watershed detector.")
     var detectorWeights: String?
 
     @Option(name: .customLong("seed-threshold"), help: "With --detector-weights: minimum centre probability of a seed (default: from the weights).")
     var seedThreshold: Double?
 
-    @Option(name: .customLong("foreground-threshold"), help: "With --detector-weights: minimum foreground probability of a nucleus pixel (default: from the weights).")
+    @Option(
+        name: .customLong("foreground-threshold"),
+        help: "With --detector-weights: minimum foreground probability of a nucleus pixel (default: from the weights).")
     var foregroundThreshold: Double?
 
     func imageRange() throws -> ClosedRange<Int>? {

@@ -58,7 +58,9 @@ struct LearningDataOptions: ParsableArguments {
         if slide != nil {
             guard cells != nil else { throw ValidationError("--slide needs --cells CSV (labelled centroids in level-0 pixels)") }
             guard images == nil else { throw ValidationError("--images selects images of a --dataset; use --region with --slide") }
-            if let region, PixelRegion.parse(region) == nil { throw ValidationError("--region wants X,Y,W,H in level-0 pixels, e.g. 0,3500,5000,1500") }
+            if let region, PixelRegion.parse(region) == nil {
+                throw ValidationError("--region wants X,Y,W,H in level-0 pixels, e.g. 0,3500,5000,1500")
+            }
             if let mpp, !(mpp > 0) { throw ValidationError("--mpp must be positive") }
             if let blockMicrons, !(blockMicrons > 0) { throw ValidationError("--block-um must be positive") }
         } else {
@@ -76,13 +78,15 @@ struct LearningDataOptions: ParsableArguments {
         let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
         let useCase = UseCase(positive: positive)
         if let slide, let cells {
-            return try PreparedData.make(cells: try slideCells(path: slide, csv: cells), testDirectory: testDataset,
-                                         useCase: useCase, features: features, patchMicrons: patchMicrons,
-                                         cacheDirectory: cacheDirectory, featureProvider: provider)
+            return try PreparedData.make(
+                cells: try slideCells(path: slide, csv: cells), testDirectory: testDataset,
+                useCase: useCase, features: features, patchMicrons: patchMicrons,
+                cacheDirectory: cacheDirectory, featureProvider: provider)
         }
-        return try PreparedData.make(directory: source, testDirectory: testDataset, useCase: useCase, features: features,
-                                     patchMicrons: patchMicrons, cacheDirectory: cacheDirectory,
-                                     imageRange: images.flatMap { ImageRange.parse($0[...]) }, featureProvider: provider)
+        return try PreparedData.make(
+            directory: source, testDirectory: testDataset, useCase: useCase, features: features,
+            patchMicrons: patchMicrons, cacheDirectory: cacheDirectory,
+            imageRange: images.flatMap { ImageRange.parse($0[...]) }, featureProvider: provider)
     }
 
     /// The labelled cells of `--slide`, with pixels read through OpenSlide block by block.
@@ -94,8 +98,9 @@ struct LearningDataOptions: ParsableArguments {
         let pixels = SlidePixels(width: Int(opened.width), height: Int(opened.height), maxReadPixels: Slide.maxRegionPixels) { x, y, w, h in
             RGBImage(width: w, height: h, pixels: try opened.readRegion(x: Int64(x), y: Int64(y), level: 0, width: w, height: h))
         }
-        return try CellData.load(slidePath: path, slide: pixels, cellsCSV: csv, micronsPerPixel: micronsPerPixel,
-                                 region: region.flatMap(PixelRegion.parse), blockMicrons: blockMicrons ?? 500)
+        return try CellData.load(
+            slidePath: path, slide: pixels, cellsCSV: csv, micronsPerPixel: micronsPerPixel,
+            region: region.flatMap(PixelRegion.parse), blockMicrons: blockMicrons ?? 500)
     }
 }
 
@@ -111,7 +116,6 @@ func learningJSON<T: Encodable>(_ value: T) throws -> String {
     enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return String(decoding: try enc.encode(value), as: UTF8.self)
 }
-
 
 struct EvalEffectivenessCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -129,8 +133,9 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
     @Option(name: .customLong("initial-per-class"), help: "Cells per class labelled before the active learner starts.") var initialPerClass = 5
     @Option(name: .customLong("eval-step"), help: "Train and score every this many labels (1 = every N).") var evalStep = 1
     @Option(help: "Worker threads (repeats run in parallel; results do not depend on it).") var threads = 1
-    @Option(name: .customLong("within-patch"),
-            help: "Active arm inside a picked patch: reading-order (the fixed rule) or subset-first (S's cells first; exploratory).")
+    @Option(
+        name: .customLong("within-patch"),
+        help: "Active arm inside a picked patch: reading-order (the fixed rule) or subset-first (S's cells first; exploratory).")
     var withinPatch: WithinPatch = .readingOrder
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Write the curves as a PNG.") var plot: String?
@@ -161,7 +166,8 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
     @Option(name: .customLong("min-labels"), help: "Labels before the first model and suggestions.") var minLabels = 20
     @Option(name: .customLong("retrain-every"), help: "Refit after this many new labels.") var retrainEvery = 5
     @Option(help: "Head: logistic (fast default) or paper.") var head: HeadKind = .logistic
-    @Option(help: "Annotator policy with suggestions: batch (fix wrong ones, then accept all) or sequential.") var annotator: EfficiencyPolicy = .batch
+    @Option(help: "Annotator policy with suggestions: batch (fix wrong ones, then accept all) or sequential.") var annotator: EfficiencyPolicy =
+        .batch
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -197,17 +203,20 @@ struct EvalReportCommand: AsyncParsableCommand {
     var withinPatch: WithinPatch = .readingOrder
 
     func run() async throws {
-        let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in only.map { $0.split(separator: ",").map(String.init).contains(uc.id) } ?? true }
+        let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in
+            only.map { $0.split(separator: ",").map(String.init).contains(uc.id) } ?? true
+        }
         try Directories.ensure(out, purpose: "--out")
         var rows: [LearningReport.Row] = []
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
         let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
         for uc in cases {
             FileHandle.standardError.write(Data("report: \(uc.id) …\n".utf8))
-            let prepared = try PreparedData.make(directory: uc.dataset, testDirectory: uc.testDataset,
-                                                 useCase: UseCase(positive: uc.positive), features: features,
-                                                 patchMicrons: uc.patchMicrons, cacheDirectory: cacheDirectory, imageRange: uc.imageRange,
-                                                 featureProvider: provider)
+            let prepared = try PreparedData.make(
+                directory: uc.dataset, testDirectory: uc.testDataset,
+                useCase: UseCase(positive: uc.positive), features: features,
+                patchMicrons: uc.patchMicrons, cacheDirectory: cacheDirectory, imageRange: uc.imageRange,
+                featureProvider: provider)
             var ecfg = EffectivenessConfig()
             ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
             ecfg.withinPatch = withinPatch
@@ -221,10 +230,14 @@ struct EvalReportCommand: AsyncParsableCommand {
             try learningJSON(eff).write(toFile: "\(out)/learning-\(tag)-effectiveness.json", atomically: true, encoding: .utf8)
             try learningJSON(effi).write(toFile: "\(out)/learning-\(tag)-efficiency.json", atomically: true, encoding: .utf8)
             rows.append(LearningReport.Row(useCase: uc, effectiveness: eff, efficiency: effi, plot: (png as NSString).lastPathComponent))
-            FileHandle.standardError.write(Data("report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n"
+                        .utf8))
         }
-        let md = LearningReport.markdown(rows, features: features, repeats: repeats, budget: budget, evalStep: evalStep, head: head,
-                                         fullSplits: fullSplits, withinPatch: withinPatch)
+        let md = LearningReport.markdown(
+            rows, features: features, repeats: repeats, budget: budget, evalStep: evalStep, head: head,
+            fullSplits: fullSplits, withinPatch: withinPatch)
         let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
         let path = "\(out)/learning-report-\(features.rawValue)-\(head.rawValue)\(variant).md"
         try md.write(toFile: path, atomically: true, encoding: .utf8)

@@ -13,7 +13,8 @@ struct HaliLab: AsyncParsableCommand {
 
 struct Eval: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure HALI against labelled data: detection, backbone features, the learning loop.", subcommands: [
+        abstract: "Measure HALI against labelled data: detection, backbone features, the learning loop.",
+        subcommands: [
             EvalDetectionCommand.self, EvalBackboneCommand.self, EvalEffectivenessCommand.self, EvalEfficiencyCommand.self,
             EvalReportCommand.self,
         ])

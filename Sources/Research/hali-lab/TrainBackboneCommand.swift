@@ -63,15 +63,19 @@ struct TrainBackboneCommand: ParsableCommand {
             }
             let nVal = Int((Double(names.count) * valFraction).rounded())
             let trNames = Array(names.dropLast(nVal)), vaNames = Array(names.suffix(nVal))
-            let tr = try set.patches(images: trNames, side: side, micronsPerPixel: mpp, classNames: NucleusClass.names,
-                                     label: NucleusClass.index(of:))
+            let tr = try set.patches(
+                images: trNames, side: side, micronsPerPixel: mpp, classNames: NucleusClass.names,
+                label: NucleusClass.index(of:))
             train.append(tr)
             if !vaNames.isEmpty {
-                let va = try set.patches(images: vaNames, side: side, micronsPerPixel: mpp, classNames: NucleusClass.names,
-                                         label: NucleusClass.index(of:))
+                let va = try set.patches(
+                    images: vaNames, side: side, micronsPerPixel: mpp, classNames: NucleusClass.names,
+                    label: NucleusClass.index(of:))
                 vals.append((URL(fileURLWithPath: dir).lastPathComponent, va))
             }
-            say("\(spec): \(trNames.count) training images (\(tr.count) nuclei), \(vaNames.count) validation images, \(set.micronsPerPixel) µm/px → \(mpp) µm/px")
+            say(
+                "\(spec): \(trNames.count) training images (\(tr.count) nuclei), \(vaNames.count) validation images, \(set.micronsPerPixel) µm/px → \(mpp) µm/px"
+            )
         }
         var meta = BackboneMetadata()
         meta.patchPixels = patchPixels
@@ -86,7 +90,8 @@ struct TrainBackboneCommand: ParsableCommand {
         o.augmentation.channelGain *= colourJitter
         o.augmentation.channelOffset *= colourJitter
         o.augmentation.brightness *= colourJitter
-        let config: ResNetConfig = arch == "resnet18" ? .resnet18(numClasses: NucleusClass.names.count) : .compact(numClasses: NucleusClass.names.count)
+        let config: ResNetConfig =
+            arch == "resnet18" ? .resnet18(numClasses: NucleusClass.names.count) : .compact(numClasses: NucleusClass.names.count)
         let trainer = Trainer(config: config, metadata: meta, options: o)
         say(String(format: "patches extracted in %.1f s; %@", Date().timeIntervalSince(t0), config.description))
         trainer.train(train, validation: vals) { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
@@ -94,7 +99,8 @@ struct TrainBackboneCommand: ParsableCommand {
         meta.extra["hali.training"] = "hali train-backbone " + CommandLine.arguments.dropFirst(2).joined(separator: " ")
         meta.extra["hali.seed"] = "\(seed)"
         meta.extra["hali.epochs_run"] = "\(trainer.history.count)"
-        meta.extra["hali.validation"] = last.validation.map { String(format: "%@ acc %.4f bal %.4f", $0.name, $0.accuracy, $0.balancedAccuracy) }.joined(separator: "; ")
+        meta.extra["hali.validation"] = last.validation.map { String(format: "%@ acc %.4f bal %.4f", $0.name, $0.accuracy, $0.balancedAccuracy) }
+            .joined(separator: "; ")
         try WeightsFile.save(trainer.net, metadata: meta, path: out)
         say(String(format: "wrote %@ (%.1f min total)", out, Date().timeIntervalSince(t0) / 60))
     }

@@ -77,8 +77,12 @@ struct TrainDetectorCommand: ParsableCommand {
         options.scaleJitter = scaleJitter
         let net = DetectorTraining.train(samples, options: options) { step, loss in
             // Progress on stderr (unbuffered), results on stdout.
-            FileHandle.standardError.write(Data(String(format: "step %5d/%d  loss %.4f  %.0f s\n", step, steps, loss,
-                                                       Date().timeIntervalSince(t0)).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "step %5d/%d  loss %.4f  %.0f s\n", step, steps, loss,
+                        Date().timeIntervalSince(t0)
+                    ).utf8))
         }
         // Seed threshold on the validation images: the best mean over the --val sets of each set's pooled F1, so that a
         // small set from another source (another lab, organ, scanner) weighs as much as a large one.
@@ -102,22 +106,31 @@ struct TrainDetectorCommand: ParsableCommand {
                 perSet[c.set] = perSet[c.set] + CentroidMatching.match(predicted: found.map(\.centroid), truth: c.truth, radius: c.radius).counts
             }
             let meanF1 = perSet.map(\.f1).reduce(0, +) / Double(perSet.count)
-            let sets = perSet.enumerated().map { String(format: "set %d P %.3f R %.3f F1 %.3f", $0.offset + 1, $0.element.precision,
-                                                         $0.element.recall, $0.element.f1) }
-            print(String(format: "validation: seed threshold %.2f  ", maps.seedThreshold) + sets.joined(separator: " | ")
-                  + String(format: "  mean F1 %.3f", meanF1))
+            let sets = perSet.enumerated().map {
+                String(
+                    format: "set %d P %.3f R %.3f F1 %.3f", $0.offset + 1, $0.element.precision,
+                    $0.element.recall, $0.element.f1)
+            }
+            print(
+                String(format: "validation: seed threshold %.2f  ", maps.seedThreshold) + sets.joined(separator: " | ")
+                    + String(format: "  mean F1 %.3f", meanF1))
             if meanF1 > best.f1 + 1e-9 { best = (meanF1, maps) }
         }
         let seconds = Date().timeIntervalSince(t0)
-        let command = "hali train-detector " + (data.map { "--data \($0)" } + val.map { "--val \($0)" }).joined(separator: " ")
+        let command =
+            "hali train-detector " + (data.map { "--data \($0)" } + val.map { "--val \($0)" }).joined(separator: " ")
             + " --steps \(steps) --batch-size \(batchSize) --crop \(crop) --lr \(lr) --widths \(widths) --colour-jitter \(colourJitter)"
             + " --scale-jitter \(scaleJitter) --seed \(seed) --working-mpp \(workingMpp)"
         try LearnedNucleusDetector.save(
             net, workingPixelSizeMicrons: workingMpp, maps: best.maps,
-            extra: ["hali.training": command, "hali.validation_f1": String(format: "%.4f", best.f1),
-                    "hali.training_seconds": String(format: "%.0f", seconds)],
+            extra: [
+                "hali.training": command, "hali.validation_f1": String(format: "%.4f", best.f1),
+                "hali.training_seconds": String(format: "%.0f", seconds),
+            ],
             path: out)
-        print(String(format: "train-detector: seed threshold %.2f (mean validation F1 %.3f); wrote %@ in %.1f min", best.maps.seedThreshold,
-                     best.f1, out, seconds / 60))
+        print(
+            String(
+                format: "train-detector: seed threshold %.2f (mean validation F1 %.3f); wrote %@ in %.1f min", best.maps.seedThreshold,
+                best.f1, out, seconds / 60))
     }
 }

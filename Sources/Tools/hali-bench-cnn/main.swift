@@ -35,8 +35,10 @@ var rng = SeededRandom(seed: 3)
 let pixels = (0..<(cells * side * side * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
 let macs = net.config.multiplyAdds(height: side, width: side)
 print("\(net.config.description)")
-print(String(format: "%d×%d patches, %.2f M multiply-adds (%.1f MFLOP) per cell, %d cells per run, %d cores",
-             side, side, Double(macs) / 1e6, 2 * Double(macs) / 1e6, cells, cores))
+print(
+    String(
+        format: "%d×%d patches, %.2f M multiply-adds (%.1f MFLOP) per cell, %d cells per run, %d cores",
+        side, side, Double(macs) / 1e6, 2 * Double(macs) / 1e6, cells, cores))
 
 // Plain sgemm reference: 1024³, all cores.
 func sgemmGFLOPs(_ n: Int, reps: Int) -> Double {
@@ -46,9 +48,13 @@ func sgemmGFLOPs(_ n: Int, reps: Int) -> Double {
     for _ in 0..<3 {
         let t0 = Date()
         for _ in 0..<reps {
-            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
-                BLAS.sgemm(m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!, ldc: n)
-            } } }
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        BLAS.sgemm(m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
         }
         times.append(Date().timeIntervalSince(t0) / Double(reps))
     }
@@ -84,6 +90,8 @@ for (label, threads, batch) in modes {
     }
     let r = median(rates)
     let gf = r * 2 * Double(macs) / 1e9
-    print(String(format: "%-48@ %7.0f cells/s  %6.1f GFLOP/s  = %4.0f%% of sgemm  (10^6 cells: %.1f min)",
-                 label as NSString, r, gf, 100 * gf / peak, 1e6 / r / 60))
+    print(
+        String(
+            format: "%-48@ %7.0f cells/s  %6.1f GFLOP/s  = %4.0f%% of sgemm  (10^6 cells: %.1f min)",
+            label as NSString, r, gf, 100 * gf / peak, 1e6 / r / 60))
 }

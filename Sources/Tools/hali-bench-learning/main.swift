@@ -95,53 +95,69 @@ for d in dims {
         var frng = SeededRandom(seed: 1)
         _ = head.fit(features: x, rows: Array(labelled.dropLast()), labels: Array(labels.dropLast()), rng: &frng)
         let warm = head
-        report("refit logistic (L=200, warm, with 25% validation fit) + visible \(visible.count)", time(runs) { _ in
-            var h = warm
-            var r = SeededRandom(seed: 2)
-            _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
-            _ = h.predict(features: x, rows: visible)
-        })
-        report("refit logistic (L=200, warm, no validation fit) + visible", time(runs) { _ in
-            var h = warm
-            h.config.reportValidation = false
-            var r = SeededRandom(seed: 2)
-            _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
-            _ = h.predict(features: x, rows: visible)
-        })
-        report("fit logistic from scratch (L=200, cold, with validation fit) + visible", time(runs) { _ in
-            var h = LogisticHead(classCount: 2, featureCount: d)
-            var r = SeededRandom(seed: 2)
-            _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
-            _ = h.predict(features: x, rows: visible)
-        })
-        report("refit paper MLP (L=200, SGD lr 1e-5, early stop) + visible", time(max(3, runs / 4)) { i in
-            var h = PaperMLPHead(classCount: 2, featureCount: d)
-            var r = SeededRandom(seed: UInt64(i))
-            _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
-            _ = h.predict(features: x, rows: visible)
-        })
+        report(
+            "refit logistic (L=200, warm, with 25% validation fit) + visible \(visible.count)",
+            time(runs) { _ in
+                var h = warm
+                var r = SeededRandom(seed: 2)
+                _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
+                _ = h.predict(features: x, rows: visible)
+            })
+        report(
+            "refit logistic (L=200, warm, no validation fit) + visible",
+            time(runs) { _ in
+                var h = warm
+                h.config.reportValidation = false
+                var r = SeededRandom(seed: 2)
+                _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
+                _ = h.predict(features: x, rows: visible)
+            })
+        report(
+            "fit logistic from scratch (L=200, cold, with validation fit) + visible",
+            time(runs) { _ in
+                var h = LogisticHead(classCount: 2, featureCount: d)
+                var r = SeededRandom(seed: 2)
+                _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
+                _ = h.predict(features: x, rows: visible)
+            })
+        report(
+            "refit paper MLP (L=200, SGD lr 1e-5, early stop) + visible",
+            time(max(3, runs / 4)) { i in
+                var h = PaperMLPHead(classCount: 2, featureCount: d)
+                var r = SeededRandom(seed: UInt64(i))
+                _ = h.fit(features: x, rows: labelled, labels: labels, rng: &r)
+                _ = h.predict(features: x, rows: visible)
+            })
         head = warm
-        report("predictions for all \(n) cells (logistic)", time(max(3, runs / 2)) { _ in
-            _ = head.predict(features: x, rows: Array(0..<n))
-        })
+        report(
+            "predictions for all \(n) cells (logistic)",
+            time(max(3, runs / 2)) { _ in
+                _ = head.predict(features: x, rows: Array(0..<n))
+            })
         // k-center: state after 200 labels; a new label = one pass.
         var kc = IncrementalKCenter(features: x)
         kc.addLabelled(labelled)
         var extra = 0
-        report("k-center update for one new label (one pass over N)", time(runs) { _ in
-            while kc.isLabelled[extra] { extra += 1 }
-            kc.addLabelled([extra])
-        })
+        report(
+            "k-center update for one new label (one pass over N)",
+            time(runs) { _ in
+                while kc.isLabelled[extra] { extra += 1 }
+                kc.addLabelled([extra])
+            })
         var done = [Bool](repeating: false, count: grid.patches.count)
         for q in 0..<p { done[q] = true }
-        report("next-patch pick: candidates + k-center S=20 (lazy) + patch", time(runs) { _ in
-            let cand = grid.patchOfCell.map { !done[$0] }
-            let s = kc.select(count: 20, candidate: cand)
-            _ = grid.bestPatch(holding: s, done: done)
-        })
-        report("  (reference: plain greedy S=20, one pass per pick)", time(max(2, runs / 10)) { _ in
-            let cand = grid.patchOfCell.map { !done[$0] }
-            _ = kc.selectByFullPasses(count: 20, candidate: cand)
-        })
+        report(
+            "next-patch pick: candidates + k-center S=20 (lazy) + patch",
+            time(runs) { _ in
+                let cand = grid.patchOfCell.map { !done[$0] }
+                let s = kc.select(count: 20, candidate: cand)
+                _ = grid.bestPatch(holding: s, done: done)
+            })
+        report(
+            "  (reference: plain greedy S=20, one pass per pick)",
+            time(max(2, runs / 10)) { _ in
+                let cand = grid.patchOfCell.map { !done[$0] }
+                _ = kc.selectByFullPasses(count: 20, candidate: cand)
+            })
     }
 }

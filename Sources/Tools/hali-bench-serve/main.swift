@@ -124,9 +124,10 @@ let reporter = Task {
         try? await Task.sleep(until: start + .milliseconds(Int(every * 1000) * k), clock: clock)
         if Task.isCancelled { return }
         let (a, g, e) = await results.takeInterval()
-        print(String(
-            format: "%.0f,%d,%.2f,%.2f,%.2f,%d,%.2f,%.2f,%.2f,%d", every * Double(k), a.count, percentile(a, 0.5), percentile(a, 0.95),
-            percentile(a, 0.99), g.count, percentile(g, 0.5), percentile(g, 0.95), percentile(g, 0.99), e))
+        print(
+            String(
+                format: "%.0f,%d,%.2f,%.2f,%.2f,%d,%.2f,%.2f,%.2f,%d", every * Double(k), a.count, percentile(a, 0.5), percentile(a, 0.95),
+                percentile(a, 0.99), g.count, percentile(g, 0.5), percentile(g, 0.95), percentile(g, 0.99), e))
         fflush(nil)  // every stream: the line goes out now even when piped (tee)
         k += 1
     }
@@ -140,7 +141,9 @@ await withTaskGroup(of: Void.self) { group in
                 try await Task.sleep(for: .milliseconds(i * 1000 / max(1, options.annotators)))
                 let hello = Hello(clientName: "hali-bench-serve", token: "bench-token-\(i)")
                 try await HaliConnection.withConnection(to: endpoint, hello: hello) { c in
-                    guard case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: options.slide, task: options.task))).body,
+                    guard
+                        case .sessionState(let state) = try await c.request(.openSession(OpenSession(slideID: options.slide, task: options.task)))
+                            .body,
                         let slide = state.slide
                     else { throw ClientError.unexpectedReply(expected: "session_state", got: "") }
                     // Each annotator works on its own 512×512 window, spread over the slide.
@@ -168,7 +171,10 @@ await withTaskGroup(of: Void.self) { group in
                             let name = classes[target.areaUm2 > 40 ? 0 : 1]
                             // The 20th label, then every 5th, triggers a retrain.
                             timing.sent(seq, at: clock.now, triggersTraining: index >= 20 && (index - 20) % 5 == 0)
-                            outbound.yield(Envelope(requestID: seq, .labelEvent(LabelEvent(clientSeq: seq, cellID: target.id, className: name, source: .manual, clientTimeMs: 0))))
+                            outbound.yield(
+                                Envelope(
+                                    requestID: seq,
+                                    .labelEvent(LabelEvent(clientSeq: seq, cellID: target.id, className: name, source: .manual, clientTimeMs: 0))))
                         }
                         // Leave time for the last acks and predictions, then hang up.
                         try? await Task.sleep(for: .seconds(2))
@@ -199,7 +205,16 @@ await withTaskGroup(of: Void.self) { group in
 reporter.cancel()
 let elapsed = ms(clock.now - start) / 1000
 let ack = await results.ack, sug = await results.suggestions, errors = await results.errors, labels = await results.labels
-print(String(format: "%d annotators, %.2f labels/s each, %.0f s: %d labels acked (%.1f/s), %d errors", options.annotators, options.rate, elapsed, labels, Double(labels) / elapsed, errors.count))
-print(String(format: "label -> ack           p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", percentile(ack, 0.5), percentile(ack, 0.95), percentile(ack, 0.99), ack.max() ?? .nan))
-print(String(format: "label -> suggestions   p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (%d retrains observed)", percentile(sug, 0.5), percentile(sug, 0.95), percentile(sug, 0.99), sug.count))
+print(
+    String(
+        format: "%d annotators, %.2f labels/s each, %.0f s: %d labels acked (%.1f/s), %d errors", options.annotators, options.rate, elapsed, labels,
+        Double(labels) / elapsed, errors.count))
+print(
+    String(
+        format: "label -> ack           p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms", percentile(ack, 0.5), percentile(ack, 0.95),
+        percentile(ack, 0.99), ack.max() ?? .nan))
+print(
+    String(
+        format: "label -> suggestions   p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (%d retrains observed)", percentile(sug, 0.5), percentile(sug, 0.95),
+        percentile(sug, 0.99), sug.count))
 for e in errors.prefix(5) { print("error: \(e)") }

@@ -89,7 +89,10 @@ struct Replay {
             return
         }
         guard let name = arguments.first, let target = FuzzTarget(rawValue: name), arguments.count >= 2 else {
-            FileHandle.standardError.write(Data("usage: hali-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) FILE|DIR…\n       hali-fuzz seed TARGET DIR\n".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "usage: hali-fuzz \(FuzzTarget.allCases.map(\.rawValue).joined(separator: "|")) FILE|DIR…\n       hali-fuzz seed TARGET DIR\n"
+                        .utf8))
             exit(2)
         }
         var files: [String] = []
