@@ -24,7 +24,7 @@ public struct SessionSettings: Sendable {
 /// One annotator labelling one slide for one task: their labels, their model, their active learner.
 ///
 /// Rebuilt from the label store when first opened (after a restart too): the events are replayed, the head is refitted
-/// and the active learner's distances recomputed. Heavy work (fits, k-center passes, full-slide scoring) runs on NIO's
+/// and the active learner's distances recomputed. Heavy work (fits, k-center passes, full-slide scoring) runs on
 /// the training pool's executors (`TrainingPool`), never on a Swift concurrency thread, and one session's training never blocks
 /// another session's labels: acknowledgements need only the store.
 public actor LabellingSession {
@@ -37,7 +37,7 @@ public actor LabellingSession {
     private let pool: TrainingPool
 
     private var labels = LabelState()
-    private var labelsAtLastFit = 0
+    private(set) var labelsAtLastFit = 0
     private var labelChangesSinceFit = 0
     private var head: (any Head)?
     private var modelVersion: UInt32 = 0
