@@ -31,7 +31,7 @@ struct IngestCommand: AsyncParsableCommand {
     var out: String = "hali-data/index"
 
     @Option(help: "Tiles detected in parallel (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    var threads: Int?
 
     @Option(help: "Tile edge in pixels of the level read.")
     var tileSize: Int = 1024
@@ -51,6 +51,7 @@ struct IngestCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
+        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
         // Before minutes of work, not after: an --out that cannot be written is said at once.
         do { try Directories.ensure(out, purpose: "--out") } catch { throw ValidationError(error.description) }
