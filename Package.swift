@@ -53,7 +53,10 @@ let package = Package(
         .target(name: "HaliWire", dependencies: ["CHaliProto", "CProtobufC", "HaliCore"]),
         .target(name: "HaliPNG", dependencies: ["CPNG", "HaliImaging"]),
         .target(name: "HaliDatasets", dependencies: ["HaliPNG", "HaliImaging"], path: "Sources/Research/HaliDatasets"),
-        .target(name: "HaliTerminal", dependencies: ["HaliWire", "HaliCore"]),
+        // The terminal client: its state and drawing (pure, tested without a terminal) and the shell around them.
+        .target(
+            name: "HaliTerminal",
+            dependencies: ["HaliWire", "HaliCore", "HaliClient", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
         // What the product runs of the networks (embedder, weight files, learned detector), without the training code.

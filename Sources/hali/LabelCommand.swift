@@ -1,21 +1,12 @@
 import ArgumentParser
 import Foundation
-import HaliClient
 import HaliCore
 import HaliTerminal
 import HaliWire
-import NIOSSL
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// `hali label SLIDE TASK`: the terminal labelling client.
 ///
-/// This file is the I/O shell only: raw mode, the alternate screen, stdin, signals, and the connection with
-/// reconnect and backoff. Everything the client decides (what to send, what to draw) is `HaliTerminal.LabelClient`.
+/// Option parsing only: the terminal shell is `HaliTerminal.TerminalLabelling`, the client's decisions `LabelClient`.
 struct LabelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "label",
@@ -62,305 +53,22 @@ struct LabelCommand: AsyncParsableCommand {
     ]
 
     func run() async throws {
-        guard isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1 else {
-            FileHandle.standardError.write(Data("hali label: needs a terminal on standard input and output\n".utf8))
+        let options = TerminalLabelling.Options(
+            slideID: slide, task: task, colorMode: ColorMode(rawValue: color), strategy: Self.strategies[strategy] ?? .default,
+            patchSizeMicrons: patchUm)
+        let hello = Hello(clientName: "hali-terminal", clientVersion: HaliCLIVersion.string, token: try connection.resolvedToken())
+        let outcome: TerminalLabelling.Outcome
+        do {
+            outcome = try await TerminalLabelling.run(
+                endpoint: try connection.endpoint(), hello: hello, tls: try connection.tlsContext(), options: options)
+        } catch let error as TerminalError {
+            FileHandle.standardError.write(Data("hali label: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        let endpoint = try connection.endpoint()
-        let hello = Hello(clientName: "hali-terminal", clientVersion: HaliCLIVersion.string, token: try connection.resolvedToken())
-        let mode = ColorMode(rawValue: color) ?? ColorMode.detect(environment: ProcessInfo.processInfo.environment)
-
-        let terminal = try RawTerminal()
-        let (events, sink) = AsyncStream<ShellEvent>.makeStream(bufferingPolicy: .unbounded)
-        terminal.startReading(into: sink)
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                sink.yield(.tick)
-            }
-        }
-        let tls = try connection.tlsContext()
-        let connector = Task { await Self.connectionLoop(endpoint: endpoint, hello: hello, tls: tls, sink: sink) }
-
-        let size = terminal.size()
-        var client = LabelClient(
-            slideID: slide, task: task, columns: size.columns, rows: size.rows, colorMode: mode,
-            strategy: Self.strategies[strategy] ?? .default, patchSizeUm: patchUm)
-        let renderer = ANSIRenderer(mode: mode)
-        var decoder = KeyDecoder()
-        var escapeGeneration = 0
-        var previous: ScreenGrid?
-        var outbound: AsyncStream<Envelope>.Continuation?
-
-        terminal.output(ANSIRenderer.enterSequence)
-        func redraw() {
-            let grid = client.screen()
-            terminal.output(renderer.frame(grid, previous: previous))
-            previous = grid
-        }
-        redraw()
-
-        loop: for await event in events {
-            let now = Self.nowMs()
-            var out: [Envelope] = []
-            switch event {
-            case .input(let bytes):
-                for key in decoder.feed(bytes) { out += client.handle(.key(key), nowMs: now) }
-                if decoder.hasPending {
-                    // A lone ESC, or a sequence cut by the read: wait briefly for the rest.
-                    escapeGeneration += 1
-                    let generation = escapeGeneration
-                    Task {
-                        try? await Task.sleep(for: .milliseconds(50))
-                        sink.yield(.escapeTimeout(generation))
-                    }
-                }
-            case .escapeTimeout(let generation):
-                guard generation == escapeGeneration else { continue loop }
-                for key in decoder.flush() { out += client.handle(.key(key), nowMs: now) }
-            case .inputClosed:
-                break loop
-            case .resize, .resumed:
-                if case .resumed = event { terminal.enterRawMode() }
-                let s = terminal.size()
-                out += client.handle(.resize(columns: s.columns, rows: s.rows), nowMs: now)
-                previous = nil
-                terminal.output(ANSIRenderer.enterSequence)
-            case .terminate:
-                break loop
-            case .tick:
-                out += client.handle(.tick, nowMs: now)
-            case .connected(let welcome, let continuation):
-                outbound = continuation
-                out += client.handle(.connected(welcome), nowMs: now)
-            case .client(let clientEvent):
-                if case .disconnected = clientEvent { outbound = nil }
-                out += client.handle(clientEvent, nowMs: now)
-            }
-            for envelope in out { outbound?.yield(envelope) }
-            if client.shouldQuit { break loop }
-            redraw()
-        }
-
-        // Close the connection politely (HaliConnection says Bye) but wait no more than half a second for it,
-        // then restore the terminal.
-        ticker.cancel()
-        if let outbound {
-            outbound.finish()
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await connector.value }
-                group.addTask { try? await Task.sleep(for: .milliseconds(500)) }
-                await group.next()
-                group.cancelAll()
-            }
-        }
-        connector.cancel()
-        terminal.restore()
-        let lost = client.pending.count
+        let lost = outcome.unacknowledged
         print(
-            "hali label: \(client.labelsDone) labels done in \(slide)/\(task)"
+            "hali label: \(outcome.labelsDone) labels done in \(slide)/\(task)"
                 + (lost > 0 ? "; \(lost) label(s) were not acknowledged by the daemon and may be lost" : ""))
         if lost > 0 { throw ExitCode(1) }
-    }
-
-    static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
-
-    /// Connects, runs the exchange until the connection ends, waits (0.5 s doubling to 10 s; back to 0.5 s after a
-    /// connection that got as far as Welcome), and tries again; stops when the daemon refuses the token or version.
-    static func connectionLoop(endpoint: Endpoint, hello: Hello, tls: NIOSSLContext?, sink: AsyncStream<ShellEvent>.Continuation) async {
-        var attempt = 1
-        var backoff = 0.5
-        while !Task.isCancelled {
-            sink.yield(.client(.connecting(attempt: attempt)))
-            let (outStream, outContinuation) = AsyncStream<Envelope>.makeStream(bufferingPolicy: .unbounded)
-            var reason = "the daemon closed the connection"
-            var retry = true
-            var welcomed = false
-            do {
-                let end = try await HaliConnection.withConnection(to: endpoint, hello: hello, tls: tls) { connection in
-                    welcomed = true
-                    sink.yield(.connected(connection.welcome, outContinuation))
-                    // The daemon closes connections silent for its idle limit (15 min by default); a pathologist
-                    // thinking over a patch is not gone, so a Ping goes every minute.
-                    let keepalive = Task {
-                        while !Task.isCancelled {
-                            try? await Task.sleep(for: .seconds(60))
-                            outContinuation.yield(Envelope(.ping(HaliWire.Ping(nonce: 0, clientTimeNs: 0))))
-                        }
-                    }
-                    defer { keepalive.cancel() }
-                    return try await connection.exchange(sending: outStream) { sink.yield(.client(.received($0))) }
-                }
-                // The client finished the outbound stream: it is quitting (withConnection has said Bye).
-                if end == .outboundFinished { return }
-            } catch let error as ClientError {
-                reason = error.description
-                if case .server(let reply) = error, [.unauthenticated, .unsupportedVersion].contains(reply.code) {
-                    retry = false
-                }
-            } catch {
-                reason = "\(error)"
-            }
-            outContinuation.finish()
-            if Task.isCancelled { return }
-            if welcomed {
-                attempt = 1
-                backoff = 0.5
-            }
-            guard retry else {
-                sink.yield(.client(.disconnected(reason: reason, retryInSeconds: nil)))
-                return
-            }
-            // Count down in whole seconds so the status line shows when the next try comes.
-            var remaining = backoff
-            while remaining > 0 && !Task.isCancelled {
-                sink.yield(.client(.disconnected(reason: reason, retryInSeconds: Int(remaining.rounded(.up)))))
-                let step = min(1, remaining)
-                try? await Task.sleep(for: .milliseconds(Int(step * 1000)))
-                remaining -= step
-            }
-            backoff = min(backoff * 2, 10)
-            attempt += 1
-        }
-    }
-}
-
-/// What the shell's event loop reacts to.
-enum ShellEvent: Sendable {
-    case input([UInt8])
-    case inputClosed
-    case escapeTimeout(Int)
-    case resize
-    /// SIGCONT: the process was stopped and resumed; raw mode may have been undone.
-    case resumed
-    case terminate
-    case tick
-    case connected(Welcome, AsyncStream<Envelope>.Continuation)
-    case client(ClientEvent)
-}
-
-// MARK: - The terminal
-
-/// The write end of the self-pipe the signal handler writes to (async-signal-safe).
-nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
-
-/// Raw mode on standard input (restored by `restore()`, on normal exit and on SIGTERM/SIGHUP/SIGINT, which end the
-/// event loop), plus a reader thread that polls stdin and a self-pipe fed by the signal handler.
-final class RawTerminal: @unchecked Sendable {
-    private var original = termios()
-    private var restored = false
-    private let lock = NSLock()
-    private let signalPipeRead: Int32
-
-    init() throws {
-        guard tcgetattr(STDIN_FILENO, &original) == 0 else { throw ValidationError("cannot read the terminal's settings") }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ValidationError("cannot create a pipe") }
-        signalPipeRead = fds[0]
-        signalPipeWrite = fds[1]
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        for sig in [SIGWINCH, SIGTERM, SIGHUP, SIGINT, SIGCONT] {
-            signal(sig) { number in
-                var byte = UInt8(truncatingIfNeeded: number)
-                _ = write(signalPipeWrite, &byte, 1)
-            }
-        }
-        enterRawMode()
-    }
-
-    func enterRawMode() {
-        var raw = original
-        raw.c_iflag &= ~tcflag_t(IXON | ICRNL | BRKINT | INPCK | ISTRIP)
-        raw.c_lflag &= ~tcflag_t(ECHO | ICANON | ISIG | IEXTEN)
-        raw.c_cflag |= tcflag_t(CS8)
-        withUnsafeMutableBytes(of: &raw.c_cc) { cc in
-            cc[Int(VMIN)] = 1
-            cc[Int(VTIME)] = 0
-        }
-        _ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw)
-    }
-
-    /// Leaves the alternate screen and puts the terminal's settings back (idempotent).
-    func restore() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !restored else { return }
-        restored = true
-        writeAll(ANSIRenderer.leaveSequence)
-        _ = tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
-        for sig in [SIGWINCH, SIGTERM, SIGHUP, SIGINT, SIGCONT] { signal(sig, SIG_DFL) }
-    }
-
-    deinit { restore() }
-
-    func size() -> (columns: Int, rows: Int) {
-        var ws = winsize()
-        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0 {
-            return (Int(ws.ws_col), Int(ws.ws_row))
-        }
-        let env = ProcessInfo.processInfo.environment
-        return (Int(env["COLUMNS"] ?? "") ?? 80, Int(env["LINES"] ?? "") ?? 24)
-    }
-
-    func output(_ text: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !restored else { return }
-        writeAll(text)
-    }
-
-    private func writeAll(_ text: String) {
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
-                return
-            }
-            offset += n
-        }
-    }
-
-    /// Reads stdin and the signal pipe on a thread of its own and turns them into events.
-    func startReading(into sink: AsyncStream<ShellEvent>.Continuation) {
-        let signalFD = signalPipeRead
-        let thread = Thread {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var fds = [
-                pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
-            ]
-            while true {
-                fds[0].revents = 0
-                fds[1].revents = 0
-                let ready = poll(&fds, 2, -1)
-                if ready < 0 {
-                    if errno == EINTR { continue }
-                    sink.yield(.inputClosed)
-                    return
-                }
-                if fds[1].revents & Int16(POLLIN) != 0 {
-                    let n = read(signalFD, &buffer, buffer.count)
-                    for sig in buffer.prefix(max(0, n)) {
-                        switch Int32(sig) {
-                        case SIGWINCH: sink.yield(.resize)
-                        case SIGCONT: sink.yield(.resumed)
-                        default: sink.yield(.terminate)
-                        }
-                    }
-                }
-                if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                    let n = read(STDIN_FILENO, &buffer, buffer.count)
-                    if n > 0 {
-                        sink.yield(.input(Array(buffer.prefix(n))))
-                    } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
-                        sink.yield(.inputClosed)
-                        return
-                    }
-                }
-            }
-        }
-        thread.start()
     }
 }

@@ -1,0 +1,39 @@
+import Foundation
+import HaliCore
+import HaliWire
+import Testing
+
+@testable import HaliTerminal
+
+/// The shell's connection loop against a daemon that is not there: it tries, says when it will try again, and waits
+/// 0.5 s, then 1 s, then 2 s (doubling to 10 s), counting down in whole seconds on the status line.
+struct ReconnectTests {
+    @Test func aMissingDaemonIsRetriedWithDoublingBackoff() async throws {
+        let endpoint = Endpoint.unix(path: NSTemporaryDirectory() + "hali-no-daemon-\(getpid()).sock")
+        let hello = Hello(clientName: "test", clientVersion: "0", token: "t")
+        let (events, sink) = AsyncStream<ShellEvent>.makeStream(bufferingPolicy: .unbounded)
+        let loop = Task { await TerminalLabelling.connectionLoop(endpoint: endpoint, hello: hello, tls: nil, sink: sink) }
+        defer { loop.cancel() }
+        var seen: [String] = []
+        let start = ContinuousClock.now
+        var attemptTimes: [Duration] = []
+        for await event in events {
+            guard case .client(let clientEvent) = event else { continue }
+            switch clientEvent {
+            case .connecting(let attempt):
+                seen.append("try \(attempt)")
+                attemptTimes.append(ContinuousClock.now - start)
+            case .disconnected(_, let retry):
+                seen.append("retry in \(retry.map(String.init) ?? "never")")
+            default: continue
+            }
+            if seen.count == 8 { break }
+        }
+        // Attempt 3 waits 2 s, counted down as 2 then 1.
+        #expect(seen == ["try 1", "retry in 1", "try 2", "retry in 1", "try 3", "retry in 2", "retry in 1", "try 4"])
+        // Waits of 0.5, 1 and 2 s between the tries (generous bounds: a shared machine may be slow, never early).
+        let gaps = zip(attemptTimes.dropFirst(), attemptTimes).map { ($0 - $1) / .milliseconds(1) }
+        #expect(gaps.count == 3)
+        for (gap, wanted) in zip(gaps, [500.0, 1000.0, 2000.0]) { #expect(gap >= wanted * 0.95 && gap < wanted + 1500, "\(gaps)") }
+    }
+}
