@@ -76,7 +76,7 @@ let package = Package(
         .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliInference", "HaliNet", "HaliMath"]),
 
-        .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest", "HaliEngine"]),
+        .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest", "HaliEngine", "HaliImaging", "HaliPNG"]),
 
         // MARK: Engine: sessions, models, active learning
         .target(
@@ -189,7 +189,9 @@ let package = Package(
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliTestFixtures", "HaliSlide"]),
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
-        .testTarget(name: "HaliInteropTests", dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore"]),
+        .testTarget(
+            name: "HaliInteropTests",
+            dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore", "HaliEngine", "HaliImaging"]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
         .testTarget(
             name: "HaliExperimentsTests",
