@@ -73,7 +73,7 @@ let package = Package(
             path: "Sources/Research/HaliExperiments"),
 
         // MARK: Slide index and ingest
-        .target(name: "HaliIndex", dependencies: ["HaliCompression"]),
+        .target(name: "HaliIndex", dependencies: ["HaliCore", "HaliCompression"]),
         .target(name: "HaliIngest", dependencies: ["HaliCore", "HaliSlide", "HaliImaging", "HaliIndex", "HaliInference", "HaliNet", "HaliMath"]),
 
         .target(name: "HaliInterop", dependencies: ["HaliCore", "HaliIndex", "HaliStore", "HaliIngest", "HaliEngine", "HaliImaging", "HaliPNG"]),

@@ -1,4 +1,5 @@
 import Foundation
+import HaliCore
 
 #if canImport(Glibc)
 import Glibc
@@ -11,10 +12,10 @@ public enum Directories {
     /// created or written (with the reason from the system).
     /// - Parameter purpose: how the message names the directory, e.g. "--out" or "the data directory"; the error's
     ///   description reads "PATH: PURPOSE is a file, not a directory".
-    public static func ensure(_ path: String, purpose: String) throws(IndexError) {
+    public static func ensure(_ path: String, purpose: String) throws(FileError) {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw IndexError(path: path, message: "\(purpose) is a file, not a directory") }
+            guard isDirectory.boolValue else { throw FileError(path: path, message: "\(purpose) is a file, not a directory") }
         } else {
             // Walk up to the deepest existing ancestor, so the message names the component that is in the way.
             var ancestor = (path as NSString).deletingLastPathComponent
@@ -22,16 +23,16 @@ public enum Directories {
                 ancestor = (ancestor as NSString).deletingLastPathComponent
             }
             if !ancestor.isEmpty, FileManager.default.fileExists(atPath: ancestor, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw IndexError(path: path, message: "cannot create \(purpose): \(ancestor) is a file, not a directory")
+                throw FileError(path: path, message: "cannot create \(purpose): \(ancestor) is a file, not a directory")
             }
             do {
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
             } catch {
-                throw IndexError(path: path, message: "cannot create \(purpose): \(reason(ancestor.isEmpty ? "." : ancestor))")
+                throw FileError(path: path, message: "cannot create \(purpose): \(reason(ancestor.isEmpty ? "." : ancestor))")
             }
         }
         guard access(path, W_OK | X_OK) == 0 else {
-            throw IndexError(path: path, message: "\(purpose) is not writable: \(String(cString: strerror(errno)))")
+            throw FileError(path: path, message: "\(purpose) is not writable: \(String(cString: strerror(errno)))")
         }
     }
 

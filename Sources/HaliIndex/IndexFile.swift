@@ -1,5 +1,6 @@
 import Foundation
 import HaliCompression
+import HaliCore
 
 #if canImport(Glibc)
 import Glibc
@@ -104,7 +105,7 @@ public enum IndexFile {
         if !directory.isEmpty { try Directories.ensure(directory, purpose: "the output directory") }
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw IndexError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw FileError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))") }
         var ok = bytes.withUnsafeBytes { raw -> Bool in
             var offset = 0
             while offset < raw.count {
@@ -122,12 +123,12 @@ public enum IndexFile {
         close(fd)
         guard ok else {
             unlink(temporary)
-            throw IndexError(path: temporary, message: "write failed: \(failure)")
+            throw FileError(path: temporary, message: "write failed: \(failure)")
         }
         guard rename(temporary, path) == 0 else {
             let message = String(cString: strerror(errno))
             unlink(temporary)
-            throw IndexError(path: path, message: "rename failed: \(message)")
+            throw FileError(path: path, message: "rename failed: \(message)")
         }
         let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY)
         if dirfd >= 0 {
@@ -155,11 +156,11 @@ public enum IndexFile {
     /// explain: a corrupt or hostile header is refused before any of its numbers is used in arithmetic.
     static let maxRows = 100_000_000, maxColumns = 1024, maxNames = 4096, maxEmbeddingDimension = 8192
 
-    /// Parses an index file's bytes (`path` names it in errors). Throws `IndexError` for anything that is not a
+    /// Parses an index file's bytes (`path` names it in errors). Throws `FileError` for anything that is not a
     /// complete, consistent index.
     public static func read(bytes: [UInt8], path: String) throws -> (manifest: IndexManifest, table: CellTable) {
         let (header, bodyStart) = try readHeader(bytes, path: path)
-        func fail(_ message: String) -> IndexError { IndexError(path: path, message: "corrupt index: \(message)") }
+        func fail(_ message: String) -> FileError { FileError(path: path, message: "corrupt index: \(message)") }
         guard (0...maxRows).contains(header.rows) else { throw fail("\(header.rows) rows") }
         guard header.columns.count <= maxColumns, header.stainNames.count <= maxNames, header.classNames.count <= maxNames else {
             throw fail("too many columns or names")
@@ -252,12 +253,12 @@ public enum IndexFile {
 
     private static func readFile(_ path: String) throws -> Data {
         do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw IndexError(path: path, message: "cannot read: \((error as NSError).localizedDescription)")
+            throw FileError(path: path, message: "cannot read: \((error as NSError).localizedDescription)")
         }
     }
 
     private static func readHeader(_ bytes: [UInt8], path: String) throws -> (header: Header, bodyStart: Int) {
-        func fail(_ message: String) -> IndexError { IndexError(path: path, message: "not a HALI index: \(message)") }
+        func fail(_ message: String) -> FileError { FileError(path: path, message: "not a HALI index: \(message)") }
         guard bytes.count >= 28, Array(bytes[0..<8]) == magic else { throw fail("bad magic") }
         guard Array(bytes[(bytes.count - 16)..<(bytes.count - 8)]) == trailerMagic else { throw fail("no trailer (truncated?)") }
         let declared = bytes[(bytes.count - 8)...].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }

@@ -209,13 +209,3 @@ public struct IndexManifest: Codable, Sendable, Equatable {
         self.created = created
     }
 }
-
-public struct IndexError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var description: String { "\(path): \(message)" }
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
-}

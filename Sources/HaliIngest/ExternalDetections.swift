@@ -1,4 +1,5 @@
 import Foundation
+import HaliCore
 import HaliIndex
 
 /// Nuclei found by another tool, brought into a slide index so labelling can start from them.
@@ -50,7 +51,7 @@ public enum ExternalDetections {
     ) throws -> [CellTable.Row] {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw IngestError(path: path, message: "cannot read: \((error as NSError).localizedDescription)")
+            throw FileError(path: path, message: "cannot read: \((error as NSError).localizedDescription)")
         }
         let rows: [CellTable.Row]
         switch format {
@@ -63,7 +64,7 @@ public enum ExternalDetections {
             guard row.centroidX >= -0.5, row.centroidY >= -0.5, row.centroidX < Double(slideWidth) - 0.5,
                 row.centroidY < Double(slideHeight) - 0.5
             else {
-                throw IngestError(
+                throw FileError(
                     path: path,
                     message: "detection \(index + 1) at (\(row.centroidX), \(row.centroidY)) lies outside the \(slideWidth)×\(slideHeight) slide")
             }
@@ -88,7 +89,7 @@ public enum ExternalDetections {
     static func geojson(_ data: Data, path: String, skipSuggestions: Bool = false) throws -> [CellTable.Row] {
         let root: Any
         do { root = try JSONSerialization.jsonObject(with: data) } catch {
-            throw IngestError(path: path, message: "not valid JSON: \((error as NSError).localizedDescription)")
+            throw FileError(path: path, message: "not valid JSON: \((error as NSError).localizedDescription)")
         }
         let features: [Any]
         if let object = root as? [String: Any] {
@@ -97,23 +98,23 @@ public enum ExternalDetections {
             } else if object["type"] as? String == "Feature" {
                 features = [object]
             } else {
-                throw IngestError(path: path, message: "expected a GeoJSON FeatureCollection, Feature, or array of features")
+                throw FileError(path: path, message: "expected a GeoJSON FeatureCollection, Feature, or array of features")
             }
         } else if let list = root as? [Any] {
             features = list
         } else {
-            throw IngestError(path: path, message: "expected a GeoJSON FeatureCollection, Feature, or array of features")
+            throw FileError(path: path, message: "expected a GeoJSON FeatureCollection, Feature, or array of features")
         }
         var rows: [CellTable.Row] = []
         for (index, item) in features.enumerated() {
             let place = "feature \(index + 1)"
-            guard let feature = item as? [String: Any] else { throw IngestError(path: path, message: "\(place) is not an object") }
+            guard let feature = item as? [String: Any] else { throw FileError(path: path, message: "\(place) is not an object") }
             let properties = feature["properties"] as? [String: Any] ?? [:]
             let objectType = (properties["objectType"] ?? properties["object_type"] ?? properties["type"]) as? String ?? "detection"
             if ["annotation", "tile", "tmaCore", "root", "PathAnnotationObject"].contains(objectType) { continue }
             if skipSuggestions && isSuggestion(properties) { continue }
             let geometry = (feature["nucleusGeometry"] ?? feature["geometry"]) as? [String: Any]
-            guard let geometry else { throw IngestError(path: path, message: "\(place) has no geometry") }
+            guard let geometry else { throw FileError(path: path, message: "\(place) has no geometry") }
             var row = try geometryRow(geometry, path: path, place: place)
             if let classification = properties["classification"] as? [String: Any] {
                 row.className = (classification["name"] as? String) ?? (classification["names"] as? [String])?.joined(separator: ": ")
@@ -129,7 +130,7 @@ public enum ExternalDetections {
         let type = geometry["type"] as? String ?? ""
         func point(_ any: Any) throws -> (Double, Double) {
             guard let pair = any as? [Any], pair.count >= 2, let x = number(pair[0]), let y = number(pair[1]), x.isFinite, y.isFinite else {
-                throw IngestError(path: path, message: "\(place): coordinates must be [x, y] numbers")
+                throw FileError(path: path, message: "\(place): coordinates must be [x, y] numbers")
             }
             return (x, y)
         }
@@ -141,11 +142,11 @@ public enum ExternalDetections {
             var rings: [[(Double, Double)]] = []
             if type == "Polygon" {
                 guard let polygon = geometry["coordinates"] as? [Any], let outer = polygon.first as? [Any] else {
-                    throw IngestError(path: path, message: "\(place): Polygon needs an outer ring")
+                    throw FileError(path: path, message: "\(place): Polygon needs an outer ring")
                 }
                 rings = [try outer.map(point)]
             } else {
-                guard let parts = geometry["coordinates"] as? [Any] else { throw IngestError(path: path, message: "\(place): bad MultiPolygon") }
+                guard let parts = geometry["coordinates"] as? [Any] else { throw FileError(path: path, message: "\(place): bad MultiPolygon") }
                 for part in parts {
                     guard let polygon = part as? [Any], let outer = polygon.first as? [Any] else { continue }
                     rings.append(try outer.map(point))
@@ -154,13 +155,13 @@ public enum ExternalDetections {
             guard let ring = rings.max(by: { abs(polygonArea($0.flatMap { [$0.0, $0.1] })) < abs(polygonArea($1.flatMap { [$0.0, $0.1] })) }),
                 ring.count >= 3
             else {
-                throw IngestError(path: path, message: "\(place): polygon has fewer than 3 vertices")
+                throw FileError(path: path, message: "\(place): polygon has fewer than 3 vertices")
             }
             var flat = ring.flatMap { [$0.0, $0.1] }
             if ring.count > 3, ring.first! == ring.last! { flat.removeLast(2) }  // GeoJSON repeats the first vertex
             return polygonRow(flat)
         default:
-            throw IngestError(path: path, message: "\(place): geometry type \"\(type)\" is not a nucleus (Polygon, MultiPolygon or Point)")
+            throw FileError(path: path, message: "\(place): geometry type \"\(type)\" is not a nucleus (Polygon, MultiPolygon or Point)")
         }
     }
 
@@ -168,20 +169,20 @@ public enum ExternalDetections {
 
     static func hovernet(_ data: Data, path: String, typeNames: [Int: String]) throws -> [CellTable.Row] {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw IngestError(path: path, message: "not a JSON object")
+            throw FileError(path: path, message: "not a JSON object")
         }
-        guard let nuclei = root["nuc"] as? [String: Any] else { throw IngestError(path: path, message: "no \"nuc\" object (HoVer-Net output)") }
+        guard let nuclei = root["nuc"] as? [String: Any] else { throw FileError(path: path, message: "no \"nuc\" object (HoVer-Net output)") }
         // Keys are instance ids; order rows by them numerically for a reproducible import.
         let keys = nuclei.keys.sorted { (Int($0) ?? .max, $0) < (Int($1) ?? .max, $1) }
         var rows: [CellTable.Row] = []
         for key in keys {
             let place = "nuc[\(key)]"
-            guard let entry = nuclei[key] as? [String: Any] else { throw IngestError(path: path, message: "\(place) is not an object") }
+            guard let entry = nuclei[key] as? [String: Any] else { throw FileError(path: path, message: "\(place) is not an object") }
             var row: CellTable.Row
             if let contour = entry["contour"] as? [Any], contour.count >= 3 {
                 let points = try contour.map { item -> [Double] in
                     guard let pair = item as? [Any], pair.count >= 2, let x = number(pair[0]), let y = number(pair[1]) else {
-                        throw IngestError(path: path, message: "\(place).contour: expected [x, y] pairs")
+                        throw FileError(path: path, message: "\(place).contour: expected [x, y] pairs")
                     }
                     return [x, y]
                 }
@@ -189,7 +190,7 @@ public enum ExternalDetections {
             } else if let centroid = entry["centroid"] as? [Any], centroid.count >= 2, let x = number(centroid[0]), let y = number(centroid[1]) {
                 row = CellTable.Row(centroidX: x, centroidY: y, minX: x - 0.5, minY: y - 0.5, maxX: x + 0.5, maxY: y + 0.5)
             } else {
-                throw IngestError(path: path, message: "\(place) has neither contour nor centroid")
+                throw FileError(path: path, message: "\(place) has neither contour nor centroid")
             }
             if let centroid = entry["centroid"] as? [Any], centroid.count >= 2, let x = number(centroid[0]), let y = number(centroid[1]) {
                 row.centroidX = x
@@ -215,22 +216,22 @@ public enum ExternalDetections {
     // MARK: CSV
 
     static func csv(_ data: Data, path: String) throws -> [CellTable.Row] {
-        guard let text = String(data: data, encoding: .utf8) else { throw IngestError(path: path, message: "not UTF-8 text") }
+        guard let text = String(data: data, encoding: .utf8) else { throw FileError(path: path, message: "not UTF-8 text") }
         var lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        guard !lines.isEmpty else { throw IngestError(path: path, message: "empty CSV") }
+        guard !lines.isEmpty else { throw FileError(path: path, message: "empty CSV") }
         let separator: Character = lines[0].contains("\t") ? "\t" : ","
         let header = lines.removeFirst().split(separator: separator, omittingEmptySubsequences: false).map {
             $0.trimmingCharacters(in: .whitespaces).lowercased()
         }
         guard let xColumn = header.firstIndex(of: "x"), let yColumn = header.firstIndex(of: "y") else {
-            throw IngestError(path: path, message: "line 1: the header must name x and y columns (got \(header.joined(separator: ",")))")
+            throw FileError(path: path, message: "line 1: the header must name x and y columns (got \(header.joined(separator: ",")))")
         }
         let classColumn = header.firstIndex(of: "class")
         return try lines.enumerated().map { index, line in
             let fields = line.split(separator: separator, omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard fields.count > max(xColumn, yColumn), let x = Double(fields[xColumn]), let y = Double(fields[yColumn]), x.isFinite, y.isFinite
             else {
-                throw IngestError(path: path, message: "line \(index + 2): expected numbers in the x and y columns")
+                throw FileError(path: path, message: "line \(index + 2): expected numbers in the x and y columns")
             }
             var row = CellTable.Row(centroidX: x, centroidY: y, minX: x - 0.5, minY: y - 0.5, maxX: x + 0.5, maxY: y + 0.5)
             if let classColumn, classColumn < fields.count, !fields[classColumn].isEmpty { row.className = fields[classColumn] }

@@ -26,7 +26,7 @@ public enum IndexBuilder {
         outputDirectory: String, force: Bool = false, progress: (@Sendable (IngestProgress) -> Void)? = nil
     ) async throws -> Outcome {
         let slide: Slide
-        do { slide = try Slide(path: slidePath) } catch { throw IngestError(path: slidePath, message: error.message) }
+        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
         let identity = try SlideIngest.identify(slide: slide, options: options)
         let path = indexPath(slidePath: slidePath, outputDirectory: outputDirectory)
 

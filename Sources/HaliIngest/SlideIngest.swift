@@ -6,16 +6,6 @@ import HaliInference
 import HaliMath
 import HaliSlide
 
-public struct IngestError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var description: String { "\(path): \(message)" }
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
-}
-
 /// Settings of a whole-slide ingest. Lengths in microns unless named otherwise.
 public struct IngestOptions: Sendable {
     public var stain: SlideStain = .he
@@ -119,7 +109,7 @@ public enum SlideIngest {
         let clock = ContinuousClock()
         let start = clock.now
         let slide: Slide
-        do { slide = try Slide(path: slidePath) } catch { throw IngestError(path: slidePath, message: error.message) }
+        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
         let identity = try identify(slide: slide, options: options)
         let mpp = identity.micronsPerPixel
 
@@ -154,7 +144,7 @@ public enum SlideIngest {
         var areaX0 = 0, areaY0 = 0, areaX1 = Int(levelWidth), areaY1 = Int(levelHeight)
         if let r = options.region {
             guard r.width > 0, r.height > 0, r.x >= 0, r.y >= 0, r.x + r.width <= slide.width, r.y + r.height <= slide.height else {
-                throw IngestError(path: slidePath, message: "region \(r) lies outside the \(slide.width)×\(slide.height) slide")
+                throw FileError(path: slidePath, message: "region \(r) lies outside the \(slide.width)×\(slide.height) slide")
             }
             areaX0 = Int(Double(r.x) / downsample) / k * k
             areaY0 = Int(Double(r.y) / downsample) / k * k
@@ -271,7 +261,7 @@ public enum SlideIngest {
                 pixels = try slide.readRegion(
                     x: Int64((Double(x) * downsample).rounded()), y: Int64((Double(y) * downsample).rounded()), level: level, width: cw, height: ch)
             } catch {
-                throw IngestError(path: slidePath, message: "calibration window at level-\(level) (\(x), \(y)): \(error.message)")
+                throw FileError(path: slidePath, message: "calibration window at level-\(level) (\(x), \(y)): \(error.message)")
             }
             values.append(detector.adaptiveThreshold(RGBImage(width: cw, height: ch, pixels: pixels), micronsPerPixel: levelMpp))
         }
@@ -284,14 +274,14 @@ public enum SlideIngest {
         let mpp: Double
         let source: String
         if let given = options.micronsPerPixel {
-            guard given > 0, given < 100 else { throw IngestError(path: slide.path, message: "--mpp \(given) is not a plausible pixel size") }
+            guard given > 0, given < 100 else { throw FileError(path: slide.path, message: "--mpp \(given) is not a plausible pixel size") }
             mpp = given
             source = "option"
         } else if let recorded = slide.micronsPerPixel {
             mpp = (recorded.x * recorded.y).squareRoot()
             source = "slide"
         } else {
-            throw IngestError(
+            throw FileError(
                 path: slide.path,
                 message: "the slide records no pixel size (openslide.mpp-x); pass --mpp, e.g. --mpp 0.25 for 40x or 0.5 for 20x")
         }
@@ -349,7 +339,7 @@ struct TileJob: Sendable {
                 x: Int64((Double(rx) * downsample).rounded()), y: Int64((Double(ry) * downsample).rounded()), level: level,
                 width: rw, height: rh)
         } catch {
-            throw IngestError(path: slidePath, message: "tile at level-\(level) (\(t.x), \(t.y)): \(error.message)")
+            throw FileError(path: slidePath, message: "tile at level-\(level) (\(t.x), \(t.y)): \(error.message)")
         }
         let image = RGBImage(width: rw, height: rh, pixels: pixels)
         let workingOrigin = workingFactor.map { (rx / $0, ry / $0) } ?? (0, 0)
@@ -393,11 +383,11 @@ public enum SlideFingerprint {
     public static func compute(path: String) throws -> (size: Int64, modified: Double, fingerprint: String) {
         let attributes: [FileAttributeKey: Any]
         do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch {
-            throw IngestError(path: path, message: "cannot stat: \((error as NSError).localizedDescription)")
+            throw FileError(path: path, message: "cannot stat: \((error as NSError).localizedDescription)")
         }
         let size = (attributes[.size] as? NSNumber)?.int64Value ?? 0
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw IngestError(path: path, message: "cannot open") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw FileError(path: path, message: "cannot open") }
         defer { try? handle.close() }
         let window = 1 << 20
         var sample = Array(String(size).utf8)

@@ -241,7 +241,7 @@ public enum Exporter {
                 slide: SlideRunnerFile.SlideEntry(filename: slide.fileName, width: slide.width, height: slide.height, directory: directory),
                 classes: classes, spots: spots)
         } catch let error as StoreError {
-            throw InteropError(path: path, message: error.message)
+            throw FileError(path: path, message: error.message)
         }
     }
 }

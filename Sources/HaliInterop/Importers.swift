@@ -57,11 +57,11 @@ public enum Importer {
         case .csv: entries = try csv(path, slide: slide)
         case .asap: entries = try asap(path)
         case .sliderunner: entries = try sliderunner(path, slide: slide, annotator: annotator)
-        case .dsa: throw InteropError(path: path, message: "importing DSA annotation JSON is not supported; export it from DSA as GeoJSON")
+        case .dsa: throw FileError(path: path, message: "importing DSA annotation JSON is not supported; export it from DSA as GeoJSON")
         }
         for entry in entries {
             guard task.hasClass(entry.className) else {
-                throw InteropError(
+                throw FileError(
                     path: path,
                     message:
                         "\(entry.place): class \"\(entry.className)\" is not a class of task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))"
@@ -70,7 +70,7 @@ public enum Importer {
             guard entry.x.isFinite, entry.y.isFinite, entry.x >= -0.5, entry.y >= -0.5, entry.x < Double(slide.width) - 0.5,
                 entry.y < Double(slide.height) - 0.5
             else {
-                throw InteropError(
+                throw FileError(
                     path: path, message: "\(entry.place): (\(entry.x), \(entry.y)) lies outside the \(slide.width)×\(slide.height) slide")
             }
         }
@@ -150,7 +150,7 @@ public enum Importer {
         return try rows.enumerated().map { index, row in
             let place = place(index)
             guard let className = row.className, !className.isEmpty else {
-                throw InteropError(path: path, message: "\(place) has no classification")
+                throw FileError(path: path, message: "\(place) has no classification")
             }
             return ImportEntry(x: row.centroidX, y: row.centroidY, className: className, place: place)
         }
@@ -162,7 +162,7 @@ public enum Importer {
         return try rows.enumerated().map { index, row in
             let place = "line \(index + 2)"
             guard let className = row.className, !className.isEmpty else {
-                throw InteropError(path: path, message: "\(place) has no class (the header must name a class column)")
+                throw FileError(path: path, message: "\(place) has no class (the header must name a class column)")
             }
             return ImportEntry(x: row.centroidX, y: row.centroidY, className: className, place: place)
         }
@@ -177,22 +177,22 @@ public enum Importer {
             return try ExternalDetections.read(
                 path: path, format: format, slideWidth: Int64(Int32.max), slideHeight: Int64(Int32.max), micronsPerPixel: slide.micronsPerPixel,
                 skipSuggestions: true)
-        } catch let error as IngestError {
+        } catch let error as FileError {
             // "detection N at (x, y) lies outside …" (negative coordinates): name the place in the file instead.
             if error.message.hasPrefix("detection "), let number = Int(error.message.dropFirst(10).prefix { $0.isNumber }),
                 let at = error.message.range(of: " at (")
             {
                 let point = error.message[at.upperBound...].prefix { $0 != ")" }
-                throw InteropError(path: path, message: "\(place(number - 1)): (\(point)) lies outside the \(slide.width)×\(slide.height) slide")
+                throw FileError(path: path, message: "\(place(number - 1)): (\(point)) lies outside the \(slide.width)×\(slide.height) slide")
             }
-            throw InteropError(path: path, message: error.message)
+            throw FileError(path: path, message: error.message)
         }
     }
 
     static func sliderunner(_ path: String, slide: InteropSlide, annotator: String) throws -> [ImportEntry] {
         let contents: SlideRunnerFile.Contents
         do { contents = try SlideRunnerFile.read(path: path) } catch let error as StoreError {
-            throw InteropError(path: path, message: error.message)
+            throw FileError(path: path, message: error.message)
         }
         let key: String
         if let exact = contents.slides.first(where: { $0.filename == slide.fileName || IndexBuilder.slideStem($0.filename) == slide.id }) {
@@ -200,7 +200,7 @@ public enum Importer {
         } else if contents.slides.count == 1 {
             key = contents.slides[0].filename
         } else {
-            throw InteropError(
+            throw FileError(
                 path: path, message: "none of the file's slides (\(contents.slides.map(\.filename).joined(separator: ", "))) is \(slide.fileName)")
         }
         var entries: [ImportEntry] = []
@@ -209,7 +209,7 @@ public enum Importer {
             // The annotator's own label if the file has one, else the class SlideRunner shows (agreedClass).
             let className = spot.labels.last(where: { $0.person == annotator })?.className ?? spot.agreedClass
             guard let className else {
-                throw InteropError(path: path, message: "\(place): no label by \(annotator) and no agreed class")
+                throw FileError(path: path, message: "\(place): no label by \(annotator) and no agreed class")
             }
             entries.append(ImportEntry(x: Double(spot.x), y: Double(spot.y), className: className, place: place))
         }
@@ -217,16 +217,16 @@ public enum Importer {
     }
 
     static func asap(_ path: String) throws -> [ImportEntry] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw InteropError(path: path, message: "cannot read") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw FileError(path: path, message: "cannot read") }
         // Foundation's XMLParser traps on an element name that is not UTF-8 (found by fuzzing: libxml2 passes the
         // bytes on). ASAP writes UTF-8, and XML without an encoding declaration is UTF-8, so anything else is refused.
         guard String(validating: data, as: UTF8.self) != nil else {
-            throw InteropError(path: path, message: "not UTF-8 text (ASAP writes its XML as UTF-8; save the file as UTF-8)")
+            throw FileError(path: path, message: "not UTF-8 text (ASAP writes its XML as UTF-8; save the file as UTF-8)")
         }
         // It also dereferences NULL for a processing instruction without data (`<?name?>`, found by fuzzing). ASAP
         // writes none besides the XML declaration, so any other is refused before parsing.
         if let instruction = Self.processingInstructionOffset(in: data) {
-            throw InteropError(
+            throw FileError(
                 path: path, message: "a processing instruction (\"<?\") at byte \(instruction): ASAP files hold only the XML declaration")
         }
         let reader = ASAPReader()
@@ -234,23 +234,23 @@ public enum Importer {
         parser.delegate = reader
         guard parser.parse(), reader.failure == nil else {
             let message = reader.failure ?? "malformed XML at line \(parser.lineNumber): \(parser.parserError.map { "\($0)" } ?? "parse error")"
-            throw InteropError(path: path, message: message)
+            throw FileError(path: path, message: message)
         }
         if let open = reader.open.last {
-            throw InteropError(path: path, message: "malformed XML: the file ends inside <\(open)> (truncated?)")
+            throw FileError(path: path, message: "malformed XML: the file ends inside <\(open)> (truncated?)")
         }
-        guard reader.sawRoot else { throw InteropError(path: path, message: "not an ASAP file: no <ASAP_Annotations> element") }
+        guard reader.sawRoot else { throw FileError(path: path, message: "not an ASAP file: no <ASAP_Annotations> element") }
         var entries: [ImportEntry] = []
         for annotation in reader.annotations {
             let place = "Annotation \(annotation.index) \"\(annotation.name)\" (line \(annotation.line))"
             guard let group = annotation.group, group != "None", !group.isEmpty else {
-                throw InteropError(path: path, message: "\(place) belongs to no group (its class)")
+                throw FileError(path: path, message: "\(place) belongs to no group (its class)")
             }
             guard reader.groups.contains(group) else {
-                throw InteropError(path: path, message: "\(place): PartOfGroup \"\(group)\" is not defined in <AnnotationGroups>")
+                throw FileError(path: path, message: "\(place): PartOfGroup \"\(group)\" is not defined in <AnnotationGroups>")
             }
             let points = annotation.points.sorted { $0.order < $1.order }
-            guard !points.isEmpty else { throw InteropError(path: path, message: "\(place) has no coordinates") }
+            guard !points.isEmpty else { throw FileError(path: path, message: "\(place) has no coordinates") }
             switch annotation.type {
             case "Dot":
                 entries.append(ImportEntry(x: points[0].x, y: points[0].y, className: group, place: place))
@@ -262,7 +262,7 @@ public enum Importer {
                 let (x, y) = centroid(points.map { ($0.x, $0.y) })
                 entries.append(ImportEntry(x: x, y: y, className: group, place: place))
             default:
-                throw InteropError(path: path, message: "\(place): type \"\(annotation.type)\" is not a cell (Dot, PointSet, Polygon)")
+                throw FileError(path: path, message: "\(place): type \"\(annotation.type)\" is not a cell (Dot, PointSet, Polygon)")
             }
         }
         return entries

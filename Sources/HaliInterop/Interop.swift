@@ -13,16 +13,6 @@ public enum InteropFormat: String, Sendable, CaseIterable {
     public var canImport: Bool { self != .dsa }
 }
 
-public struct InteropError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
-    public init(path: String, message: String) {
-        self.path = path
-        self.message = message
-    }
-}
-
 /// A slide as the exporters and importers see it: its id (file stem), its cells, and its size and pixel size.
 public struct InteropSlide: Sendable {
     public var id: String
@@ -46,7 +36,7 @@ public struct InteropSlide: Sendable {
         let id = IndexBuilder.slideStem(slide)
         let path = (dataDirectory as NSString).appendingPathComponent("index/\(id).hidx")
         guard FileManager.default.fileExists(atPath: path) else {
-            throw InteropError(path: path, message: "no index for slide \"\(id)\": run `hali ingest` first")
+            throw FileError(path: path, message: "no index for slide \"\(id)\": run `hali ingest` first")
         }
         let (manifest, table) = try IndexFile.read(path: path)
         return InteropSlide(id: id, table: table, manifest: manifest)
@@ -113,6 +103,6 @@ func rgb(_ hex: String) -> [Int] {
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.
 func writeAtomically(_ data: Data, to path: String) throws {
     do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-        throw InteropError(path: path, message: "cannot write: \((error as NSError).localizedDescription)")
+        throw FileError(path: path, message: "cannot write: \((error as NSError).localizedDescription)")
     }
 }

@@ -33,7 +33,7 @@ actor SlideCatalog {
                 let indexPath = IndexBuilder.indexPath(slidePath: path, outputDirectory: indexDirectory)
                 if !FileManager.default.fileExists(atPath: indexPath) {
                     guard ingestMissing else {
-                        throw IngestError(path: path, message: "no index at \(indexPath): run `hali ingest \(path) --out \(indexDirectory)`")
+                        throw FileError(path: path, message: "no index at \(indexPath): run `hali ingest \(path) --out \(indexDirectory)`")
                     }
                     logger.info("ingesting (first use)", metadata: ["path": "\(path)"])
                     var options = IngestOptions()
@@ -62,7 +62,7 @@ actor SlideCatalog {
                 // An index is served only for the file it was built from (slides are identified by file name).
                 let (size, _, fingerprint) = try SlideFingerprint.compute(path: path)
                 guard manifest.slide.fingerprint == fingerprint, manifest.slide.sizeBytes == size else {
-                    throw IngestError(
+                    throw FileError(
                         path: path,
                         message:
                             "\(indexPath) was built from another file (\(manifest.slide.path)); run `hali ingest --force` or give slides distinct file names"
@@ -74,7 +74,7 @@ actor SlideCatalog {
                 logger.info(
                     "slide ready", metadata: ["id": "\(id)", "path": "\(path)", "size": "\(slide.width)x\(slide.height)", "cells": "\(table.count)"])
             } catch {
-                let message = (error as? SlideError)?.message ?? (error as? IngestError)?.message ?? (error as? IndexError)?.message ?? "\(error)"
+                let message = (error as? SlideError)?.message ?? (error as? FileError)?.message ?? (error as? FileError)?.message ?? "\(error)"
                 failures.append("\(path): \(message)")
                 logger.error("slide not served", metadata: ["path": "\(path)", "error": "\(message)"])
             }

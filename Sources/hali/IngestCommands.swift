@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HaliCore
 import HaliIndex
 import HaliInference
 import HaliIngest
@@ -112,10 +113,7 @@ struct IngestCommand: AsyncParsableCommand {
                 }
                 print(String(format: "  %.4f µm/px (%@)", m.slide.micronsPerPixel, m.slide.micronsPerPixelSource))
             }
-        } catch let error as IngestError {
-            FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
-            throw ExitCode(1)
-        } catch let error as IndexError {
+        } catch let error as FileError {
             FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
             throw ExitCode(1)
         }

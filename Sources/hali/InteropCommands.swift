@@ -35,7 +35,7 @@ struct InteropLocation: ParsableArguments {
     /// The slide's index and the label store (created when `create`, as an import into a fresh data dir needs).
     func open(create: Bool) throws -> (InteropSlide, LabelStore) {
         let storePath = (dataDir as NSString).appendingPathComponent("labels.sqlite")
-        guard create || FileManager.default.fileExists(atPath: storePath) else { throw InteropError(path: storePath, message: "no label store") }
+        guard create || FileManager.default.fileExists(atPath: storePath) else { throw FileError(path: storePath, message: "no label store") }
         return (try InteropSlide.load(dataDirectory: dataDir, slide: slide), try LabelStore(path: storePath))
     }
 }

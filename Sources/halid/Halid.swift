@@ -153,7 +153,7 @@ struct Halid: AsyncParsableCommand {
         let daemon: HaliDaemon
         do {
             daemon = try HaliDaemon(configuration: configuration, logger: logger)
-        } catch let error as IndexError {
+        } catch let error as FileError {
             throw ValidationError(error.description)
         } catch let error as TLSSetupError {
             throw ValidationError(error.description)

@@ -1,4 +1,5 @@
 import Foundation
+import HaliCore
 import HaliIndex
 @testable import HaliIngest
 import HaliInference
@@ -117,13 +118,13 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let damaged = out + "/damaged.hidx"
         try bytes.prefix(bytes.count - 100).write(to: URL(fileURLWithPath: damaged))
-        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+        #expect(throws: FileError.self) { try IndexFile.read(path: damaged) }
         var flipped = bytes
         flipped[bytes.count / 2] ^= 0xff
         try flipped.write(to: URL(fileURLWithPath: damaged))
-        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+        #expect(throws: FileError.self) { try IndexFile.read(path: damaged) }
         try Data("HALIIDX\0 not really".utf8).write(to: URL(fileURLWithPath: damaged))
-        #expect(throws: IndexError.self) { try IndexFile.read(path: damaged) }
+        #expect(throws: FileError.self) { try IndexFile.read(path: damaged) }
     }
 
     @Test func badSlidesGiveClearErrorsAndWriteNothing() async throws {
@@ -141,7 +142,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
             do {
                 _ = try await IndexBuilder.build(slidePath: path, options: IngestOptions(), outputDirectory: index)
                 Issue.record("\(path) ingested")
-            } catch let error as IngestError {
+            } catch let error as FileError {
                 #expect(error.path == path)
                 #expect(error.message.contains(expected), "\(error.message)")
             }
@@ -150,7 +151,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         do {
             _ = try await IndexBuilder.build(slidePath: pyramidWithoutMPP, options: IngestOptions(), outputDirectory: index)
             Issue.record("a slide without mpp ingested")
-        } catch let error as IngestError {
+        } catch let error as FileError {
             #expect(error.message.contains("--mpp"))
         }
         // A region outside the slide.
@@ -159,7 +160,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         do {
             _ = try await IndexBuilder.build(slidePath: svs, options: outside, outputDirectory: index)
             Issue.record("a region outside the slide ingested")
-        } catch let error as IngestError {
+        } catch let error as FileError {
             #expect(error.message.contains("outside"))
         }
         #expect(files(in: index).isEmpty, "no index may be written for bad input")
@@ -228,20 +229,20 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
 
         let outside = try write("x,y\n10,20\n150,40\n", "o.csv")
         #expect { try ExternalDetections.read(path: outside, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) } throws: {
-            ($0 as? IngestError)?.message.contains("detection 2") == true
+            ($0 as? FileError)?.message.contains("detection 2") == true
         }
         let noHeader = try write("1,2\n3,4\n", "n.csv")
-        #expect(throws: IngestError.self) {
+        #expect(throws: FileError.self) {
             try ExternalDetections.read(path: noHeader, format: .csv, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5)
         }
         let malformed = try write(
             "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\",\"coordinates\":[[[1,\"a\"]]]}}]}",
             "m.geojson")
         #expect { try ExternalDetections.read(path: malformed, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5) } throws: {
-            ($0 as? IngestError)?.message.contains("feature 1") == true
+            ($0 as? FileError)?.message.contains("feature 1") == true
         }
         let notJSON = try write("{\"type\": ", "x.geojson")
-        #expect(throws: IngestError.self) {
+        #expect(throws: FileError.self) {
             try ExternalDetections.read(path: notJSON, format: .geojson, slideWidth: 100, slideHeight: 100, micronsPerPixel: 0.5)
         }
     }
@@ -322,7 +323,7 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
             ("embedding dimension Int.max", { $0["embeddingDimension"] = Int.max }),
         ]
         for (name, edit) in edits {
-            #expect(throws: IndexError.self, "\(name)") { try IndexFile.read(bytes: try rewritten(edit), path: name) }
+            #expect(throws: FileError.self, "\(name)") { try IndexFile.read(bytes: try rewritten(edit), path: name) }
         }
     }
 }

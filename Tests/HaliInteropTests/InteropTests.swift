@@ -257,7 +257,7 @@ private struct Fixture {
         let fixture = try await Fixture()
         defer { fixture.cleanUp() }
         let path = try fixture.write(text, "bad.\(format)")
-        let error = await #expect(throws: InteropError.self) {
+        let error = await #expect(throws: FileError.self) {
             try await Importer.importFile(
                 path, format: InteropFormat(rawValue: format)!, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
         }
@@ -274,7 +274,7 @@ private struct Fixture {
             Array("<ASAP_Annotations><Annotations><Coordi".utf8) + [UInt8](repeating: 0xff, count: 16)
             + Array("/></Annotations></ASAP_Annotations>".utf8)
         try Data(bytes).write(to: URL(fileURLWithPath: path))
-        let error = await #expect(throws: InteropError.self) {
+        let error = await #expect(throws: FileError.self) {
             try await Importer.importFile(path, format: .asap, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
         }
         #expect(error?.message.contains("not UTF-8") == true, "\(error?.message ?? "")")
@@ -302,7 +302,7 @@ private struct Fixture {
                 INSERT INTO Annotations_coordinates (coordinateX, coordinateY, slide, annoId, orderIdx) VALUES (1000, 800, 1, 1, 1);
                 """)
         }
-        let error = await #expect(throws: InteropError.self) {
+        let error = await #expect(throws: FileError.self) {
             try await Importer.importFile(path, format: .sliderunner, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
         }
         #expect(error?.message.contains("older SlideRunner schema") == true, "\(error?.message ?? "")")
@@ -320,7 +320,7 @@ private struct Fixture {
                 .init(x: 1000, y: 800, labels: [.init(person: "ann", className: "other")], agreedClass: "other"),
                 .init(x: 9000, y: 800, labels: [.init(person: "ann", className: "other")], agreedClass: "other"),
             ])
-        let error = await #expect(throws: InteropError.self) {
+        let error = await #expect(throws: FileError.self) {
             try await Importer.importFile(path, format: .sliderunner, slide: fixture.slide, task: task, annotator: "ann", store: fixture.store)
         }
         #expect(error?.message.contains("Annotations uid 2") == true, "\(error?.message ?? "")")

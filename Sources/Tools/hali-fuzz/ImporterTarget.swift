@@ -6,7 +6,7 @@ import HaliStore
 
 /// The `importers` target: label files from other viewers, as `hali import` reads them. The first byte picks the
 /// format (GeoJSON, CSV, ASAP XML, SlideRunner SQLite), the rest is the file. Each is read and validated against a
-/// real slide's index and matched to its cells; a refusal (InteropError, StoreError) is fine, a trap is not.
+/// real slide's index and matched to its cells; a refusal (FileError, StoreError) is fine, a trap is not.
 enum ImporterTarget {
     static let formats = InteropFormat.allCases.filter(\.canImport)
 
