@@ -65,7 +65,7 @@ let package = Package(
             name: "HaliTraining", dependencies: ["HaliInference", "HaliNet", "HaliMath", "HaliDatasets", "HaliImaging", "HaliPNG"],
             path: "Sources/Research/HaliTraining"),
 
-        .target(name: "HaliStore", dependencies: ["CSQLite"]),
+        .target(name: "HaliStore", dependencies: ["CSQLite", "HaliCore"]),
         .target(name: "HaliLearning", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
         .target(
             name: "HaliExperiments",
@@ -188,7 +188,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "HaliSlideTests", dependencies: ["HaliTestFixtures", "HaliSlide"]),
-        .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore"]),
+        .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore", "HaliCore"]),
         .testTarget(
             name: "HaliInteropTests",
             dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore", "HaliEngine", "HaliImaging"]),

@@ -149,7 +149,8 @@ public actor LabellingSession {
         }
         let record = LabelRecord(
             annotator: annotator, slide: slide.id, task: task.name, cellID: event.cellID, kind: .label, className: event.className,
-            source: event.origin.rawValue, modelVersion: event.modelVersionShown, clientSeq: event.clientSeq, clientTimeMs: event.clientTimeMs,
+            source: LabelRecord.Source(event.origin), modelVersion: event.modelVersionShown, clientSeq: event.clientSeq,
+            clientTimeMs: event.clientTimeMs,
             serverTimeMs: Self.nowMs(), previousClass: labels.classOfCell[event.cellID])
         if let resent = try resend(seq: event.clientSeq, kind: .label, cellID: event.cellID, className: event.className) { return resent }
         let stored = try await appendCounted(record)
@@ -216,7 +217,7 @@ public actor LabellingSession {
         }
         let previous = events.last { $0.record.cellID == target && $0.record.kind == .label && $0.record.className == current }?.record.previousClass
         let record = LabelRecord(
-            annotator: annotator, slide: slide.id, task: task.name, cellID: target, kind: .undo, className: nil, source: "undo",
+            annotator: annotator, slide: slide.id, task: task.name, cellID: target, kind: .undo, className: nil, source: .undo,
             modelVersion: modelVersion, clientSeq: request.clientSeq, clientTimeMs: Self.nowMs(), serverTimeMs: Self.nowMs(),
             previousClass: previous)
         let stored = try await appendCounted(record)

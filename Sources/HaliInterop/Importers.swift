@@ -111,7 +111,7 @@ public enum Importer {
             seq += 1
             records.append(
                 LabelRecord(
-                    annotator: annotator, slide: slide.id, task: task.name, cellID: cell, kind: .label, className: className, source: "imported",
+                    annotator: annotator, slide: slide.id, task: task.name, cellID: cell, kind: .label, className: className, source: .imported,
                     modelVersion: 0, clientSeq: seq, clientTimeMs: nowMs, serverTimeMs: nowMs, previousClass: previous))
         }
         return ImportPlan(records: records, unchanged: unchanged, unmatched: unmatched, duplicates: duplicates)

@@ -1,53 +1,6 @@
 import Foundation
+import HaliCore
 import Synchronization
-
-/// One label event as stored: the full audit trail of who labelled what, when, from which suggestion.
-public struct LabelRecord: Sendable, Equatable {
-    public enum Kind: String, Sendable { case label, undo }
-
-    public var annotator: String
-    public var slide: String
-    public var task: String
-    public var cellID: UInt64
-    public var kind: Kind
-    /// The class given (nil for an undo).
-    public var className: String?
-    /// "manual", "accepted", "corrected", "imported", or "undo".
-    public var source: String
-    /// The model whose suggestion was on screen (0 = none).
-    public var modelVersion: UInt32
-    /// The client's sequence number; (annotator, slide, task, clientSeq) is unique, so a resent event is stored once.
-    public var clientSeq: UInt64
-    public var clientTimeMs: Int64
-    public var serverTimeMs: Int64
-    /// The cell's class before this event (nil = unlabelled): what an undo restores.
-    public var previousClass: String?
-
-    public init(
-        annotator: String, slide: String, task: String, cellID: UInt64, kind: Kind, className: String?, source: String,
-        modelVersion: UInt32, clientSeq: UInt64, clientTimeMs: Int64, serverTimeMs: Int64, previousClass: String?
-    ) {
-        self.annotator = annotator
-        self.slide = slide
-        self.task = task
-        self.cellID = cellID
-        self.kind = kind
-        self.className = className
-        self.source = source
-        self.modelVersion = modelVersion
-        self.clientSeq = clientSeq
-        self.clientTimeMs = clientTimeMs
-        self.serverTimeMs = serverTimeMs
-        self.previousClass = previousClass
-    }
-}
-
-public struct StoredEvent: Sendable, Equatable {
-    public var eventID: Int64
-    public var record: LabelRecord
-    /// True when this client_seq was already stored (a resend): nothing new was written.
-    public var duplicate: Bool
-}
 
 /// The label store: SQLite in WAL mode with `synchronous = FULL`, so a committed event is on disk (fsync'd) when
 /// `append` returns, and the daemon acknowledges a label only after that.
@@ -197,6 +150,15 @@ public final class LabelStore: @unchecked Sendable {
         return try statement.step() ? Int(statement.int(0)) : 0
     }
 
+    /// A stored source, validated: the audit trail names only sources this HALI knows.
+    private func source(_ text: String?, event: Int64) throws -> LabelRecord.Source {
+        guard let text, let source = LabelRecord.Source(rawValue: text) else {
+            throw StoreError(
+                path: path, message: "event \(event) has the source \"\(text ?? "")\", which this HALI does not know (written by a newer version?)")
+        }
+        return source
+    }
+
     private func query(_ clause: String, _ values: [SQLiteConnection.Statement.Value]) throws -> [StoredEvent] {
         readLock.lock()
         defer { readLock.unlock() }
@@ -211,7 +173,8 @@ public final class LabelStore: @unchecked Sendable {
             let record = LabelRecord(
                 annotator: statement.text(1) ?? "", slide: statement.text(2) ?? "", task: statement.text(3) ?? "",
                 cellID: UInt64(bitPattern: statement.int(4)), kind: LabelRecord.Kind(rawValue: statement.text(5) ?? "") ?? .label,
-                className: statement.text(6), source: statement.text(7) ?? "", modelVersion: UInt32(truncatingIfNeeded: statement.int(8)),
+                className: statement.text(6), source: try source(statement.text(7), event: statement.int(0)),
+                modelVersion: UInt32(truncatingIfNeeded: statement.int(8)),
                 clientSeq: UInt64(bitPattern: statement.int(9)), clientTimeMs: statement.int(10), serverTimeMs: statement.int(11),
                 previousClass: statement.text(12))
             out.append(StoredEvent(eventID: statement.int(0), record: record, duplicate: false))
@@ -376,7 +339,7 @@ final class WriterCore: @unchecked Sendable {
             for r in records {
                 try insert.run([
                     .text(r.annotator), .text(r.slide), .text(r.task), .int(Int64(bitPattern: r.cellID)), .text(r.kind.rawValue),
-                    r.className.map { .text($0) } ?? .null, .text(r.source), .int(Int64(r.modelVersion)),
+                    r.className.map { .text($0) } ?? .null, .text(r.source.rawValue), .int(Int64(r.modelVersion)),
                     .int(Int64(bitPattern: r.clientSeq)), .int(r.clientTimeMs), .int(r.serverTimeMs),
                     r.previousClass.map { .text($0) } ?? .null,
                 ])
@@ -404,54 +367,4 @@ final class WriterCore: @unchecked Sendable {
         }
     }
 
-}
-
-/// Majority over annotators: each annotator's labels in force, then per cell the class most of them gave; a tie for
-/// first place leaves the cell out. `votes` keeps every annotator's class per cell (for per-person exports).
-public struct Consensus: Sendable, Equatable {
-    public var classOfCell: [UInt64: String]
-    public var votes: [UInt64: [String: String]]
-
-    /// - Parameter events: one slide and task, any annotators, in store order.
-    public init(events: [StoredEvent]) {
-        var byAnnotator: [String: [StoredEvent]] = [:]
-        for event in events { byAnnotator[event.record.annotator, default: []].append(event) }
-        var votes: [UInt64: [String: String]] = [:]
-        for (annotator, own) in byAnnotator {
-            for (cell, className) in LabelState(replaying: own).classOfCell { votes[cell, default: [:]][annotator] = className }
-        }
-        var classOfCell: [UInt64: String] = [:]
-        for (cell, ballots) in votes {
-            var counts: [String: Int] = [:]
-            for className in ballots.values { counts[className, default: 0] += 1 }
-            let best = counts.values.max() ?? 0
-            let winners = counts.filter { $0.value == best }
-            if winners.count == 1 { classOfCell[cell] = winners.first!.key }
-        }
-        self.classOfCell = classOfCell
-        self.votes = votes
-    }
-}
-
-/// The labels in force after replaying a session's events: label sets the class, undo restores the previous one.
-public struct LabelState: Sendable, Equatable {
-    public private(set) var classOfCell: [UInt64: String] = [:]
-    public private(set) var lastClientSeq: UInt64 = 0
-    public private(set) var eventCount = 0
-
-    public init() {}
-
-    public init(replaying events: [StoredEvent]) {
-        self.init()
-        for event in events { apply(event.record) }
-    }
-
-    public mutating func apply(_ record: LabelRecord) {
-        switch record.kind {
-        case .label: classOfCell[record.cellID] = record.className
-        case .undo: classOfCell[record.cellID] = record.previousClass
-        }
-        lastClientSeq = max(lastClientSeq, record.clientSeq)
-        eventCount += 1
-    }
 }

@@ -57,7 +57,7 @@ private struct Fixture {
         seq += 1
         let record = LabelRecord(
             annotator: annotator, slide: slide.id, task: task.name, cellID: cell, kind: className == nil ? .undo : .label, className: className,
-            source: "manual", modelVersion: 0, clientSeq: seq, clientTimeMs: 0, serverTimeMs: 0, previousClass: previous)
+            source: .manual, modelVersion: 0, clientSeq: seq, clientTimeMs: 0, serverTimeMs: 0, previousClass: previous)
         _ = try await store.append(record)
     }
 
@@ -94,7 +94,7 @@ private struct Fixture {
         #expect(plan.records.count == 11)
         let events = try fresh.events(annotator: "ann", slide: fixture.slide.id, task: task.name)
         #expect(LabelState(replaying: events).classOfCell == labels.classOfCell)
-        #expect(events.allSatisfy { $0.record.source == "imported" })
+        #expect(events.allSatisfy { $0.record.source == .imported })
 
         // Importing the same file again changes nothing.
         let again = try await Importer.importFile(out, format: format, slide: fixture.slide, task: task, annotator: "ann", store: fresh)

@@ -9,7 +9,7 @@ import Testing
     func label(_ store: LabelStore, _ annotator: String, _ seq: UInt64, cell: UInt64, _ name: String) async throws {
         _ = try await store.append(
             LabelRecord(
-                annotator: annotator, slide: "CMU-1-Small-Region", task: "til", cellID: cell, kind: .label, className: name, source: "manual",
+                annotator: annotator, slide: "CMU-1-Small-Region", task: "til", cellID: cell, kind: .label, className: name, source: .manual,
                 modelVersion: 0, clientSeq: seq, clientTimeMs: 0, serverTimeMs: 0, previousClass: nil))
     }
 

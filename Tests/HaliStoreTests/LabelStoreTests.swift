@@ -1,4 +1,5 @@
 import Foundation
+import HaliCore
 @testable import HaliStore
 import Testing
 
@@ -11,7 +12,7 @@ func record(_ seq: UInt64, cell: UInt64, _ className: String?, kind: LabelRecord
 {
     LabelRecord(
         annotator: annotator, slide: "s1", task: "ki67", cellID: cell, kind: kind, className: className,
-        source: kind == .undo ? "undo" : "manual", modelVersion: 0, clientSeq: seq, clientTimeMs: 1_000 + Int64(seq),
+        source: kind == .undo ? .undo : .manual, modelVersion: 0, clientSeq: seq, clientTimeMs: 1_000 + Int64(seq),
         serverTimeMs: 2_000 + Int64(seq), previousClass: previous)
 }
 
@@ -97,6 +98,25 @@ func record(_ seq: UInt64, cell: UInt64, _ className: String?, kind: LabelRecord
             try connection.execute("PRAGMA user_version = 99")
         }
         #expect { try LabelStore(path: path) } throws: { ($0 as? StoreError)?.message.contains("schema version 99") == true }
+    }
+
+    @Test func aSourceThisHALIDoesNotKnowIsRefusedWhenRead() async throws {
+        let path = temporaryStorePath()
+        do {
+            let store = try LabelStore(path: path)
+            defer { store.close() }
+            _ = try await store.append(record(1, cell: 3, "positive"))
+            #expect(try store.events(annotator: "alice", slide: "s1", task: "ki67").map(\.record.source) == [.manual])
+        }
+        do {
+            let connection = try SQLiteConnection(path: path)
+            try connection.execute("UPDATE label_events SET source = 'telepathy'")
+        }
+        let store = try LabelStore(path: path)
+        defer { store.close() }
+        #expect { try store.events(annotator: "alice", slide: "s1", task: "ki67") } throws: {
+            ($0 as? StoreError)?.message.contains("source \"telepathy\"") == true
+        }
     }
 
     @Test func notADatabaseIsAClearError() throws {
