@@ -67,7 +67,7 @@ public final class LabelStore: @unchecked Sendable {
         // Checkpoints copy the WAL into the database file and fsync it; done inside a commit they stall every label
         // waiting on that commit. A separate connection checkpoints in the background instead (see `checkpointLoop`).
         try writer.execute("PRAGMA wal_autocheckpoint = 0")
-        let current = try Self.userVersion(writer)
+        let current = try writer.userVersion()
         guard current <= Self.migrations.count else {
             throw StoreError(
                 path: path, message: "store has schema version \(current); this HALI knows up to \(Self.migrations.count): upgrade HALI")
@@ -91,16 +91,10 @@ public final class LabelStore: @unchecked Sendable {
 
     deinit { close() }
 
-    static func userVersion(_ connection: SQLiteConnection) throws -> Int {
-        let statement = try connection.prepare("PRAGMA user_version")
-        try statement.bind([])
-        return try statement.step() ? Int(statement.int(0)) : 0
-    }
-
     public func schemaVersionOnDisk() throws -> Int {
         readLock.lock()
         defer { readLock.unlock() }
-        return try Self.userVersion(reader)
+        return try reader.userVersion()
     }
 
     /// Transactions committed so far (each may hold many events).

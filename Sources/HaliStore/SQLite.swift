@@ -27,11 +27,11 @@ private let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
 /// The one owner of a `sqlite3` connection (closed in `deinit`). Not thread-safe: `LabelStore` confines each
 /// connection to one thread. Every call's result code is checked; failures carry `sqlite3_errmsg`.
-final class SQLiteConnection {
+public final class SQLiteConnection {
     let path: String
     private let db: OpaquePointer
 
-    init(path: String, readOnly: Bool = false) throws {
+    public init(path: String, readOnly: Bool = false) throws {
         self.path = path
         var handle: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
@@ -51,7 +51,7 @@ final class SQLiteConnection {
         StoreError(path: path, message: "\(what): \(String(cString: sqlite3_errmsg(db)))")
     }
 
-    func execute(_ sql: String) throws {
+    public func execute(_ sql: String) throws {
         var message: UnsafeMutablePointer<CChar>?
         if sqlite3_exec(db, sql, nil, nil, &message) != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? "unknown error"
@@ -60,7 +60,7 @@ final class SQLiteConnection {
         }
     }
 
-    func prepare(_ sql: String) throws -> Statement {
+    public func prepare(_ sql: String) throws -> Statement {
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK, let statement else {
             throw error("prepare \(sql.prefix(60))")
@@ -68,11 +68,18 @@ final class SQLiteConnection {
         return Statement(connection: self, handle: statement)
     }
 
-    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
-    var changes: Int { Int(sqlite3_changes(db)) }
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+    public var changes: Int { Int(sqlite3_changes(db)) }
+
+    /// `PRAGMA user_version`: the schema version a file's writer recorded.
+    public func userVersion() throws -> Int {
+        let statement = try prepare("PRAGMA user_version")
+        try statement.bind([])
+        return try statement.step() ? Int(statement.int(0)) : 0
+    }
 
     /// A prepared statement, finalised in `deinit`.
-    final class Statement {
+    public final class Statement {
         private unowned let connection: SQLiteConnection
         private let handle: OpaquePointer
 
@@ -83,7 +90,7 @@ final class SQLiteConnection {
 
         deinit { sqlite3_finalize(handle) }
 
-        enum Value {
+        public enum Value {
             case int(Int64)
             case double(Double)
             case text(String)
@@ -91,7 +98,7 @@ final class SQLiteConnection {
         }
 
         /// Binds `values` to ?1, ?2, … after resetting.
-        func bind(_ values: [Value]) throws {
+        public func bind(_ values: [Value]) throws {
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
             for (i, value) in values.enumerated() {
@@ -108,7 +115,7 @@ final class SQLiteConnection {
         }
 
         /// Steps once: true when a row is available, false when done.
-        func step() throws -> Bool {
+        public func step() throws -> Bool {
             switch sqlite3_step(handle) {
             case SQLITE_ROW: return true
             case SQLITE_DONE: return false
@@ -117,15 +124,15 @@ final class SQLiteConnection {
         }
 
         /// Runs to completion, for statements without result rows.
-        func run(_ values: [Value]) throws {
+        public func run(_ values: [Value]) throws {
             try bind(values)
             while try step() {}
         }
 
-        func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
-        func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
-        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
-        func text(_ column: Int32) -> String? {
+        public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(handle, column) }
+        public func double(_ column: Int32) -> Double { sqlite3_column_double(handle, column) }
+        public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+        public func text(_ column: Int32) -> String? {
             guard let pointer = sqlite3_column_text(handle, column) else { return nil }
             return String(cString: pointer)
         }

@@ -185,7 +185,7 @@ private struct Fixture {
         #expect(Set(spots[0].spot.labels.map(\.person)) == ["a", "b", "c"])
         #expect(spots[0].spot.agreedClass == "epithelial")
         let db = try SQLiteConnection(path: path, readOnly: true)
-        #expect(try LabelStore.userVersion(db) == SlideRunnerFile.userVersion)
+        #expect(try db.userVersion() == SlideRunnerFile.userVersion)
         let triggers = try db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'")
         try triggers.bind([])
         #expect(try triggers.step() && triggers.int(0) == 0)

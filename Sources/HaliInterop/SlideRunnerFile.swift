@@ -1,4 +1,5 @@
 import Foundation
+import HaliStore
 
 /// A SlideRunner annotation database (`.sqlite`), written and read with the schema of SlideRunner_dataAccess
 /// (`database.py`, current schema, `PRAGMA user_version` 3 after its own migrations): tables Slides, Classes, Persons,
@@ -162,7 +163,7 @@ public enum SlideRunnerFile {
     public static func read(path: String) throws -> Contents {
         guard FileManager.default.fileExists(atPath: path) else { throw StoreError(path: path, message: "no such file") }
         let db = try SQLiteConnection(path: path, readOnly: true)
-        let version = try LabelStore.userVersion(db)
+        let version = try db.userVersion()
         for (table, columns) in requiredColumns.sorted(by: { $0.key < $1.key }) {
             let info = try db.prepare("PRAGMA table_info(`\(table)`)")
             try info.bind([])
