@@ -113,25 +113,25 @@ final class Arena {
 
 // MARK: - Helpers for decoding
 
-@inline(__always) private func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+@inline(__always) func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
     guard let pointer else { return "" }
     return String(cString: pointer)
 }
 
-@inline(__always) private func array<T, U>(_ pointer: UnsafeMutablePointer<T>?, _ count: Int, _ transform: (T) -> U) -> [U] {
+@inline(__always) func array<T, U>(_ pointer: UnsafeMutablePointer<T>?, _ count: Int, _ transform: (T) -> U) -> [U] {
     guard let pointer, count > 0 else { return [] }
     return UnsafeBufferPointer(start: pointer, count: count).map(transform)
 }
 
-@inline(__always) private func boolean(_ value: protobuf_c_boolean) -> Bool { value != 0 }
-@inline(__always) private func boolean(_ value: Bool) -> protobuf_c_boolean { value ? 1 : 0 }
+@inline(__always) func boolean(_ value: protobuf_c_boolean) -> Bool { value != 0 }
+@inline(__always) func boolean(_ value: Bool) -> protobuf_c_boolean { value ? 1 : 0 }
 
-private func openEnum<E: RawRepresentable<UInt32>, C: RawRepresentable>(_ c: C, default fallback: E) -> E
+func openEnum<E: RawRepresentable<UInt32>, C: RawRepresentable>(_ c: C, default fallback: E) -> E
 where C.RawValue: BinaryInteger {
     E(rawValue: UInt32(truncatingIfNeeded: c.rawValue)) ?? fallback
 }
 
-private func cEnum<C: RawRepresentable, E: RawRepresentable<UInt32>>(_ value: E) -> C where C.RawValue: BinaryInteger {
+func cEnum<C: RawRepresentable, E: RawRepresentable<UInt32>>(_ value: E) -> C where C.RawValue: BinaryInteger {
     C(rawValue: C.RawValue(truncatingIfNeeded: value.rawValue))!
 }
 
@@ -247,108 +247,49 @@ extension SlideInfo {
 // MARK: - Envelope
 
 extension Envelope {
-    // swift-format-ignore: one case per message keeps the mapping reviewable against the .proto
     func makeC(_ a: Arena) -> UnsafeMutablePointer<Hali__V1__Envelope> {
         let e = a.message(hali__v1__envelope__init)
         e.pointee.request_id = requestID
         switch body {
         case .hello(let v):
-            let m = a.message(hali__v1__hello__init)
-            m.pointee.protocol_version = v.protocolVersion
-            m.pointee.client_name = a.string(v.clientName)
-            m.pointee.client_version = a.string(v.clientVersion)
-            m.pointee.token = a.string(v.token)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_HELLO
-            e.pointee.hello = m
+            e.pointee.hello = v.makeC(a)
         case .listSlides:
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_LIST_SLIDES
             e.pointee.list_slides = a.message(hali__v1__list_slides__init)
         case .openSession(let v):
-            let m = a.message(hali__v1__open_session__init)
-            m.pointee.slide_id = a.string(v.slideID)
-            m.pointee.task = a.string(v.task)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_OPEN_SESSION
-            e.pointee.open_session = m
+            e.pointee.open_session = v.makeC(a)
         case .getPatch(let v):
-            let m = a.message(hali__v1__get_patch__init)
-            switch v.target {
-            case .region(let r):
-                m.pointee.target_case = HALI__V1__GET_PATCH__TARGET_REGION
-                m.pointee.region = r.makeC(a)
-            case .patchID(let id):
-                m.pointee.target_case = HALI__V1__GET_PATCH__TARGET_PATCH_ID
-                // A oneof string is present even when empty, so encode "" as a real empty string.
-                m.pointee.patch_id = a.string(id) ?? a.array([CChar(0)])
-            case nil:
-                break
-            }
-            m.pointee.level = v.level
-            m.pointee.include_pixels = boolean(v.includePixels)
-            m.pointee.include_contours = boolean(v.includeContours)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_PATCH
-            e.pointee.get_patch = m
+            e.pointee.get_patch = v.makeC(a)
         case .labelEvent(let v):
-            let m = a.message(hali__v1__label_event__init)
-            m.pointee.client_seq = v.clientSeq
-            m.pointee.cell_id = v.cellID
-            m.pointee.class_name = a.string(v.className)
-            m.pointee.source = cEnum(v.source)
-            m.pointee.client_time_ms = v.clientTimeMs
-            m.pointee.model_version_shown = v.modelVersionShown
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_LABEL_EVENT
-            e.pointee.label_event = m
+            e.pointee.label_event = v.makeC(a)
         case .undo(let v):
-            let m = a.message(hali__v1__undo__init)
-            m.pointee.client_seq = v.clientSeq
-            m.pointee.cell_id = v.cellID
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_UNDO
-            e.pointee.undo = m
+            e.pointee.undo = v.makeC(a)
         case .nextPatch(let v):
-            let m = a.message(hali__v1__next_patch__init)
-            m.pointee.strategy = cEnum(v.strategy)
-            m.pointee.patch_size_um = v.patchSizeUm
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_NEXT_PATCH
-            e.pointee.next_patch = m
+            e.pointee.next_patch = v.makeC(a)
         case .bye(let v):
-            let m = a.message(hali__v1__bye__init)
-            m.pointee.reason = a.string(v.reason)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_BYE
-            e.pointee.bye = m
+            e.pointee.bye = v.makeC(a)
         case .ping(let v):
-            let m = a.message(hali__v1__ping__init)
-            m.pointee.nonce = v.nonce
-            m.pointee.client_time_ns = v.clientTimeNs
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_PING
-            e.pointee.ping = m
+            e.pointee.ping = v.makeC(a)
         case .getStatus:
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_STATUS
             e.pointee.get_status = a.message(hali__v1__get_status__init)
         case .exportRequest(let v):
-            let m = a.message(hali__v1__export_request__init)
-            m.pointee.format = a.string(v.format)
-            m.pointee.consensus = boolean(v.consensus)
-            m.pointee.include_suggestions = boolean(v.includeSuggestions)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST
-            e.pointee.export_request = m
+            e.pointee.export_request = v.makeC(a)
         case .exportedFile(let v):
-            let m = a.message(hali__v1__exported_file__init)
-            m.pointee.format = a.string(v.format)
-            m.pointee.file_name = a.string(v.fileName)
-            m.pointee.data = a.bytes(v.data)
-            m.pointee.cells = v.cells
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORTED_FILE
-            e.pointee.exported_file = m
+            e.pointee.exported_file = v.makeC(a)
         case .welcome(let v):
-            let m = a.message(hali__v1__welcome__init)
-            m.pointee.server_version = a.string(v.serverVersion)
-            m.pointee.protocol_version = v.protocolVersion
-            m.pointee.annotator = a.string(v.annotator)
-            m.pointee.n_capabilities = v.capabilities.count
-            m.pointee.capabilities = a.array(v.capabilities.map { a.string($0) ?? a.array([CChar(0)]) })
-            m.pointee.max_frame_bytes = v.maxFrameBytes
-            m.pointee.server_name = a.string(v.serverName)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_WELCOME
-            e.pointee.welcome = m
+            e.pointee.welcome = v.makeC(a)
         case .slideList(let slides):
             let m = a.message(hali__v1__slide_list__init)
             m.pointee.n_slides = slides.count
@@ -356,102 +297,29 @@ extension Envelope {
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_SLIDE_LIST
             e.pointee.slide_list = m
         case .sessionState(let v):
-            let m = a.message(hali__v1__session_state__init)
-            m.pointee.session_id = a.string(v.sessionID)
-            m.pointee.slide = v.slide?.makeC(a)
-            m.pointee.task = a.string(v.task)
-            m.pointee.n_classes = v.classes.count
-            m.pointee.classes = a.array(v.classes.map { $0.makeC(a) })
-            m.pointee.labels_done = v.labelsDone
-            m.pointee.model_version = v.modelVersion
-            m.pointee.validation_accuracy = v.validationAccuracy
-            m.pointee.current_region = v.currentRegion?.makeC(a)
-            m.pointee.last_acked_seq = v.lastAckedSeq
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_SESSION_STATE
-            e.pointee.session_state = m
+            e.pointee.session_state = v.makeC(a)
         case .patch(let v):
-            let m = a.message(hali__v1__patch__init)
-            m.pointee.patch_id = a.string(v.patchID)
-            m.pointee.region = v.region.makeC(a)
-            m.pointee.level = v.level
-            m.pointee.downsample = v.downsample
-            m.pointee.mpp = v.mpp
-            m.pointee.width = v.width
-            m.pointee.height = v.height
-            m.pointee.pixel_format = cEnum(v.pixelFormat)
-            m.pointee.pixels = a.bytes(v.pixels)
-            m.pointee.n_cells = v.cells.count
-            m.pointee.cells = a.array(v.cells.map { $0.makeC(a) })
-            m.pointee.model_version = v.modelVersion
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_PATCH
-            e.pointee.patch = m
+            e.pointee.patch = v.makeC(a)
         case .labelAck(let v):
-            let m = a.message(hali__v1__label_ack__init)
-            m.pointee.client_seq = v.clientSeq
-            m.pointee.cell_id = v.cellID
-            m.pointee.durable = boolean(v.durable)
-            m.pointee.event_id = v.eventID
-            m.pointee.server_time_ms = v.serverTimeMs
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_LABEL_ACK
-            e.pointee.label_ack = m
+            e.pointee.label_ack = v.makeC(a)
         case .predictions(let v):
-            let m = a.message(hali__v1__predictions__init)
-            m.pointee.model_version = v.modelVersion
-            m.pointee.validation_accuracy = v.validationAccuracy
-            m.pointee.labels_used = v.labelsUsed
-            m.pointee.region = v.region?.makeC(a)
-            m.pointee.n_predictions = v.predictions.count
-            m.pointee.predictions = a.array(
-                v.predictions.map { p -> UnsafeMutablePointer<Hali__V1__CellPrediction>? in
-                    let c = a.message(hali__v1__cell_prediction__init)
-                    c.pointee.cell_id = p.cellID
-                    c.pointee.class_name = a.string(p.className)
-                    c.pointee.confidence = p.confidence
-                    return c
-                })
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_PREDICTIONS
-            e.pointee.predictions = m
+            e.pointee.predictions = v.makeC(a)
         case .nextPatchPick(let v):
-            let m = a.message(hali__v1__next_patch_pick__init)
-            m.pointee.patch_id = a.string(v.patchID)
-            m.pointee.region = v.region.makeC(a)
-            m.pointee.strategy = cEnum(v.strategy)
-            m.pointee.reason = a.string(v.reason)
-            m.pointee.subset_cells = v.subsetCells
-            m.pointee.cells_in_region = v.cellsInRegion
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_NEXT_PATCH_PICK
-            e.pointee.next_patch_pick = m
+            e.pointee.next_patch_pick = v.makeC(a)
         case .error(let v):
-            let m = a.message(hali__v1__error__init)
-            m.pointee.code = cEnum(v.code)
-            m.pointee.message = a.string(v.message)
-            m.pointee.client_seq = v.clientSeq
-            m.pointee.fatal = boolean(v.fatal)
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_ERROR
-            e.pointee.error = m
+            e.pointee.error = v.makeC(a)
         case .pong(let v):
-            let m = a.message(hali__v1__pong__init)
-            m.pointee.nonce = v.nonce
-            m.pointee.client_time_ns = v.clientTimeNs
-            m.pointee.server_time_ns = v.serverTimeNs
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_PONG
-            e.pointee.pong = m
+            e.pointee.pong = v.makeC(a)
         case .serverStatus(let v):
-            let m = a.message(hali__v1__server_status__init)
-            m.pointee.server_version = a.string(v.serverVersion)
-            m.pointee.protocol_version = v.protocolVersion
-            m.pointee.uptime_s = v.uptimeSeconds
-            m.pointee.connections = v.connections
-            m.pointee.sessions = v.sessions
-            m.pointee.slides = v.slides
-            m.pointee.frames_received = v.framesReceived
-            m.pointee.frames_rejected = v.framesRejected
-            m.pointee.max_frame_bytes = v.maxFrameBytes
-            m.pointee.listen = a.string(v.listen)
-            m.pointee.n_slides_not_served = v.slidesNotServed.count
-            m.pointee.slides_not_served = a.array(v.slidesNotServed.map { a.string($0) ?? a.array([CChar(0)]) })
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_SERVER_STATUS
-            e.pointee.server_status = m
+            e.pointee.server_status = v.makeC(a)
         }
         return e
     }
@@ -461,124 +329,50 @@ extension Envelope {
         let body: Body
         switch e.body_case {
         case HALI__V1__ENVELOPE__BODY_HELLO:
-            let m = e.hello.pointee
-            body = .hello(
-                Hello(
-                    protocolVersion: m.protocol_version, clientName: string(m.client_name),
-                    clientVersion: string(m.client_version), token: string(m.token)))
+            body = .hello(Hello(c: e.hello.pointee))
         case HALI__V1__ENVELOPE__BODY_LIST_SLIDES:
             body = .listSlides
         case HALI__V1__ENVELOPE__BODY_OPEN_SESSION:
-            let m = e.open_session.pointee
-            body = .openSession(OpenSession(slideID: string(m.slide_id), task: string(m.task)))
+            body = .openSession(OpenSession(c: e.open_session.pointee))
         case HALI__V1__ENVELOPE__BODY_GET_PATCH:
-            let m = e.get_patch.pointee
-            let target: GetPatch.Target?
-            switch m.target_case {
-            case HALI__V1__GET_PATCH__TARGET_REGION: target = Region(c: m.region).map { .region($0) }
-            case HALI__V1__GET_PATCH__TARGET_PATCH_ID: target = .patchID(string(m.patch_id))
-            default: target = nil
-            }
-            body = .getPatch(
-                GetPatch(
-                    target: target, level: m.level, includePixels: boolean(m.include_pixels),
-                    includeContours: boolean(m.include_contours)))
+            body = .getPatch(GetPatch(c: e.get_patch.pointee))
         case HALI__V1__ENVELOPE__BODY_LABEL_EVENT:
-            let m = e.label_event.pointee
-            body = .labelEvent(
-                LabelEvent(
-                    clientSeq: m.client_seq, cellID: m.cell_id, className: string(m.class_name),
-                    source: openEnum(m.source, default: .unspecified), clientTimeMs: m.client_time_ms,
-                    modelVersionShown: m.model_version_shown))
+            body = .labelEvent(LabelEvent(c: e.label_event.pointee))
         case HALI__V1__ENVELOPE__BODY_UNDO:
-            let m = e.undo.pointee
-            body = .undo(Undo(clientSeq: m.client_seq, cellID: m.cell_id))
+            body = .undo(Undo(c: e.undo.pointee))
         case HALI__V1__ENVELOPE__BODY_NEXT_PATCH:
-            let m = e.next_patch.pointee
-            body = .nextPatch(NextPatch(strategy: openEnum(m.strategy, default: .default), patchSizeUm: m.patch_size_um))
+            body = .nextPatch(NextPatch(c: e.next_patch.pointee))
         case HALI__V1__ENVELOPE__BODY_BYE:
             body = .bye(Bye(reason: string(e.bye.pointee.reason)))
         case HALI__V1__ENVELOPE__BODY_PING:
-            let m = e.ping.pointee
-            body = .ping(Ping(nonce: m.nonce, clientTimeNs: m.client_time_ns))
+            body = .ping(Ping(c: e.ping.pointee))
         case HALI__V1__ENVELOPE__BODY_GET_STATUS:
             body = .getStatus
         case HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST:
-            let m = e.export_request.pointee
-            body = .exportRequest(
-                ExportRequest(format: string(m.format), consensus: boolean(m.consensus), includeSuggestions: boolean(m.include_suggestions)))
+            body = .exportRequest(ExportRequest(c: e.export_request.pointee))
         case HALI__V1__ENVELOPE__BODY_EXPORTED_FILE:
-            let m = e.exported_file.pointee
-            body = .exportedFile(
-                ExportedFile(format: string(m.format), fileName: string(m.file_name), data: array(m.data.data, m.data.len) { $0 }, cells: m.cells))
+            body = .exportedFile(ExportedFile(c: e.exported_file.pointee))
         case HALI__V1__ENVELOPE__BODY_WELCOME:
-            let m = e.welcome.pointee
-            body = .welcome(
-                Welcome(
-                    serverVersion: string(m.server_version), protocolVersion: m.protocol_version,
-                    annotator: string(m.annotator), capabilities: array(m.capabilities, m.n_capabilities) { string($0) },
-                    maxFrameBytes: m.max_frame_bytes, serverName: string(m.server_name)))
+            body = .welcome(Welcome(c: e.welcome.pointee))
         case HALI__V1__ENVELOPE__BODY_SLIDE_LIST:
             let m = e.slide_list.pointee
             body = .slideList(array(m.slides, m.n_slides) { SlideInfo(c: $0) })
         case HALI__V1__ENVELOPE__BODY_SESSION_STATE:
-            let m = e.session_state.pointee
-            body = .sessionState(
-                SessionState(
-                    sessionID: string(m.session_id), slide: m.slide.map { SlideInfo(c: $0) }, task: string(m.task),
-                    classes: array(m.classes, m.n_classes) { ClassDef(c: $0) }, labelsDone: m.labels_done,
-                    modelVersion: m.model_version, validationAccuracy: m.validation_accuracy,
-                    currentRegion: Region(c: m.current_region), lastAckedSeq: m.last_acked_seq))
+            body = .sessionState(SessionState(c: e.session_state.pointee))
         case HALI__V1__ENVELOPE__BODY_PATCH:
-            let m = e.patch.pointee
-            body = .patch(
-                Patch(
-                    patchID: string(m.patch_id), region: Region(c: m.region) ?? Region(x: 0, y: 0, width: 0, height: 0),
-                    level: m.level, downsample: m.downsample, mpp: m.mpp, width: m.width, height: m.height,
-                    pixelFormat: openEnum(m.pixel_format, default: .none),
-                    pixels: array(m.pixels.data, m.pixels.len) { $0 }, cells: array(m.cells, m.n_cells) { Cell(c: $0) },
-                    modelVersion: m.model_version))
+            body = .patch(Patch(c: e.patch.pointee))
         case HALI__V1__ENVELOPE__BODY_LABEL_ACK:
-            let m = e.label_ack.pointee
-            body = .labelAck(
-                LabelAck(
-                    clientSeq: m.client_seq, cellID: m.cell_id, durable: boolean(m.durable), eventID: m.event_id,
-                    serverTimeMs: m.server_time_ms))
+            body = .labelAck(LabelAck(c: e.label_ack.pointee))
         case HALI__V1__ENVELOPE__BODY_PREDICTIONS:
-            let m = e.predictions.pointee
-            body = .predictions(
-                Predictions(
-                    modelVersion: m.model_version, validationAccuracy: m.validation_accuracy, labelsUsed: m.labels_used,
-                    region: Region(c: m.region),
-                    predictions: array(m.predictions, m.n_predictions) {
-                        let p = $0!.pointee
-                        return CellPrediction(cellID: p.cell_id, className: string(p.class_name), confidence: p.confidence)
-                    }))
+            body = .predictions(Predictions(c: e.predictions.pointee))
         case HALI__V1__ENVELOPE__BODY_NEXT_PATCH_PICK:
-            let m = e.next_patch_pick.pointee
-            body = .nextPatchPick(
-                NextPatchPick(
-                    patchID: string(m.patch_id), region: Region(c: m.region) ?? Region(x: 0, y: 0, width: 0, height: 0),
-                    strategy: openEnum(m.strategy, default: .default), reason: string(m.reason),
-                    subsetCells: m.subset_cells, cellsInRegion: m.cells_in_region))
+            body = .nextPatchPick(NextPatchPick(c: e.next_patch_pick.pointee))
         case HALI__V1__ENVELOPE__BODY_ERROR:
-            let m = e.error.pointee
-            body = .error(
-                ErrorReply(
-                    code: openEnum(m.code, default: .unspecified), message: string(m.message), clientSeq: m.client_seq,
-                    fatal: boolean(m.fatal)))
+            body = .error(ErrorReply(c: e.error.pointee))
         case HALI__V1__ENVELOPE__BODY_PONG:
-            let m = e.pong.pointee
-            body = .pong(Pong(nonce: m.nonce, clientTimeNs: m.client_time_ns, serverTimeNs: m.server_time_ns))
+            body = .pong(Pong(c: e.pong.pointee))
         case HALI__V1__ENVELOPE__BODY_SERVER_STATUS:
-            let m = e.server_status.pointee
-            body = .serverStatus(
-                ServerStatus(
-                    serverVersion: string(m.server_version), protocolVersion: m.protocol_version,
-                    uptimeSeconds: m.uptime_s, connections: m.connections, sessions: m.sessions, slides: m.slides,
-                    framesReceived: m.frames_received, framesRejected: m.frames_rejected,
-                    maxFrameBytes: m.max_frame_bytes, listen: string(m.listen),
-                    slidesNotServed: array(m.slides_not_served, m.n_slides_not_served) { string($0) }))
+            body = .serverStatus(ServerStatus(c: e.server_status.pointee))
         default:
             return nil
         }
