@@ -104,6 +104,8 @@ public final class HaliDaemon: Sendable {
         var shuttingDown = false
         var readyWaiters: [CheckedContinuation<[String], Never>] = []
         var ready = false
+        /// `run()` threw before listening: waiters get no addresses instead of waiting for good.
+        var startFailed = false
     }
 
     private let store: LabelStore
@@ -125,16 +127,26 @@ public final class HaliDaemon: Sendable {
             pool: TrainingPool(width: configuration.trainingWidth, fits: NIOBlockingPool()))
     }
 
-    /// The addresses actually bound (with the real port when 0 was asked for), once listening.
+    /// The addresses actually bound (with the real port when 0 was asked for), once listening; none when `run()`
+    /// refused to start (its error says why).
     public func waitUntilListening() async -> [String] {
         await withCheckedContinuation { continuation in
             let result: [String]? = state.withLock { state in
-                if state.ready { return state.boundAddresses }
+                if state.ready || state.startFailed { return state.boundAddresses }
                 state.readyWaiters.append(continuation)
                 return nil
             }
             if let result { continuation.resume(returning: result) }
         }
+    }
+
+    private func releaseWaitersAfterFailedStart() {
+        let waiters = state.withLock { state in
+            state.startFailed = true
+            defer { state.readyWaiters = [] }
+            return state.readyWaiters
+        }
+        for waiter in waiters { waiter.resume(returning: []) }
     }
 
     /// Binds every endpoint and serves until `shutdown()` is called. Throws if an endpoint cannot be bound.
@@ -147,6 +159,7 @@ public final class HaliDaemon: Sendable {
         slidesNotServed.withLock { $0 = failures }
         if configuration.strict, !failures.isEmpty {
             store.close()
+            releaseWaitersAfterFailedStart()
             throw StartupError(
                 message: "--strict: \(failures.count) of \(configuration.slidePaths.count) slides cannot be served:\n  "
                     + failures.joined(separator: "\n  "))
@@ -189,6 +202,7 @@ public final class HaliDaemon: Sendable {
             }
         } catch {
             for listener in listeners { try? await listener.channel.close() }
+            releaseWaitersAfterFailedStart()
             throw error
         }
 

@@ -287,12 +287,16 @@ func expectRefusal(_ code: ErrorCode, _ body: () async throws -> Envelope, sourc
         configuration.ingestMissing = false
         configuration.strict = true
         let daemon = try HaliDaemon(configuration: configuration, logger: .init(label: "strict"))
+        // Whoever waits for the daemon to listen hears that it will not (it waited for good: hali-fuzz hung on it).
+        async let bound = daemon.waitUntilListening()
         do {
             try await daemon.run()
             Issue.record("a strict daemon started without its slide")
         } catch let error as StartupError {
             #expect(error.message.contains("/definitely/missing.svs"))
         }
+        #expect(await bound == [])
+        #expect(await daemon.waitUntilListening() == [])
     }
 
     /// A data directory that is a file printed Foundation's "Cocoa error 512".

@@ -7,8 +7,18 @@ enum Fixture {
     /// The shared data's small CMU-1 slide; `HALI_FUZZ_SLIDE` overrides.
     static let slidePath: String =
         ProcessInfo.processInfo.environment["HALI_FUZZ_SLIDE"]
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+        ?? packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data/slides/CMU-1-Small-Region.svs").path
+
+    /// The checkout (the folder holding Package.swift), found upwards from this file so that moving it cannot break
+    /// the path (it did once: the fixture then looked for the slide inside the checkout).
+    static let packageRoot: URL = {
+        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while directory.path != "/" {
+            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("Package.swift").path) { return directory }
+            directory.deleteLastPathComponent()
+        }
+        fatalError("hali-fuzz: no Package.swift above \(#filePath)")
+    }()
 
     static let slideID = "CMU-1-Small-Region"
 

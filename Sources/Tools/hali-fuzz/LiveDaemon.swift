@@ -70,7 +70,13 @@ enum HandlerTarget {
         logger.logLevel = .critical
         let daemon = try! HaliDaemon(configuration: configuration, logger: logger)
         let task = Task { try await daemon.run() }
-        _ = blocking { await daemon.waitUntilListening() }
+        if blocking({ await daemon.waitUntilListening() }).isEmpty {
+            let reason = blocking { () -> String in
+                do { try await task.value } catch { return "\(error)" }
+                return "run() ended"
+            }
+            fatalError("hali-fuzz: the daemon did not start: \(reason)")
+        }
         running = Running(daemon: daemon, task: task, directory: directory, socket: socket)
         running!.inputs = 1
         return socket
