@@ -104,10 +104,8 @@ struct Ping: AsyncParsableCommand {
             samples.reserveCapacity(count)
             for _ in 0..<count { samples.append(try await daemon.ping()) }
             samples.sort()
-            func percentile(_ p: Double) -> Duration { samples[min(samples.count - 1, Int((Double(samples.count - 1) * p).rounded()))] }
-            print(
-                "\(count) pings: median \(format(percentile(0.5))), p95 \(format(percentile(0.95))), p99 \(format(percentile(0.99))), min \(format(samples.first!)), max \(format(samples.last!))"
-            )
+            func at(_ p: Double) -> String { format(percentile(samples, p, alreadySorted: true)!) }
+            print("\(count) pings: median \(at(0.5)), p95 \(at(0.95)), p99 \(at(0.99)), min \(at(0)), max \(at(1))")
         }
     }
 

@@ -51,3 +51,30 @@ import Testing
         #expect(TaskDefinition.builtIn.map(\.name) == ["til", "tumour", "ki67", "phenotype"])
     }
 }
+
+@Suite struct PercentileTests {
+    @Test func lowerNearestRankOfLiteralSamples() {
+        #expect(percentile([4, 1, 3, 2], 0.5) == 2)
+        #expect(percentile([4, 1, 3, 2], 0) == 1 && percentile([4, 1, 3, 2], 1) == 4)
+        #expect(percentile(Array(1...100), 0.95) == 95)  // index ⌊99 × 0.95⌋ = 94
+        #expect(percentile(Array(1...100), 0.99) == 99)
+        #expect(percentile([7.5], 0.99) == 7.5)
+        #expect(percentile([Int](), 0.5) == nil && percentile([1, 2], 1.5) == nil && percentile([1, 2], -0.1) == nil)
+    }
+
+    @Test func agreesWithBruteForceOnSeededSamples() {
+        var state: UInt64 = 12345
+        for n in 1...40 {
+            let values = (0..<n).map { _ in
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                return Int(state >> 40) % 1000
+            }
+            for p in stride(from: 0.0, through: 1.0, by: 0.05) {
+                // The value whose sorted position covers rank ⌊(n − 1)·p⌋, found by counting, without sorting.
+                let rank = Int(Double(n - 1) * p)
+                let expected = values.first { v in values.filter { $0 < v }.count <= rank && values.filter { $0 <= v }.count > rank }
+                #expect(percentile(values, p) == expected, "n \(n) p \(p)")
+            }
+        }
+    }
+}

@@ -95,11 +95,7 @@ actor Results {
     }
 }
 
-func percentile(_ values: [Double], _ p: Double) -> Double {
-    guard !values.isEmpty else { return .nan }
-    let sorted = values.sorted()
-    return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
-}
+func percentile(_ values: [Double], _ p: Double) -> Double { HaliCore.percentile(values, p) ?? .nan }
 
 let options = parse()
 if let path = options.writeAnnotators {
