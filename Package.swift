@@ -210,3 +210,8 @@ let package = Package(
         .testTarget(name: "HaliCompressionTests", dependencies: ["HaliCompression"]),
     ]
 )
+
+// `any` spelled out wherever a protocol is used as a type: an existential's cost (boxing, dynamic dispatch) shows.
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("ExistentialAny")]
+}

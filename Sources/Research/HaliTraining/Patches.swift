@@ -124,7 +124,7 @@ public struct LabelledCells: Sendable {
     ) throws -> PatchSet {
         let names = images ?? imageNames
         let scale = target / micronsPerPixel
-        let results = ConcurrentResults<Result<PatchSet, Error>>(count: names.count)
+        let results = ConcurrentResults<Result<PatchSet, any Error>>(count: names.count)
         let dir = directory, table = cells
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
             for i in stride(from: t, to: names.count, by: max(1, threads)) {
@@ -172,7 +172,7 @@ extension LabelledCells {
         let dir = directory, table = cells, mpp = micronsPerPixel
         let stainCount = 2  // the detector measures hematoxylin and the second stain (eosin for H&E)
         let dimension = 7 + 4 * stainCount + 1
-        let results = ConcurrentResults<Result<(values: [Float], matched: Int, total: Int), Error>>(count: names.count)
+        let results = ConcurrentResults<Result<(values: [Float], matched: Int, total: Int), any Error>>(count: names.count)
         DispatchQueue.concurrentPerform(iterations: max(1, threads)) { t in
             for i in stride(from: t, to: names.count, by: max(1, threads)) {
                 results.set(

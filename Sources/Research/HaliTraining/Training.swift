@@ -133,7 +133,7 @@ public final class Trainer {
         log(
             "training on \(train.count) patches, classes \(zip(metadata.classes, freq.map { Int($0) }).map { "\($0)=\($1)" }.joined(separator: " ")), loss weights \(cw.map { String(format: "%.2f", $0) })"
         )
-        let opt: Optimizer =
+        let opt: any Optimizer =
             o.optimizer == "sgd"
             ? SGD(learningRate: o.learningRate, momentum: 0.9, weightDecay: o.weightDecay)
             : Adam(learningRate: o.learningRate, weightDecay: o.weightDecay)
