@@ -151,3 +151,42 @@ public enum SessionPush: Sendable, Equatable {
 public protocol SessionSubscriber: AnyObject, Sendable {
     func push(_ update: SessionPush) async
 }
+
+/// What a GetPatch asks of a session: a region of the slide or a window the learner picked, the pyramid level to read
+/// pixels at, and whether to read pixels and outlines.
+public struct PatchRequest: Sendable, Equatable {
+    public enum Target: Sendable, Equatable {
+        case region(Region)
+        /// A window's id as a pick named it (`p<index>`); seeing it marks the window visited.
+        case window(String)
+    }
+    public var target: Target
+    public var level: Int
+    public var includePixels: Bool
+    public var includeContours: Bool
+
+    public init(target: Target, level: Int = 0, includePixels: Bool = false, includeContours: Bool = false) {
+        self.target = target
+        self.level = level
+        self.includePixels = includePixels
+        self.includeContours = includeContours
+    }
+}
+
+/// A patch as a session shows it: the region, its pixels when asked, and its cells with labels and suggestions.
+public struct PatchView: Sendable {
+    /// The window's id when the request named one, else "".
+    public var windowID: String
+    /// Level-0 pixels.
+    public var region: Region
+    public var level: Int
+    public var downsample: Double
+    /// Microns per pixel of `pixels`.
+    public var micronsPerPixel: Double
+    /// RGB8, row-major, `width` × `height` × 3 bytes; nil when not asked for.
+    public var pixels: [UInt8]?
+    public var width: Int
+    public var height: Int
+    public var cells: [CellView]
+    public var modelVersion: UInt32
+}

@@ -129,6 +129,47 @@ public actor LabellingSession {
 
     public func markPatchVisited(_ patchIndex: Int) { currentPatch = patchIndex }
 
+    /// Largest image a patch carries, in pixels per side; coarser levels serve larger regions.
+    public static let maxPatchPixels = 4096
+
+    /// A region or a picked window: its cells (remembered as where the annotator is) and, when asked, its pixels at
+    /// `level`, read on the pool's blocking executor so that no Swift concurrency thread waits on OpenSlide.
+    public func patch(_ request: PatchRequest) async throws -> PatchView {
+        let region: Region
+        var windowID = ""
+        switch request.target {
+        case .region(let r):
+            region = try slide.validated(r)
+        case .window(let id):
+            let (r, index) = try self.region(ofPatch: id)
+            markPatchVisited(index)
+            region = r
+            windowID = id
+        }
+        let (cells, version) = try cells(in: region, includeContours: request.includeContours, remember: true)
+        let levels = slide.slide.levelCount
+        guard request.level >= 0, request.level < levels else {
+            throw EngineError(.invalidArgument, "level \(request.level) does not exist (slide has \(levels))")
+        }
+        let level = request.level
+        let downsample = slide.slide.levelDownsamples[level]
+        var pixels: [UInt8]?
+        var width = 0, height = 0
+        if request.includePixels {
+            width = Int((Double(region.width) / downsample).rounded(.up))
+            height = Int((Double(region.height) / downsample).rounded(.up))
+            guard width <= Self.maxPatchPixels, height <= Self.maxPatchPixels else {
+                throw EngineError(
+                    .invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
+            }
+            let (w, h, source) = (width, height, slide.slide)
+            pixels = try await pool.fits.run { try source.readRegion(x: region.x, y: region.y, level: level, width: w, height: h) }
+        }
+        return PatchView(
+            windowID: windowID, region: region, level: level, downsample: downsample, micronsPerPixel: slide.micronsPerPixel * downsample,
+            pixels: pixels, width: width, height: height, cells: cells, modelVersion: version)
+    }
+
     private func suggestions(for rows: [Int]) -> [CellView.Suggestion]? {
         guard let head, labels.classOfCell.count >= settings.policy.minLabels, !rows.isEmpty else { return nil }
         return head.predict(features: slide.features, rows: rows).map {

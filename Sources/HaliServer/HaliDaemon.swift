@@ -492,7 +492,8 @@ public final class HaliDaemon: Sendable {
         case .getPatch(let request):
             guard let session = context.session else { return fail(.noSession, "get_patch needs open_session first") }
             do {
-                return reply(.patch(try await patch(request, session: session)))
+                let view = try await session.patch(try PatchRequest(request))
+                return reply(.patch(Patch(view, annotator: session.annotator)))
             } catch let error as EngineError {
                 return fail(ErrorCode(error.code), error.message)
             } catch {
@@ -534,7 +535,15 @@ public final class HaliDaemon: Sendable {
         case .exportRequest(let request):
             guard let session = context.session else { return fail(.noSession, "export_request needs open_session first") }
             do {
-                return reply(.exportedFile(try await export(request, session: session, annotator: annotator)))
+                let (slide, task, store) = (session.slide, session.task, self.store)
+                let limit = configuration.maxFrameBytes - 4096
+                let file = try await NIOThreadPool.singleton.runIfActive {
+                    try SessionExport.file(
+                        formatName: request.format, consensus: request.consensus, includeSuggestions: request.includeSuggestions, slide: slide,
+                        task: task, annotator: annotator.name, store: store, byteLimit: limit)
+                }
+                return reply(
+                    .exportedFile(ExportedFile(format: file.format.rawValue, fileName: file.fileName, data: file.data, cells: UInt32(file.cells))))
             } catch let error as EngineError {
                 return fail(ErrorCode(error.code), error.message)
             } catch {
@@ -559,85 +568,6 @@ public final class HaliDaemon: Sendable {
     }
 
     static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export"]
-
-    /// The session's labels (or the consensus of all annotators) in a viewer's format, through the same writers as
-    /// `hali export`, on the blocking pool.
-    private func export(_ request: ExportRequest, session: LabellingSession, annotator: Annotator) async throws -> ExportedFile {
-        guard let format = InteropFormat(rawValue: request.format) else {
-            throw EngineError(
-                .invalidArgument, "unknown export format \"\(request.format)\" (\(InteropFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        let slide = session.slide
-        let task = session.task
-        let store = self.store
-        let limit = configuration.maxFrameBytes - 4096
-        let name = "\(slide.id)-\(task.name).\(format == .sliderunner ? "sqlite" : format == .asap ? "xml" : format == .csv ? "csv" : "json")"
-        return try await NIOThreadPool.singleton.runIfActive { () throws -> ExportedFile in
-            var labels =
-                request.consensus
-                ? try ExportLabels.consensus(store: store, slide: slide.id, task: task.name)
-                : try ExportLabels.annotator(annotator.name, store: store, slide: slide.id, task: task.name)
-            if request.includeSuggestions {
-                guard format == .geojson else { throw EngineError(.invalidArgument, "include_suggestions is for the geojson format") }
-                labels.suggestions = try Suggestions.forUnlabelled(labels, table: slide.table, task: task)
-            }
-            let file = NSTemporaryDirectory() + "halid-export-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-" + name
-            defer { unlink(file) }
-            let cells = try Exporter.write(
-                labels, format: format, slide: InteropSlide(id: slide.id, table: slide.table, manifest: slide.manifest), task: task, to: file)
-            let data = try Data(contentsOf: URL(fileURLWithPath: file))
-            guard data.count <= limit else {
-                throw EngineError(
-                    .resourceExhausted, "the export is \(data.count) bytes, over the \(limit)-byte frame limit: use `hali export` on the server")
-            }
-            return ExportedFile(format: format.rawValue, fileName: name, data: Array(data), cells: UInt32(cells))
-        }
-    }
-
-    /// Largest patch image sent, in pixels per side; coarser levels serve larger regions.
-    static let maxPatchPixels = 4096
-
-    private func patch(_ request: GetPatch, session: LabellingSession) async throws -> Patch {
-        let slide = session.slide
-        let region: Region
-        var patchID = ""
-        switch request.target {
-        case .region(let r):
-            region = try slide.validated(r)
-        case .patchID(let id):
-            let (r, index) = try await session.region(ofPatch: id)
-            await session.markPatchVisited(index)
-            region = r
-            patchID = id
-        case nil:
-            throw EngineError(.invalidArgument, "get_patch needs a region or a patch_id")
-        }
-        let (cells, version) = try await session.cells(in: region, includeContours: request.includeContours, remember: true)
-        var pixels: [UInt8] = []
-        var width = 0, height = 0
-        let level = Int(request.level)
-        guard level < slide.slide.levelCount else {
-            throw EngineError(.invalidArgument, "level \(level) does not exist (slide has \(slide.slide.levelCount))")
-        }
-        let downsample = slide.slide.levelDownsamples[level]
-        if request.includePixels {
-            width = Int((Double(region.width) / downsample).rounded(.up))
-            height = Int((Double(region.height) / downsample).rounded(.up))
-            guard width <= Self.maxPatchPixels, height <= Self.maxPatchPixels else {
-                throw EngineError(
-                    .invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
-            }
-            let (w, h) = (width, height)
-            pixels = try await NIOThreadPool.singleton.runIfActive {
-                try slide.slide.readRegion(x: region.x, y: region.y, level: level, width: w, height: h)
-            }
-        }
-        return Patch(
-            patchID: patchID, region: region, level: UInt32(level), downsample: downsample, mpp: slide.micronsPerPixel * downsample,
-            width: UInt32(width), height: UInt32(height), pixelFormat: request.includePixels ? .rgb8 : .none, pixels: pixels,
-            cells: cells.map { Cell($0, annotator: session.annotator) },
-            modelVersion: version)
-    }
 
     static func wallClockNanoseconds() -> Int64 {
         var now = timespec()

@@ -112,3 +112,25 @@ extension Envelope {
         }
     }
 }
+
+extension PatchRequest {
+    init(_ request: GetPatch) throws(EngineError) {
+        let target: Target
+        switch request.target {
+        case .region(let region): target = .region(region)
+        case .patchID(let id): target = .window(id)
+        case nil: throw EngineError(.invalidArgument, "get_patch needs a region or a patch_id")
+        }
+        self.init(
+            target: target, level: Int(request.level), includePixels: request.includePixels, includeContours: request.includeContours)
+    }
+}
+
+extension Patch {
+    init(_ view: PatchView, annotator: String) {
+        self.init(
+            patchID: view.windowID, region: view.region, level: UInt32(view.level), downsample: view.downsample, mpp: view.micronsPerPixel,
+            width: UInt32(view.width), height: UInt32(view.height), pixelFormat: view.pixels == nil ? .none : .rgb8, pixels: view.pixels ?? [],
+            cells: view.cells.map { Cell($0, annotator: annotator) }, modelVersion: view.modelVersion)
+    }
+}

@@ -16,8 +16,8 @@ struct EngineSessionTests {
     static let task = TaskDefinition.builtIn.first { $0.name == "ki67" }!
 
     /// 48 cells on an 8 × 6 grid, 40 px apart, each 10 px across with a distinct area.
-    static func servedSlide() throws -> ServedSlide {
-        let slide = try Slide(path: SharedData.cmu1SmallRegion)
+    static func servedSlide(path: String = SharedData.cmu1SmallRegion) throws -> ServedSlide {
+        let slide = try Slide(path: path)
         var rows: [CellTable.Row] = []
         for j in 0..<6 {
             for i in 0..<8 {

@@ -25,6 +25,8 @@ public enum SharedData {
     public static let cmu1SmallRegion = file("slides/CMU-1-Small-Region.svs", bytes: 1_938_955)
     /// The same region as a generic tiled TIFF pyramid without a pixel size.
     public static let cmu1SmallRegionPyramid = file("slides/CMU-1-Small-Region-pyramid.tif", bytes: 1_173_750)
+    /// CRC images laid out as one 5000×5000 generic TIFF without a pixel size (a slide wider than a patch may be).
+    public static let crcMosaic = file("slides/crc-mosaic.tif", bytes: 8_610_376)
 
     /// A file of the data set; when `bytes` is given, its size is checked too (a truncated or replaced copy).
     public static func file(_ relative: String, bytes: Int? = nil) -> String {
