@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "HaliServer",
             dependencies: [
-                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest", "HaliInference",
+                "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest",
                 "HaliInterop", "HaliMath",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -130,7 +130,7 @@ let package = Package(
             name: "hali",
             dependencies: [
                 "HaliClient", "HaliWire", "HaliCore", "HaliSlide", "HaliImaging", "HaliPNG", "HaliIndex", "HaliIngest",
-                "HaliTerminal", "HaliInference", "HaliEngine", "HaliStore", "HaliInterop", "HaliTransport",
+                "HaliTerminal", "HaliEngine", "HaliStore", "HaliInterop", "HaliTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]

@@ -399,3 +399,27 @@ public enum SlideFingerprint {
         return (size, modified, SHA256.hexDigest(bytes: sample))
     }
 }
+
+extension IngestOptions {
+    /// Loads the networks named by their weight files: the backbone whose features each cell gets, and the learned
+    /// detector (with the stain it reads). One place for `hali ingest` and the daemon's first-use ingest; an error
+    /// names the file.
+    public mutating func loadNetworks(weights: String?, detectorWeights: String?, stains: StainMatrix = .hematoxylinEosin) throws {
+        if let weights {
+            do {
+                let (net, metadata) = try WeightsFile.load(path: weights)
+                embedder = Embedder(net: net.folded(), metadata: metadata)
+                embeddingSource = (weights as NSString).lastPathComponent
+            } catch {
+                throw FileError(path: weights, message: "backbone weights: \(error)")
+            }
+        }
+        if let detectorWeights {
+            do {
+                learnedDetector = try LearnedNucleusDetector.load(path: detectorWeights, stains: stains)
+            } catch {
+                throw FileError(path: detectorWeights, message: "detector weights: \(error)")
+            }
+        }
+    }
+}

@@ -2,7 +2,6 @@ import Foundation
 import HaliCore
 import HaliEngine
 import HaliIndex
-import HaliInference
 import HaliIngest
 import HaliSlide
 import HaliWire
@@ -38,14 +37,7 @@ actor SlideCatalog {
                     logger.info("ingesting (first use)", metadata: ["path": "\(path)"])
                     var options = IngestOptions()
                     options.micronsPerPixel = slide.micronsPerPixel == nil ? micronsPerPixel : nil
-                    if let weightsPath {
-                        let (net, metadata) = try WeightsFile.load(path: weightsPath)
-                        options.embedder = Embedder(net: net.folded(), metadata: metadata)
-                        options.embeddingSource = (weightsPath as NSString).lastPathComponent
-                    }
-                    if let detectorWeightsPath {
-                        options.learnedDetector = try LearnedNucleusDetector.load(path: detectorWeightsPath)
-                    }
+                    try options.loadNetworks(weights: weightsPath, detectorWeights: detectorWeightsPath)
                     let log = logger
                     let decile = LockedValue(-1)
                     _ = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory) { p in

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import HaliCore
 import HaliIndex
-import HaliInference
 import HaliIngest
 
 struct IngestCommand: AsyncParsableCommand {
@@ -61,23 +60,11 @@ struct IngestCommand: AsyncParsableCommand {
         options.micronsPerPixel = mpp
         options.threads = threads
         options.tileSize = tileSize
-        if let weights {
-            do {
-                let (net, metadata) = try WeightsFile.load(path: weights)
-                options.embedder = Embedder(net: net.folded(), metadata: metadata)
-                options.embeddingSource = (weights as NSString).lastPathComponent
-            } catch {
-                FileHandle.standardError.write(Data("hali ingest: weights \(weights): \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-        }
-        if let detectorWeights {
-            do {
-                options.learnedDetector = try LearnedNucleusDetector.load(path: detectorWeights, stains: stainKind.matrix)
-            } catch {
-                FileHandle.standardError.write(Data("hali ingest: detector weights \(detectorWeights): \(error)\n".utf8))
-                throw ExitCode(1)
-            }
+        do {
+            try options.loadNetworks(weights: weights, detectorWeights: detectorWeights, stains: stainKind.matrix)
+        } catch {
+            FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
+            throw ExitCode(1)
         }
         var external: (path: String, format: ExternalDetections.Format)?
         if let detections {
