@@ -11,16 +11,7 @@ bin=$(swift build -c release --show-bin-path)
 slide=${SLIDE:-../shared/data/slides/CMU-1-Small-Region.svs}
 data=$(mktemp -d /tmp/hali-soak-XXXX)
 mkdir -p "$out"
-"$bin/hali-bench-serve" --annotators "$n" --write-annotators "$data/annotators" > /dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/halid" --listen "127.0.0.1:$port" --data-dir "$data" --slide "$slide" --annotators-file "$data/annotators" \
-  --weights Deploy/models/hali-nuclei-v2.safetensors --log-level warning 2> "$data/halid.log" &
-daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null || true' EXIT
-until python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null; do
-  kill -0 $daemon 2>/dev/null || { cat "$data/halid.log"; exit 1; }
-  sleep 0.2
-done
+source Deploy/bench/start_daemon.sh
 # The daemon's RSS (MiB) and CPU seconds once a minute, beside the load generator's own per-minute lines.
 (
   echo "t_s,rss_mib,cpu_s"
