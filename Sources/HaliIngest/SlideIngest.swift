@@ -374,10 +374,6 @@ struct TileJob: Sendable {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
-}
-
 /// Cheap identity of a slide file: size, modification time, and SHA-256 over the size and the first and last MiB.
 public enum SlideFingerprint {
     public static func compute(path: String) throws -> (size: Int64, modified: Double, fingerprint: String) {

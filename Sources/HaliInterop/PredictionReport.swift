@@ -39,8 +39,7 @@ public struct PredictionReport {
         let clock = ContinuousClock()
         let start = clock.now
         let prediction = try SlidePrediction.run(table: table, task: task, labels: labels)
-        let elapsed = clock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = (clock.now - start).seconds
         return PredictionReport(
             slideStem: stem, task: task, annotator: annotator, manifest: manifest, table: table, prediction: prediction, seconds: seconds)
     }

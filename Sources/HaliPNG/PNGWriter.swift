@@ -8,8 +8,9 @@ public enum PNGWriter {
     /// The PNG file of `rgb` (width × height × 3 bytes, rows top to bottom).
     public static func encode(width: Int, height: Int, rgb: [UInt8]) throws -> [UInt8] {
         // png_image holds 32-bit sizes; the byte count must match what libpng will read.
-        guard width > 0, height > 0, width <= Int(UInt32.max) / 3, height <= Int(UInt32.max),
-            width.multipliedReportingOverflow(by: height).partialValue == rgb.count / 3, rgb.count % 3 == 0
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0, width <= Int(UInt32.max) / 3, height <= Int(UInt32.max), !overflow, pixels == rgb.count / 3,
+            rgb.count % 3 == 0
         else {
             throw PNGError.unsupported(path: "(memory)", message: "\(rgb.count) bytes are not \(width)×\(height) RGB pixels")
         }

@@ -561,7 +561,7 @@ public final class HaliDaemon: Sendable {
         let listen = state.withLock { $0.boundAddresses.joined(separator: ",") }
         return ServerStatus(
             serverVersion: HaliVersion.string,
-            uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) * 1e-18,
+            uptimeSeconds: uptime.seconds,
             connections: UInt32(counters.connections), sessions: UInt32(await registry.sessionCount), slides: UInt32(await catalog.count),
             framesReceived: counters.framesReceived, framesRejected: counters.framesRejected,
             maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen, slidesNotServed: slidesNotServed.withLock { $0 })

@@ -110,7 +110,7 @@ struct Ping: AsyncParsableCommand {
     }
 
     private func format(_ d: Duration) -> String {
-        let micros = Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) * 1e-12
+        let micros = d.seconds * 1e6
         return micros < 1000 ? String(format: "%.0f µs", micros) : String(format: "%.2f ms", micros / 1000)
     }
 }

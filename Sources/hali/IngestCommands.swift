@@ -78,7 +78,7 @@ struct IngestCommand: AsyncParsableCommand {
             let outcome = try await IndexBuilder.build(
                 slidePath: slide, options: options, detections: external, outputDirectory: out, force: force
             ) { p in
-                let seconds = Double(p.elapsed.components.seconds) + Double(p.elapsed.components.attoseconds) * 1e-18
+                let seconds = p.elapsed.seconds
                 let rate = seconds > 0 ? p.megapixels / seconds : 0
                 bar.update(
                     done: p.tilesDone, total: p.tilesTotal, detail: "\(p.nuclei) nuclei, \(String(format: "%.1f", rate)) MP/s",

@@ -32,31 +32,36 @@ enum LabCommand {
         return sibling
     }
 
-    struct TrainBackbone: ParsableCommand {
+    struct TrainBackbone: HandsOverToLab {
         static let configuration = CommandConfiguration(
             commandName: "train-backbone", abstract: "Train the CNN backbone (runs hali-lab train-backbone).")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-        func run() throws { try handOver(["train-backbone"] + arguments) }
     }
 
-    struct TrainDetector: ParsableCommand {
+    struct TrainDetector: HandsOverToLab {
         static let configuration = CommandConfiguration(
             commandName: "train-detector", abstract: "Train the learned nucleus detector (runs hali-lab train-detector).")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-        func run() throws { try handOver(["train-detector"] + arguments) }
     }
 
-    struct Embed: ParsableCommand {
+    struct Embed: HandsOverToLab {
         static let configuration = CommandConfiguration(
             commandName: "embed", abstract: "Backbone features of .npy patches (runs hali-lab embed).")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-        func run() throws { try handOver(["embed"] + arguments) }
     }
 
-    struct Eval: ParsableCommand {
+    struct Eval: HandsOverToLab {
         static let configuration = CommandConfiguration(
             commandName: "eval", abstract: "Measure detection, features and the learning loop (runs hali-lab eval).")
         @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
-        func run() throws { try handOver(["eval"] + arguments) }
     }
+}
+
+/// A `hali` command that `hali-lab` implements: it passes its name and every argument on.
+protocol HandsOverToLab: ParsableCommand {
+    var arguments: [String] { get }
+}
+
+extension HandsOverToLab {
+    func run() throws { try LabCommand.handOver([Self.configuration.commandName ?? ""] + arguments) }
 }

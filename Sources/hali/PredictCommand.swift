@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HaliCore
 import HaliEngine
 import HaliInterop
 
@@ -38,9 +39,7 @@ struct PredictCommand: ParsableCommand {
             let report = try PredictionReport.make(slidePath: slide, dataDirectory: dataDir, task: task, annotator: annotator)
             for line in report.summaryLines() { print(line) }
             let paths = try report.write(to: out, regionMicrons: regionUm)
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-            print("wrote \(paths.joined(separator: ", ")) (\(String(format: "%.2f", seconds)) s in all)")
+            print("wrote \(paths.joined(separator: ", ")) (\(String(format: "%.2f", (clock.now - start).seconds)) s in all)")
         } catch let error as EngineError {
             FileHandle.standardError.write(Data("hali predict: \(error.message)\n".utf8))
             throw ExitCode(1)
