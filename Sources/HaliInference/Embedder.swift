@@ -45,18 +45,17 @@ public struct Embedder: Sendable {
             let workspace = InferenceWorkspace()
             for b in 0..<batches { run(b, workspace) }
         } else {
-            let saved = BLAS.threadCount
-            BLAS.threadCount = 1
             let next = AtomicCounter()
-            DispatchQueue.concurrentPerform(iterations: threads) { _ in
-                let workspace = InferenceWorkspace()
-                while true {
-                    let b = next.increment()
-                    if b >= batches { break }
-                    run(b, workspace)
+            BLAS.withOneThreadPerCaller {
+                DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                    let workspace = InferenceWorkspace()
+                    while true {
+                        let b = next.increment()
+                        if b >= batches { break }
+                        run(b, workspace)
+                    }
                 }
             }
-            BLAS.threadCount = saved
         }
         return Array(out)
     }

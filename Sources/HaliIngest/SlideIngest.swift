@@ -180,10 +180,6 @@ public enum SlideIngest {
             levelWidth: Int(levelWidth), levelHeight: Int(levelHeight), tile: tile, overlap: overlap,
             detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix),
             learnedDetector: options.learnedDetector, embedder: options.embedder, workingFactor: integerFactor)
-        // Tiles already run on every core: one OpenBLAS thread each, not two competing pools.
-        let savedBLASThreads = BLAS.threadCount
-        if options.embedder != nil || options.learnedDetector != nil { BLAS.threadCount = 1 }
-        defer { BLAS.threadCount = savedBLASThreads }
         let stainNames = options.stain.stainNames
         let plannedTiles = tiles
         var rowsByTile = [[CellTable.Row]](repeating: [], count: tiles.count)
@@ -191,25 +187,29 @@ public enum SlideIngest {
         var nuclei = 0
         var megapixels = 0.0
 
-        try await withThrowingTaskGroup(of: (Int, [CellTable.Row], Double).self) { group in
-            var next = 0
-            while next < min(max(1, options.threads), plannedTiles.count) {
-                let index = next
-                group.addTask { try job.run(index: index, tile: plannedTiles[index]) }
-                next += 1
-            }
-            while let (index, rows, mp) = try await group.next() {
-                rowsByTile[index] = rows
-                done += 1
-                nuclei += rows.count
-                megapixels += mp
-                progress?(
-                    IngestProgress(
-                        tilesDone: done, tilesTotal: plannedTiles.count, nuclei: nuclei, megapixels: megapixels, elapsed: clock.now - start))
-                if next < plannedTiles.count {
+        // Tiles already run on every core: one OpenBLAS thread each, not two competing pools.
+        let tilesUseBLAS = options.embedder != nil || options.learnedDetector != nil
+        try await BLAS.withOneThreadPerCaller(when: tilesUseBLAS) {
+            try await withThrowingTaskGroup(of: (Int, [CellTable.Row], Double).self) { group in
+                var next = 0
+                while next < min(max(1, options.threads), plannedTiles.count) {
                     let index = next
                     group.addTask { try job.run(index: index, tile: plannedTiles[index]) }
                     next += 1
+                }
+                while let (index, rows, mp) = try await group.next() {
+                    rowsByTile[index] = rows
+                    done += 1
+                    nuclei += rows.count
+                    megapixels += mp
+                    progress?(
+                        IngestProgress(
+                            tilesDone: done, tilesTotal: plannedTiles.count, nuclei: nuclei, megapixels: megapixels, elapsed: clock.now - start))
+                    if next < plannedTiles.count {
+                        let index = next
+                        group.addTask { try job.run(index: index, tile: plannedTiles[index]) }
+                        next += 1
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// A dense row-major Float32 matrix: element (row r, column c) lives at `values[r * columns + c]`.
 public struct Matrix: Sendable, Equatable {
@@ -25,10 +26,59 @@ public struct Matrix: Sendable, Equatable {
 
 /// The one owner of OpenBLAS in HALI: single-precision GEMM over `Matrix`.
 public enum BLAS {
-    /// Threads OpenBLAS uses for one call (it defaults to the core count).
-    public static var threadCount: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+    /// Threads OpenBLAS uses for one call now (it defaults to the core count).
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// Sets the count that BLAS calls use outside `withOneThreadPerCaller`: an executable calls this once, at start.
+    ///
+    /// OpenBLAS's count is process-wide (Debian 12's 0.3.21 has no `openblas_set_num_threads_local`), so HALI
+    /// keeps a single owner of it: this configured value and the scopes below.
+    public static func configure(threads: Int) {
+        threadPolicy.withLock { policy in
+            policy.configured = max(1, threads)
+            if policy.singleThreadedScopes == 0 { openblas_set_num_threads(Int32(policy.configured)) }
+        }
+    }
+
+    /// Runs `body` with OpenBLAS on one thread, for callers that already run BLAS on every core from their own
+    /// threads (tiles of an ingest, batches of an embedding): one pool each, not two competing ones.
+    ///
+    /// With `needed` false, `body` just runs (for callers whose work may or may not touch BLAS).
+    /// Scopes nest and overlap across threads: the count returns to the configured one when the last scope ends,
+    /// so two concurrent ingests in one daemon cannot leave each other on the wrong count.
+    public static func withOneThreadPerCaller<T>(when needed: Bool = true, _ body: () throws -> T) rethrows -> T {
+        guard needed else { return try body() }
+        enterSingleThreadedScope()
+        defer { leaveSingleThreadedScope() }
+        return try body()
+    }
+
+    /// `withOneThreadPerCaller` for asynchronous work.
+    public static func withOneThreadPerCaller<T>(when needed: Bool = true, _ body: () async throws -> T) async rethrows -> T {
+        guard needed else { return try await body() }
+        enterSingleThreadedScope()
+        defer { leaveSingleThreadedScope() }
+        return try await body()
+    }
+
+    private struct ThreadPolicy {
+        var configured = Int(openblas_get_num_threads())
+        var singleThreadedScopes = 0
+    }
+    private static let threadPolicy = PolicyLock(ThreadPolicy())
+
+    private static func enterSingleThreadedScope() {
+        threadPolicy.withLock { policy in
+            policy.singleThreadedScopes += 1
+            if policy.singleThreadedScopes == 1 { openblas_set_num_threads(1) }
+        }
+    }
+
+    private static func leaveSingleThreadedScope() {
+        threadPolicy.withLock { policy in
+            policy.singleThreadedScopes -= 1
+            if policy.singleThreadedScopes == 0 { openblas_set_num_threads(Int32(policy.configured)) }
+        }
     }
 
     /// C = alpha · op(A) · op(B) + beta · C, with op = transpose when asked (`cblas_sgemm`, row-major).
@@ -65,5 +115,19 @@ public enum BLAS {
         var c = Matrix(rows: a.rows, columns: b.columns)
         gemm(a, b, into: &c)
         return c
+    }
+}
+
+/// NSLock rather than `Synchronization.Mutex`: ThreadSanitizer models NSLock, and the suite runs under it.
+private final class PolicyLock<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
     }
 }

@@ -151,7 +151,7 @@ public final class HaliDaemon: Sendable {
 
     /// Binds every endpoint and serves until `shutdown()` is called. Throws if an endpoint cannot be bound.
     public func run() async throws {
-        BLAS.threadCount = configuration.blasThreads
+        BLAS.configure(threads: configuration.blasThreads)
         let failures = await catalog.load(
             paths: configuration.slidePaths, indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"),
             ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel,

@@ -1,3 +1,4 @@
+import Foundation
 import HaliMath
 import Testing
 
@@ -52,4 +53,57 @@ func naiveProduct(_ a: Matrix, transposeA: Bool, _ b: Matrix, transposeB: Bool) 
             #expect(abs(Double(c.values[i]) - expected) < 1e-4 * max(1, abs(expected)))
         }
     }
+}
+
+/// OpenBLAS's thread count is process-wide; these check the one owner of it (`BLAS.configure` and its scopes).
+@Suite(.serialized) struct BLASThreadPolicyTests {
+    @Test func scopesNestAndTheLastOneRestoresTheConfiguredCount() {
+        let atStart = BLAS.threadCount
+        let configured = min(2, atStart)
+        BLAS.configure(threads: configured)
+        defer { BLAS.configure(threads: atStart) }
+        BLAS.withOneThreadPerCaller {
+            #expect(BLAS.threadCount == 1)
+            BLAS.withOneThreadPerCaller { #expect(BLAS.threadCount == 1) }
+            // The inner scope ended; the outer one still holds the count at 1.
+            #expect(BLAS.threadCount == 1)
+        }
+        #expect(BLAS.threadCount == configured)
+        BLAS.withOneThreadPerCaller(when: false) { #expect(BLAS.threadCount == configured) }
+    }
+
+    @Test func overlappingScopesOnManyThreadsEndOnTheConfiguredCount() {
+        let atStart = BLAS.threadCount
+        let configured = min(2, atStart)
+        BLAS.configure(threads: configured)
+        defer { BLAS.configure(threads: atStart) }
+        let inside = LockedCount()
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            BLAS.withOneThreadPerCaller {
+                if BLAS.threadCount == 1 { inside.add() }
+                usleep(2_000)
+            }
+        }
+        #expect(inside.value == 16)
+        #expect(BLAS.threadCount == configured)
+    }
+
+    @Test func configuringInsideAScopeTakesEffectWhenItEnds() {
+        let atStart = BLAS.threadCount
+        defer { BLAS.configure(threads: atStart) }
+        BLAS.configure(threads: min(2, atStart))
+        BLAS.withOneThreadPerCaller {
+            BLAS.configure(threads: 1)
+            BLAS.configure(threads: min(2, atStart))
+            #expect(BLAS.threadCount == 1)
+        }
+        #expect(BLAS.threadCount == min(2, atStart))
+    }
+}
+
+private final class LockedCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }

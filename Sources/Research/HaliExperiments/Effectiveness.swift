@@ -239,13 +239,12 @@ public enum Effectiveness {
             progress?("repeat \(r + 1)/\(config.repeats) done")
         }
         if config.threads > 1 {
-            let saved = BLAS.threadCount
-            BLAS.threadCount = 1
             let next = Counter()
-            DispatchQueue.concurrentPerform(iterations: config.threads) { _ in
-                while true { let r = next.next(); if r >= config.repeats { break }; work(r) }
+            BLAS.withOneThreadPerCaller {
+                DispatchQueue.concurrentPerform(iterations: config.threads) { _ in
+                    while true { let r = next.next(); if r >= config.repeats { break }; work(r) }
+                }
             }
-            BLAS.threadCount = saved
         } else {
             for r in 0..<config.repeats { work(r) }
         }

@@ -5,7 +5,7 @@ import Glibc
 
 public enum HaliTrainingSetup {
     /// Sets the OpenBLAS thread count (commands take `--threads`).
-    public static func blasThreads(_ n: Int) { BLAS.threadCount = max(1, n) }
+    public static func blasThreads(_ n: Int) { BLAS.configure(threads: n) }
 
     /// Asks glibc to recycle large blocks instead of mapping and unmapping them on every malloc/free.
     /// Why: training allocates activations and im2col columns of 20–60 MB per layer per mini-batch; above

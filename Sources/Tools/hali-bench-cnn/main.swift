@@ -14,7 +14,7 @@ var args = Array(CommandLine.arguments.dropFirst())
 var cells = 8192
 if let i = args.firstIndex(of: "--cells"), i + 1 < args.count { cells = Int(args[i + 1]) ?? cells; args.removeSubrange(i...(i + 1)) }
 let cores = ProcessInfo.processInfo.activeProcessorCount
-BLAS.threadCount = cores
+BLAS.configure(threads: cores)
 
 let net: FoldedResNet, meta: BackboneMetadata
 if let path = args.first {
@@ -60,7 +60,7 @@ func sgemmGFLOPs(_ n: Int, reps: Int) -> Double {
     }
     return 2 * Double(n * n * n) / median(times) / 1e9
 }
-BLAS.threadCount = cores
+BLAS.configure(threads: cores)
 let peak = sgemmGFLOPs(1024, reps: 10)
 print(String(format: "plain cblas_sgemm 1024×1024×1024 on %d threads: %.1f GFLOP/s", cores, peak))
 
@@ -80,7 +80,7 @@ for batch in [2, 4, 8, 16, 32, 128] { modes.append(("\(cores) workers, 1 OpenBLA
 for (label, threads, batch) in modes {
     var e = Embedder(net: net, metadata: meta)
     e.batchSize = batch
-    BLAS.threadCount = cores
+    BLAS.configure(threads: cores)
     var rates: [Double] = []
     for _ in 0..<3 {
         let t0 = Date()
