@@ -56,7 +56,7 @@ let package = Package(
         // The terminal client: its state and drawing (pure, tested without a terminal) and the shell around them.
         .target(
             name: "HaliTerminal",
-            dependencies: ["HaliWire", "HaliCore", "HaliClient", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
+            dependencies: ["HaliWire", "HaliCore", "HaliClient", "HaliPNG", .product(name: "NIOSSL", package: "swift-nio-ssl")]),
         // The network's maths is compiled optimised even in debug builds, so tests run real forward passes quickly.
         .target(name: "HaliNet", dependencies: ["HaliMath"], swiftSettings: [.unsafeFlags(["-O"])]),
         // What the product runs of the networks (embedder, weight files, learned detector), without the training code.

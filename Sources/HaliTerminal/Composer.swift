@@ -117,6 +117,11 @@ extension LabelClient {
     // MARK: Image
 
     private func drawImage(_ g: inout ScreenGrid, _ l: Layout) {
+        if graphics.isPixelProtocol && basePicture != nil {
+            // The picture is drawn over these cells by the graphics protocol; they stay blank so that text never
+            // paints over it.
+            return
+        }
         guard var t = thumbnail else {
             let note: String
             switch connection {
@@ -127,7 +132,7 @@ extension LabelClient {
             g.put(note, x: l.image.x + 2, y: l.image.y + l.image.height / 2, fg: color ? Self.dimText : nil, maxWidth: l.image.width - 2)
             return
         }
-        if color {
+        if color && graphics != .none {
             drawBoxes(&t)
             for row in 0..<min(l.image.height, t.textRows) {
                 for x in 0..<min(l.image.width, t.width) {
@@ -181,6 +186,53 @@ extension LabelClient {
 
     private func rank(_ c: Cell) -> Int { c.label != nil ? 2 : c.suggestion != nil ? 1 : 0 }
 
+    /// Outlines of cells with neither a label nor a suggestion: thin and grey, so the tissue stays readable.
+    static let neitherOutline = RGB(150, 150, 150)
+
+    /// The colours the picture's overlays use (the sixel palette keeps an exact entry for each).
+    public var overlayColors: [RGB] {
+        classes.flatMap { [brightColor(of: $0.name), mutedColor(of: $0.name)] } + [Self.selection, Self.neitherOutline]
+    }
+
+    /// The patch as the pixel protocols draw it: its pixels at screen resolution with every nucleus outlined —
+    /// bright class colour for a label, muted for a suggestion, thin grey for neither, and a yellow rim around the
+    /// selected one (the paper's Fig. 2b). Cells without a contour get their box; a nucleus under 3 picture
+    /// pixels across is a dot. Nil before the first patch or with a character protocol.
+    public func picture() -> Picture? {
+        guard var p = basePicture else { return nil }
+        // Two-pixel lines once a slide pixel covers more than about 1.3 screen pixels.
+        let strong = p.level0PerPixel <= 0.75 ? 2 : 1
+        func small(_ cell: Cell) -> Bool {
+            Double(max(cell.bbox.width, cell.bbox.height)) / p.level0PerPixel < Double(Self.minBoxPixels)
+        }
+        func draw(_ cell: Cell, _ colour: RGB, _ thickness: Int) {
+            if small(cell) {
+                let c = p.pixel(ofLevel0: cell.centroid.x, cell.centroid.y)
+                p.dab(Int(c.x.rounded(.down)), Int(c.y.rounded(.down)), colour, thickness: 2)
+            } else if cell.contour.count >= 6 {
+                p.outline(level0: cell.contour, colour, thickness: thickness)
+            } else {
+                p.box(level0: cell.bbox, colour, thickness: thickness)
+            }
+        }
+        for cell in cells.sorted(by: { rank($0) < rank($1) }) {
+            if let label = cell.label {
+                draw(cell, brightColor(of: label.className), strong)
+            } else if let s = cell.suggestion {
+                draw(cell, mutedColor(of: s.className), strong)
+            } else if !small(cell) {
+                draw(cell, Self.neitherOutline, 1)
+            }
+        }
+        if let s = selectedCell {
+            // A ring clear of the nucleus, so its outline (and the cells around it) stay visible.
+            let c = p.pixel(ofLevel0: s.centroid.x, s.centroid.y)
+            let radius = Double(max(s.bbox.width, s.bbox.height)) / p.level0PerPixel * 0.6 + 4
+            p.ring(centreX: c.x, centreY: c.y, radius: radius, Self.selection, thickness: 2)
+        }
+        return p
+    }
+
     /// The no-colour picture: a luminance ramp, each cell marked at its centroid by its class letter (uppercase
     /// label, lowercase suggestion, "+" neither), the selected one bracketed and in reverse video.
     private func drawLetters(_ g: inout ScreenGrid, _ t: Thumbnail, _ l: Layout) {
@@ -188,7 +240,8 @@ extension LabelClient {
             for x in 0..<min(l.image.width, t.width) {
                 var luma = t[x, 2 * row].luma
                 if 2 * row + 1 < t.height { luma = (luma + t[x, 2 * row + 1].luma) / 2 }
-                let ch: Character = t.hasPixels ? Self.ramp[min(Self.ramp.count - 1, Int(luma / 256 * Double(Self.ramp.count)))] : " "
+                let ch: Character =
+                    t.hasPixels && graphics != .none ? Self.ramp[min(Self.ramp.count - 1, Int(luma / 256 * Double(Self.ramp.count)))] : " "
                 g[l.image.x + x, l.image.y + row] = ScreenCell(ch)
             }
         }

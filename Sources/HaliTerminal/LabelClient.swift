@@ -16,6 +16,8 @@ public enum ClientEvent: Sendable {
     case key(Key)
     case received(Envelope)
     case resize(columns: Int, rows: Int)
+    /// A character cell's size in screen pixels changed (font size, or the first report of it).
+    case cellPixels(PixelSize)
     case connecting(attempt: Int)
     case connected(Welcome)
     case disconnected(reason: String, retryInSeconds: Int?)
@@ -67,6 +69,12 @@ public struct LabelClient: Sendable {
     public var patchSizeUm: Double
     public private(set) var columns: Int
     public private(set) var rows: Int
+    /// How the patch is drawn (see `GraphicsProtocol`); the pixel protocols draw `picture()`, not the grid.
+    public let graphics: GraphicsProtocol
+    /// A character cell in screen pixels (the pixel protocols size the picture with it).
+    public private(set) var cellPixels: PixelSize
+    /// The largest picture the terminal accepts (sixel geometry), if it said.
+    public let maxPicturePixels: PixelSize?
 
     // MARK: Connection and session
     public private(set) var connection: ConnectionStatus = .connecting(attempt: 1)
@@ -95,6 +103,9 @@ public struct LabelClient: Sendable {
     public private(set) var message: String = ""
     public private(set) var messageIsError = false
     public private(set) var thumbnail: Thumbnail?
+    /// The patch scaled to the picture area, without overlays (pixel protocols).
+    private(set) var basePicture: Picture?
+    private var pictureGeneration = 0
 
     // MARK: Labels
     /// The next client_seq to use (strictly increasing per session).
@@ -128,8 +139,12 @@ public struct LabelClient: Sendable {
 
     public init(
         slideID: String, task: String, columns: Int = 80, rows: Int = 24, colorMode: ColorMode = .trueColor,
-        strategy: Strategy = .default, patchSizeUm: Double = 0
+        strategy: Strategy = .default, patchSizeUm: Double = 0, graphics: GraphicsProtocol = .blocks,
+        cellPixels: PixelSize = PixelSize(width: 8, height: 16), maxPicturePixels: PixelSize? = nil
     ) {
+        self.graphics = graphics
+        self.cellPixels = PixelSize(width: max(1, cellPixels.width), height: max(1, cellPixels.height))
+        self.maxPicturePixels = maxPicturePixels
         self.slideID = slideID
         self.task = task
         self.columns = columns
@@ -172,7 +187,22 @@ public struct LabelClient: Sendable {
 
     public func classDef(named name: String) -> ClassDef? { classes.first { $0.name == name } }
 
-    public var layout: Layout { Layout(columns: columns, rows: rows, patch: patch) }
+    public var layout: Layout {
+        let aspect = graphics.isPixelProtocol ? Double(cellPixels.height) / Double(cellPixels.width) : 2
+        return Layout(columns: columns, rows: rows, patch: patch, cellAspect: aspect)
+    }
+
+    /// The screen pixels the picture may fill: the image area's cells (pixel protocols), capped by what the
+    /// terminal accepts.
+    public var pictureBox: PixelSize {
+        let l = layout
+        var box = PixelSize(width: l.image.width * cellPixels.width, height: l.image.height * cellPixels.height)
+        if let cap = maxPicturePixels {
+            box.width = min(box.width, cap.width)
+            box.height = min(box.height, cap.height)
+        }
+        return box
+    }
 
     // MARK: - Events
 
@@ -185,6 +215,11 @@ public struct LabelClient: Sendable {
         case .resize(let c, let r):
             columns = max(1, c)
             rows = max(1, r)
+            rebuildThumbnail()
+            return []
+        case .cellPixels(let size):
+            guard size.width > 0, size.height > 0, size != cellPixels else { return [] }
+            cellPixels = size
             rebuildThumbnail()
             return []
         case .connecting(let attempt):
@@ -395,10 +430,17 @@ public struct LabelClient: Sendable {
     private mutating func rebuildThumbnail() {
         guard let patch else {
             thumbnail = nil
+            basePicture = nil
             return
         }
         let l = layout
-        thumbnail = Thumbnail(patch: patch, columns: l.image.width, rows: l.image.height)
+        if graphics.isPixelProtocol {
+            thumbnail = nil
+            pictureGeneration += 1
+            basePicture = Picture(patch: patch, fitting: pictureBox, generation: pictureGeneration)
+        } else {
+            thumbnail = Thumbnail(patch: patch, columns: l.image.width, rows: l.image.height)
+        }
     }
 
     // MARK: Keys
@@ -594,7 +636,9 @@ public struct LabelClient: Sendable {
         patchRequestID = id
         lastPatchTarget = target
         if !isRetry { retriedCoarser = false }
-        return Envelope(requestID: id, .getPatch(GetPatch(target: target, level: wantedLevel, includePixels: true, includeContours: false)))
+        // Outlines need the contours; half-blocks draw boxes, so they do without.
+        let getPatch = GetPatch(target: target, level: wantedLevel, includePixels: true, includeContours: graphics.isPixelProtocol)
+        return Envelope(requestID: id, .getPatch(getPatch))
     }
 
     private mutating func requestNextPatch() -> Envelope {
@@ -673,10 +717,12 @@ public struct LabelClient: Sendable {
     }
 
     /// The pyramid level to fetch `region` at: the coarsest one that still gives at least `minPatchPixels` (or
-    /// twice the picture's width in columns, if more) across, so that box averaging has material without sending
+    /// twice the picture's width in columns, or its width in screen pixels for the pixel protocols, if more) across
+    /// (so at the default zoom one slide pixel covers at least one screen pixel), so that box averaging has material without sending
     /// megabytes the terminal cannot show; never one whose side would exceed `maxPatchPixels` if a coarser exists.
     public func level(for region: Region) -> UInt32 {
-        let target = Double(max(Self.minPatchPixels, 2 * layout.image.width))
+        let across = graphics.isPixelProtocol ? pictureBox.width : 2 * layout.image.width
+        let target = Double(max(Self.minPatchPixels, across))
         var chosen: UInt32 = 0
         while chosen + 1 < levelCount, Double(max(region.width, region.height)) / estimatedDownsample(chosen + 1) >= target {
             chosen += 1

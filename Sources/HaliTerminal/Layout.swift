@@ -34,7 +34,9 @@ public struct Layout: Sendable, Equatable {
     /// Below the minimum size only a notice is drawn.
     public let tooSmall: Bool
 
-    public init(columns: Int, rows: Int, patch: Patch?) {
+    /// - Parameter cellAspect: a character cell's height over its width (2 for half-blocks, whose pixels are half a
+    ///   cell; the cell's own pixel ratio for the pixel protocols).
+    public init(columns: Int, rows: Int, patch: Patch?, cellAspect: Double = 2) {
         self.columns = columns
         self.rows = rows
         tooSmall = columns < Self.minColumns || rows < Self.minRows
@@ -43,7 +45,7 @@ public struct Layout: Sendable, Equatable {
         let bodyHeight = max(1, rows - 2)
         var aspect = 1.0
         if let r = patch?.region, r.width > 0, r.height > 0 { aspect = Double(r.width) / Double(r.height) }
-        let needed = Int((Double(2 * bodyHeight) * aspect).rounded(.up))
+        let needed = Int((Double(bodyHeight) * cellAspect * aspect).rounded(.up))
         let panelWidth = columns >= 60 ? min(40, max(24, columns - needed - 1)) : 0
         let imageWidth = max(1, panelWidth > 0 ? columns - panelWidth - 1 : columns)
         image = Rect(x: 0, y: 1, width: imageWidth, height: bodyHeight)

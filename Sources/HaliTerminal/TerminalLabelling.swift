@@ -30,13 +30,19 @@ public enum TerminalLabelling {
         public var strategy: Strategy
         /// NextPatch's side in microns (0: the daemon's default).
         public var patchSizeMicrons: Double
+        /// nil: `$HALI_GRAPHICS` if set, else detected by asking the terminal (`GraphicsProbe`).
+        public var graphics: GraphicsProtocol?
 
-        public init(slideID: String, task: String, colorMode: ColorMode?, strategy: Strategy, patchSizeMicrons: Double) {
+        public init(
+            slideID: String, task: String, colorMode: ColorMode?, strategy: Strategy, patchSizeMicrons: Double,
+            graphics: GraphicsProtocol? = nil
+        ) {
             self.slideID = slideID
             self.task = task
             self.colorMode = colorMode
             self.strategy = strategy
             self.patchSizeMicrons = patchSizeMicrons
+            self.graphics = graphics
         }
     }
 
@@ -54,6 +60,19 @@ public enum TerminalLabelling {
         let mode = options.colorMode ?? ColorMode.detect(environment: ProcessInfo.processInfo.environment)
 
         let terminal = try RawTerminal()
+        let environment = ProcessInfo.processInfo.environment
+        let requested = options.graphics?.rawValue ?? environment["HALI_GRAPHICS"].flatMap { $0 == "auto" ? nil : $0 }
+        var capabilities = TerminalCapabilities()
+        if requested.map({ GraphicsProtocol(rawValue: $0)?.isPixelProtocol ?? true }) ?? true {
+            capabilities = terminal.probe(timeoutMs: GraphicsProbe.timeoutMs)
+        }
+        let size = terminal.size()
+        if capabilities.windowPixels == nil { capabilities.windowPixels = size.pixels }
+        let cell = capabilities.cellSize(columns: size.columns, rows: size.rows)
+        let graphics = GraphicsProbe.choose(
+            requested: requested, capabilities: capabilities, environment: environment, hasCellSize: cell != nil)
+        var painter = GraphicsPainter(graphics: graphics, sixelRegisters: capabilities.sixelRegisters ?? 256)
+
         let (events, sink) = AsyncStream<ShellEvent>.makeStream(bufferingPolicy: .unbounded)
         terminal.startReading(into: sink)
         let ticker = Task {
@@ -64,10 +83,11 @@ public enum TerminalLabelling {
         }
         let connector = Task { await Self.connectionLoop(endpoint: endpoint, hello: hello, tls: tls, sink: sink) }
 
-        let size = terminal.size()
         var client = LabelClient(
             slideID: options.slideID, task: options.task, columns: size.columns, rows: size.rows, colorMode: mode,
-            strategy: options.strategy, patchSizeUm: options.patchSizeMicrons)
+            strategy: options.strategy, patchSizeUm: options.patchSizeMicrons, graphics: graphics,
+            cellPixels: cell ?? PixelSize(width: 10, height: 20),
+            maxPicturePixels: graphics == .sixel ? capabilities.sixelMaxSize : nil)
         let renderer = ANSIRenderer(mode: mode)
         var decoder = KeyDecoder()
         var escapeGeneration = 0
@@ -77,7 +97,19 @@ public enum TerminalLabelling {
         terminal.output(ANSIRenderer.enterSequence)
         func redraw() {
             let grid = client.screen()
-            terminal.output(renderer.frame(grid, previous: previous))
+            var bytes = Array(renderer.frame(grid, previous: previous).utf8)
+            if graphics.isPixelProtocol, let picture = client.picture() {
+                let area = client.layout.image
+                // Text drawn over the picture (help, a repaint after a clear) means it must go again whole.
+                if previous == nil || !Self.sameCells(grid, previous!, in: area) { painter.invalidate() }
+                do {
+                    bytes += try painter.frame(
+                        picture, column: area.x, row: area.y, cell: client.cellPixels, overlays: client.overlayColors)
+                } catch {
+                    painter.invalidate()
+                }
+            }
+            terminal.output(bytes)
             previous = grid
         }
         redraw()
@@ -106,6 +138,9 @@ public enum TerminalLabelling {
                 if case .resumed = event { terminal.enterRawMode() }
                 let s = terminal.size()
                 out += client.handle(.resize(columns: s.columns, rows: s.rows), nowMs: now)
+                if let px = s.pixels, s.columns > 0, s.rows > 0, px.width >= s.columns, px.height >= s.rows {
+                    out += client.handle(.cellPixels(PixelSize(width: px.width / s.columns, height: px.height / s.rows)), nowMs: now)
+                }
                 previous = nil
                 terminal.output(ANSIRenderer.enterSequence)
             case .terminate:
@@ -139,6 +174,15 @@ public enum TerminalLabelling {
         connector.cancel()
         terminal.restore()
         return Outcome(labelsDone: client.labelsDone, unacknowledged: client.pending.count)
+    }
+
+    /// Whether two grids hold the same cells inside `area`.
+    static func sameCells(_ a: ScreenGrid, _ b: ScreenGrid, in area: Layout.Rect) -> Bool {
+        guard a.width == b.width, a.height == b.height else { return false }
+        for y in area.y..<min(a.height, area.y + area.height) {
+            for x in area.x..<min(a.width, area.x + area.width) where a[x, y] != b[x, y] { return false }
+        }
+        return true
     }
 
     static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
@@ -271,27 +315,56 @@ final class RawTerminal: @unchecked Sendable {
 
     deinit { restore() }
 
-    func size() -> (columns: Int, rows: Int) {
+    /// The text area in cells, and in pixels when the kernel knows them (terminals that fill `ws_xpixel`).
+    func size() -> (columns: Int, rows: Int, pixels: PixelSize?) {
         var ws = winsize()
         if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 0, ws.ws_row > 0 {
-            return (Int(ws.ws_col), Int(ws.ws_row))
+            let pixels = ws.ws_xpixel > 0 && ws.ws_ypixel > 0 ? PixelSize(width: Int(ws.ws_xpixel), height: Int(ws.ws_ypixel)) : nil
+            return (Int(ws.ws_col), Int(ws.ws_row), pixels)
         }
         let env = ProcessInfo.processInfo.environment
-        return (Int(env["COLUMNS"] ?? "") ?? 80, Int(env["LINES"] ?? "") ?? 24)
+        return (Int(env["COLUMNS"] ?? "") ?? 80, Int(env["LINES"] ?? "") ?? 24, nil)
     }
 
-    func output(_ text: String) {
+    /// Sends `GraphicsProbe.queries` and reads the replies until DA1's arrives or `timeoutMs` passes; runs before the
+    /// reader thread starts, so the replies are not taken for keys (keys typed meanwhile are dropped).
+    func probe(timeoutMs: Int) -> TerminalCapabilities {
+        output(GraphicsProbe.queries)
+        var capabilities = TerminalCapabilities()
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000
+        while !capabilities.answeredDA1 {
+            let now = DispatchTime.now().uptimeNanoseconds
+            guard now < deadline else { break }
+            var fd = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&fd, 1, Int32(max(1, (deadline - now) / 1_000_000)))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { break }
+            let n = read(STDIN_FILENO, &buffer, buffer.count)
+            guard n > 0 else { break }
+            received += buffer.prefix(n)
+            capabilities = TerminalCapabilities()
+            GraphicsProbe.parse(received, into: &capabilities)
+        }
+        return capabilities
+    }
+
+    func output(_ text: String) { output(Array(text.utf8)) }
+
+    func output(_ bytes: [UInt8]) {
         lock.lock()
         defer { lock.unlock() }
         guard !restored else { return }
-        writeAll(text)
+        writeAll(bytes)
     }
 
-    private func writeAll(_ text: String) {
-        var bytes = Array(text.utf8)
+    private func writeAll(_ text: String) { writeAll(Array(text.utf8)) }
+
+    private func writeAll(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 return

@@ -22,6 +22,13 @@ struct LabelCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Colours: auto (from $COLORTERM, $TERM, $NO_COLOR), truecolor, 256 or none.")
     var color: String = "auto"
 
+    @Option(
+        name: .long,
+        help:
+            "How the patch is drawn: auto (ask the terminal; $HALI_GRAPHICS overrides), kitty, sixel, iterm, blocks (half-block characters) or none."
+    )
+    var graphics: String = "auto"
+
     @Option(name: .long, help: "Next-patch strategy: default, coreset, entropy, margin or random.")
     var strategy: String = "default"
 
@@ -42,6 +49,9 @@ struct LabelCommand: AsyncParsableCommand {
         guard color == "auto" || ColorMode(rawValue: color) != nil else {
             throw ValidationError("--color must be auto, truecolor, 256 or none")
         }
+        guard graphics == "auto" || GraphicsProtocol(rawValue: graphics) != nil else {
+            throw ValidationError("--graphics must be auto, kitty, sixel, iterm, blocks or none")
+        }
         guard patchUm >= 0 else { throw ValidationError("--patch-um must be 0 or positive") }
         guard Self.strategies[strategy] != nil else {
             throw ValidationError("--strategy must be one of \(Self.strategies.keys.sorted().joined(separator: ", "))")
@@ -55,7 +65,7 @@ struct LabelCommand: AsyncParsableCommand {
     func run() async throws {
         let options = TerminalLabelling.Options(
             slideID: slide, task: task, colorMode: ColorMode(rawValue: color), strategy: Self.strategies[strategy] ?? .default,
-            patchSizeMicrons: patchUm)
+            patchSizeMicrons: patchUm, graphics: GraphicsProtocol(rawValue: graphics))
         let hello = Hello(clientName: "hali-terminal", clientVersion: HaliCLIVersion.string, token: try connection.resolvedToken())
         let outcome: TerminalLabelling.Outcome
         do {
