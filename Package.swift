@@ -148,6 +148,7 @@ let package = Package(
         ),
 
         .executableTarget(name: "hali-bench-learning", dependencies: ["HaliLearning", "HaliMath"], path: "Sources/Tools/hali-bench-learning"),
+        .executableTarget(name: "hali-graphics", dependencies: ["HaliTerminal", "HaliPNG"], path: "Sources/Tools/hali-graphics"),
         .executableTarget(name: "hali-bench-serve", dependencies: ["HaliClient", "HaliCore", "HaliWire"], path: "Sources/Tools/hali-bench-serve"),
         .executableTarget(
             name: "hali-bench-cnn", dependencies: ["HaliNet", "HaliInference", "HaliTraining", "HaliMath"], path: "Sources/Tools/hali-bench-cnn"),

@@ -3,6 +3,7 @@ import HaliWire
 /// Drawing the client's state into a `ScreenGrid`.
 extension LabelClient {
     static let headerBG = RGB(40, 44, 52)
+    static let canvas = RGB(18, 18, 20)
     static let statusBG = RGB(40, 44, 52)
     static let text = RGB(220, 220, 220)
     static let dimText = RGB(140, 140, 140)
@@ -56,6 +57,18 @@ extension LabelClient {
         drawPanel(&g, l)
         drawStatus(&g, l)
         if showHelp { drawHelp(&g) }
+        if color {
+            // A dark canvas of our own, not the terminal's default: the class colours and the dimmed text are chosen
+            // for it, and a light terminal (xterm's default is black on white) would wash them out.
+            for y in 0..<g.height {
+                for x in 0..<g.width where g[x, y].bg == nil && !g[x, y].reverse {
+                    var cell = g[x, y]
+                    cell.bg = Self.canvas
+                    if cell.fg == nil { cell.fg = Self.text }
+                    g[x, y] = cell
+                }
+            }
+        }
         return g
     }
 

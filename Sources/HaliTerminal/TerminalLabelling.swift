@@ -95,8 +95,11 @@ public enum TerminalLabelling {
         var outbound: AsyncStream<Envelope>.Continuation?
 
         terminal.output(ANSIRenderer.enterSequence)
+        let frameLog = environment["HALI_FRAME_LOG"].flatMap { FileHandle(forWritingAtPath: $0) }
+        frameLog?.seekToEndOfFile()
         func redraw() {
             let grid = client.screen()
+            // Text first: blank cells written over the picture's area would erase it (sixel) or cover it.
             var bytes = Array(renderer.frame(grid, previous: previous).utf8)
             if graphics.isPixelProtocol, let picture = client.picture() {
                 let area = client.layout.image
@@ -108,7 +111,19 @@ public enum TerminalLabelling {
                 } catch {
                     painter.invalidate()
                 }
+                if let frameLog {
+                    // One JSON line per frame: where the picture is and what it shows, for tests that compare the
+                    // screen with the slide.
+                    let r = picture.region
+                    let line =
+                        "{\"graphics\":\"\(graphics.rawValue)\",\"column\":\(area.x),\"row\":\(area.y),\"cell_width\":\(client.cellPixels.width),"
+                        + "\"cell_height\":\(client.cellPixels.height),\"width\":\(picture.width),\"height\":\(picture.height),"
+                        + "\"region\":[\(r.x),\(r.y),\(r.width),\(r.height)],\"bytes\":\(bytes.count)}\n"
+                    frameLog.write(Data(line.utf8))
+                }
             }
+            // Every frame ends with an attribute reset, whatever it drew: a harmless mark for tools that time frames.
+            if graphics.isPixelProtocol { bytes += Array("\u{1B}[0m".utf8) }
             terminal.output(bytes)
             previous = grid
         }

@@ -65,7 +65,7 @@ import Testing
         // The selection ring, one pixel outside cell 2's box: pixel row 7 is the lower half of text row 4.
         #expect(g[12, 4] == ScreenCell("▀", fg: Fixtures.gray, bg: LabelClient.selection))
         // Nothing right of the 16-column picture; header and status lines.
-        #expect(g[20, 3] == .blank)
+        #expect(g[20, 3] == ScreenCell(" ", fg: LabelClient.text, bg: LabelClient.canvas))  // the dark canvas
         #expect(g.text(row: 0).hasPrefix(" HALI  slide-one · tum · patch p-tiny L0"))
         #expect(g.text(row: 9).hasPrefix(" labels 0 │ model v3 acc 87."))
         #expect(g.text(row: 9).hasSuffix("● connected "))
