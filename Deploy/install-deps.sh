@@ -16,6 +16,12 @@ APT_PACKAGES=(
   openssl               # the TLS tests make a self-signed certificate (and admins make theirs with it)
 )
 
+if [[ "${1:-}" == "--python" ]]; then
+  # The terminal-graphics tests: a real xterm (sixel) under a virtual X server, a screen capture, and libsixel's
+  # decoder to check HALI's sixel against.
+  APT_PACKAGES+=(xvfb xterm imagemagick libsixel-bin fonts-dejavu-core)
+fi
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -39,6 +45,10 @@ python3 -c 'import pexpect' 2>/dev/null || need+=('pexpect')
 if [[ "${1:-}" == "--python" ]]; then
   python3 -c 'import pytest' 2>/dev/null || need+=('pytest')
   python3 -c 'import shapely' 2>/dev/null || need+=('shapely')
+  # Pixels: decoding the terminal pictures and reading OpenSlide's own pixels to compare them with.
+  python3 -c 'import numpy' 2>/dev/null || need+=('numpy')
+  python3 -c 'import PIL' 2>/dev/null || need+=('pillow')
+  python3 -c 'import openslide' 2>/dev/null || need+=('openslide-python')
 fi
 if ((${#need[@]})); then
   echo "install-deps: pip install ${need[*]}"
