@@ -25,7 +25,7 @@ export DISPLAY=$display HALI_SERVER=127.0.0.1:$port HALI_TOKEN=shots-token
 keys() {  # label six cells of each class (enough for the first model), then let the suggestions arrive
   for k in 1 Right 2 Down 1 Right 2 Down 1 Right 2 Down 1 Left 2 Down 1 Left 2 Down 1 Left 2 Right; do
     xdotool key --clearmodifiers "$k"
-    sleep 1.0
+    sleep 0.5
   done
   sleep 4
 }
@@ -36,7 +36,9 @@ shot() {  # NAME GRAPHICS COMMAND...
   "$@" -e sh -c "'$bin/hali' label --graphics $graphics CMU-1-Small-Region til; sleep 300" &
   local term=$!
   sleep 8
-  xdotool search --sync --onlyvisible --pid $term windowactivate --sync 2>/dev/null || true
+  # No window manager: keyboard focus follows the pointer, so put it over the terminal and focus it explicitly.
+  xdotool mousemove 400 300
+  xdotool search --sync --onlyvisible --pid $term windowfocus --sync 2>/dev/null || true
   keys
   import -display $display -window root "$out/$name.png"
   kill $term 2>/dev/null || true
