@@ -31,9 +31,10 @@ struct ReconnectTests {
         }
         // The third wait is 2 s, announced as such.
         #expect(seen == ["try 1", "retry in 1", "try 2", "retry in 1", "try 3", "retry in 2"])
-        // Waits of at least 0.5 and 1 s between the tries (only a lower bound: a loaded machine may wake it late).
-        let gaps = zip(attemptTimes.dropFirst(), attemptTimes).map { ($0 - $1) / .milliseconds(1) }
-        #expect(gaps.count == 2)
-        for (gap, wanted) in zip(gaps, [500.0, 1000.0]) { #expect(gap >= wanted * 0.95, "\(gaps)") }
+        // Waits of 0.5 and 1 s before the second and third tries. Only the time from the start to the third try is
+        // bounded, from below: this loop may see an event late, which lengthens that time but can shorten the gap
+        // between two events (CI saw 900 ms for the 1 s wait while the machine was loaded).
+        #expect(attemptTimes.count == 3)
+        #expect(attemptTimes[2] / .milliseconds(1) >= 1_500 * 0.95, "\(attemptTimes)")
     }
 }
