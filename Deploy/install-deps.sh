@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libopenblas-dev       # CBLAS for the CNN and the heads
   libzstd-dev           # compressed slide index columns
   libsqlite3-dev        # the label store
+  libpng-dev            # PNG in and out (datasets, pictures, iTerm2 images)
+  libturbojpeg0-dev     # JPEG pixels on the wire (libjpeg-turbo, which OpenSlide already uses)
   openssl               # the TLS tests make a self-signed certificate (and admins make theirs with it)
 )
 

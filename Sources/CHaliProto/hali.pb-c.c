@@ -502,6 +502,51 @@ void   hali__v1__get_patch__free_unpacked
   assert(message->base.descriptor == &hali__v1__get_patch__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hali__v1__get_gallery__init
+                     (Hali__V1__GetGallery         *message)
+{
+  static const Hali__V1__GetGallery init_value = HALI__V1__GET_GALLERY__INIT;
+  *message = init_value;
+}
+size_t hali__v1__get_gallery__get_packed_size
+                     (const Hali__V1__GetGallery *message)
+{
+  assert(message->base.descriptor == &hali__v1__get_gallery__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hali__v1__get_gallery__pack
+                     (const Hali__V1__GetGallery *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hali__v1__get_gallery__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hali__v1__get_gallery__pack_to_buffer
+                     (const Hali__V1__GetGallery *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hali__v1__get_gallery__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hali__V1__GetGallery *
+       hali__v1__get_gallery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hali__V1__GetGallery *)
+     protobuf_c_message_unpack (&hali__v1__get_gallery__descriptor,
+                                allocator, len, data);
+}
+void   hali__v1__get_gallery__free_unpacked
+                     (Hali__V1__GetGallery *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hali__v1__get_gallery__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hali__v1__label_event__init
                      (Hali__V1__LabelEvent         *message)
 {
@@ -1357,6 +1402,51 @@ void   hali__v1__exported_file__free_unpacked
   assert(message->base.descriptor == &hali__v1__exported_file__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hali__v1__gallery__init
+                     (Hali__V1__Gallery         *message)
+{
+  static const Hali__V1__Gallery init_value = HALI__V1__GALLERY__INIT;
+  *message = init_value;
+}
+size_t hali__v1__gallery__get_packed_size
+                     (const Hali__V1__Gallery *message)
+{
+  assert(message->base.descriptor == &hali__v1__gallery__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hali__v1__gallery__pack
+                     (const Hali__V1__Gallery *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hali__v1__gallery__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hali__v1__gallery__pack_to_buffer
+                     (const Hali__V1__Gallery *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hali__v1__gallery__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hali__V1__Gallery *
+       hali__v1__gallery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hali__V1__Gallery *)
+     protobuf_c_message_unpack (&hali__v1__gallery__descriptor,
+                                allocator, len, data);
+}
+void   hali__v1__gallery__free_unpacked
+                     (Hali__V1__Gallery *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hali__v1__gallery__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hali__v1__server_status__init
                      (Hali__V1__ServerStatus         *message)
 {
@@ -1402,7 +1492,7 @@ void   hali__v1__server_status__free_unpacked
   assert(message->base.descriptor == &hali__v1__server_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[23] =
+static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[25] =
 {
   {
     "request_id",
@@ -1549,6 +1639,18 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[23] 
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "get_gallery",
+    21,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Envelope, body_case),
+    offsetof(Hali__V1__Envelope, get_gallery),
+    &hali__v1__get_gallery__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "welcome",
     40,
     PROTOBUF_C_LABEL_NONE,
@@ -1680,38 +1782,52 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[23] 
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "gallery",
+    51,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Envelope, body_case),
+    offsetof(Hali__V1__Envelope, gallery),
+    &hali__v1__gallery__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__envelope__field_indices_by_name[] = {
   8,   /* field[8] = bye */
-  19,   /* field[19] = error */
+  20,   /* field[20] = error */
   11,   /* field[11] = export_request */
-  22,   /* field[22] = exported_file */
+  23,   /* field[23] = exported_file */
+  24,   /* field[24] = gallery */
+  12,   /* field[12] = get_gallery */
   4,   /* field[4] = get_patch */
   10,   /* field[10] = get_status */
   1,   /* field[1] = hello */
-  16,   /* field[16] = label_ack */
+  17,   /* field[17] = label_ack */
   5,   /* field[5] = label_event */
   2,   /* field[2] = list_slides */
   7,   /* field[7] = next_patch */
-  18,   /* field[18] = next_patch_pick */
+  19,   /* field[19] = next_patch_pick */
   3,   /* field[3] = open_session */
-  15,   /* field[15] = patch */
+  16,   /* field[16] = patch */
   9,   /* field[9] = ping */
-  20,   /* field[20] = pong */
-  17,   /* field[17] = predictions */
+  21,   /* field[21] = pong */
+  18,   /* field[18] = predictions */
   0,   /* field[0] = request_id */
-  21,   /* field[21] = server_status */
-  14,   /* field[14] = session_state */
-  13,   /* field[13] = slide_list */
+  22,   /* field[22] = server_status */
+  15,   /* field[15] = session_state */
+  14,   /* field[14] = slide_list */
   6,   /* field[6] = undo */
-  12,   /* field[12] = welcome */
+  13,   /* field[13] = welcome */
 };
 static const ProtobufCIntRange hali__v1__envelope__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 40, 12 },
-  { 0, 23 }
+  { 40, 13 },
+  { 0, 25 }
 };
 const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
 {
@@ -1721,7 +1837,7 @@ const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
   "Hali__V1__Envelope",
   "hali.v1",
   sizeof(Hali__V1__Envelope),
-  23,
+  25,
   hali__v1__envelope__field_descriptors,
   hali__v1__envelope__field_indices_by_name,
   3,  hali__v1__envelope__number_ranges,
@@ -2297,7 +2413,7 @@ const ProtobufCMessageDescriptor hali__v1__open_session__descriptor =
   (ProtobufCMessageInit) hali__v1__open_session__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__get_patch__field_descriptors[5] =
+static const ProtobufCFieldDescriptor hali__v1__get_patch__field_descriptors[7] =
 {
   {
     "region",
@@ -2359,18 +2475,44 @@ static const ProtobufCFieldDescriptor hali__v1__get_patch__field_descriptors[5] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pixel_format",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetPatch, pixel_format),
+    &hali__v1__pixel_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "jpeg_quality",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetPatch, jpeg_quality),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__get_patch__field_indices_by_name[] = {
   4,   /* field[4] = include_contours */
   3,   /* field[3] = include_pixels */
+  6,   /* field[6] = jpeg_quality */
   2,   /* field[2] = level */
   1,   /* field[1] = patch_id */
+  5,   /* field[5] = pixel_format */
   0,   /* field[0] = region */
 };
 static const ProtobufCIntRange hali__v1__get_patch__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor hali__v1__get_patch__descriptor =
 {
@@ -2380,11 +2522,140 @@ const ProtobufCMessageDescriptor hali__v1__get_patch__descriptor =
   "Hali__V1__GetPatch",
   "hali.v1",
   sizeof(Hali__V1__GetPatch),
-  5,
+  7,
   hali__v1__get_patch__field_descriptors,
   hali__v1__get_patch__field_indices_by_name,
   1,  hali__v1__get_patch__number_ranges,
   (ProtobufCMessageInit) hali__v1__get_patch__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hali__v1__get_gallery__field_descriptors[8] =
+{
+  {
+    "class_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, class_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_cells",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, max_cells),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "order",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, order),
+    &hali__v1__gallery_order__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crop_um",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, crop_um),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pixel_format",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, pixel_format),
+    &hali__v1__pixel_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "jpeg_quality",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, jpeg_quality),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_contours",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetGallery, include_contours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hali__v1__get_gallery__field_indices_by_name[] = {
+  0,   /* field[0] = class_name */
+  4,   /* field[4] = crop_um */
+  7,   /* field[7] = include_contours */
+  6,   /* field[6] = jpeg_quality */
+  1,   /* field[1] = max_cells */
+  2,   /* field[2] = offset */
+  3,   /* field[3] = order */
+  5,   /* field[5] = pixel_format */
+};
+static const ProtobufCIntRange hali__v1__get_gallery__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor hali__v1__get_gallery__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hali.v1.GetGallery",
+  "GetGallery",
+  "Hali__V1__GetGallery",
+  "hali.v1",
+  sizeof(Hali__V1__GetGallery),
+  8,
+  hali__v1__get_gallery__field_descriptors,
+  hali__v1__get_gallery__field_indices_by_name,
+  1,  hali__v1__get_gallery__number_ranges,
+  (ProtobufCMessageInit) hali__v1__get_gallery__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor hali__v1__label_event__field_descriptors[6] =
@@ -3947,6 +4218,109 @@ const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor =
   (ProtobufCMessageInit) hali__v1__exported_file__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor hali__v1__gallery__field_descriptors[6] =
+{
+  {
+    "class_name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__Gallery, class_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "model_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__Gallery, model_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__Gallery, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "offset",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__Gallery, offset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crops",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Gallery, n_crops),
+    offsetof(Hali__V1__Gallery, crops),
+    &hali__v1__patch__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cell_ids",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Hali__V1__Gallery, n_cell_ids),
+    offsetof(Hali__V1__Gallery, cell_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hali__v1__gallery__field_indices_by_name[] = {
+  5,   /* field[5] = cell_ids */
+  0,   /* field[0] = class_name */
+  4,   /* field[4] = crops */
+  1,   /* field[1] = model_version */
+  3,   /* field[3] = offset */
+  2,   /* field[2] = total */
+};
+static const ProtobufCIntRange hali__v1__gallery__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor hali__v1__gallery__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hali.v1.Gallery",
+  "Gallery",
+  "Hali__V1__Gallery",
+  "hali.v1",
+  sizeof(Hali__V1__Gallery),
+  6,
+  hali__v1__gallery__field_descriptors,
+  hali__v1__gallery__field_indices_by_name,
+  1,  hali__v1__gallery__number_ranges,
+  (ProtobufCMessageInit) hali__v1__gallery__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[11] =
 {
   {
@@ -4149,16 +4523,18 @@ const ProtobufCEnumDescriptor hali__v1__label_source__descriptor =
   hali__v1__label_source__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue hali__v1__pixel_format__enum_values_by_number[2] =
+static const ProtobufCEnumValue hali__v1__pixel_format__enum_values_by_number[3] =
 {
   { "PIXEL_FORMAT_NONE", "HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_NONE", 0 },
   { "PIXEL_FORMAT_RGB8", "HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_RGB8", 1 },
+  { "PIXEL_FORMAT_JPEG", "HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_JPEG", 2 },
 };
 static const ProtobufCIntRange hali__v1__pixel_format__value_ranges[] = {
-{0, 0},{0, 2}
+{0, 0},{0, 3}
 };
-static const ProtobufCEnumValueIndex hali__v1__pixel_format__enum_values_by_name[2] =
+static const ProtobufCEnumValueIndex hali__v1__pixel_format__enum_values_by_name[3] =
 {
+  { "PIXEL_FORMAT_JPEG", 2 },
   { "PIXEL_FORMAT_NONE", 0 },
   { "PIXEL_FORMAT_RGB8", 1 },
 };
@@ -4169,12 +4545,40 @@ const ProtobufCEnumDescriptor hali__v1__pixel_format__descriptor =
   "PixelFormat",
   "Hali__V1__PixelFormat",
   "hali.v1",
-  2,
+  3,
   hali__v1__pixel_format__enum_values_by_number,
-  2,
+  3,
   hali__v1__pixel_format__enum_values_by_name,
   1,
   hali__v1__pixel_format__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue hali__v1__gallery_order__enum_values_by_number[2] =
+{
+  { "GALLERY_ORDER_LEAST_CONFIDENT", "HALI__V1__GALLERY_ORDER__GALLERY_ORDER_LEAST_CONFIDENT", 0 },
+  { "GALLERY_ORDER_MOST_CONFIDENT", "HALI__V1__GALLERY_ORDER__GALLERY_ORDER_MOST_CONFIDENT", 1 },
+};
+static const ProtobufCIntRange hali__v1__gallery_order__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex hali__v1__gallery_order__enum_values_by_name[2] =
+{
+  { "GALLERY_ORDER_LEAST_CONFIDENT", 0 },
+  { "GALLERY_ORDER_MOST_CONFIDENT", 1 },
+};
+const ProtobufCEnumDescriptor hali__v1__gallery_order__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "hali.v1.GalleryOrder",
+  "GalleryOrder",
+  "Hali__V1__GalleryOrder",
+  "hali.v1",
+  2,
+  hali__v1__gallery_order__enum_values_by_number,
+  2,
+  hali__v1__gallery_order__enum_values_by_name,
+  1,
+  hali__v1__gallery_order__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue hali__v1__strategy__enum_values_by_number[5] =

@@ -164,12 +164,14 @@ public struct PatchRequest: Sendable, Equatable {
     public var level: Int
     public var includePixels: Bool
     public var includeContours: Bool
+    public var encoding: PixelEncoding
 
-    public init(target: Target, level: Int = 0, includePixels: Bool = false, includeContours: Bool = false) {
+    public init(target: Target, level: Int = 0, includePixels: Bool = false, includeContours: Bool = false, encoding: PixelEncoding = .rgb8) {
         self.target = target
         self.level = level
         self.includePixels = includePixels
         self.includeContours = includeContours
+        self.encoding = encoding
     }
 }
 
@@ -183,10 +185,58 @@ public struct PatchView: Sendable {
     public var downsample: Double
     /// Microns per pixel of `pixels`.
     public var micronsPerPixel: Double
-    /// RGB8, row-major, `width` × `height` × 3 bytes; nil when not asked for.
+    /// `width` × `height` pixels in `encoding` (RGB8: row-major, 3 bytes each); nil when not asked for.
     public var pixels: [UInt8]?
+    public var encoding: PixelEncoding
     public var width: Int
     public var height: Int
     public var cells: [CellView]
     public var modelVersion: UInt32
+}
+
+/// What the review gallery asks of a session: unlabelled cells the model suggests as one class, each as a crop.
+public struct GalleryRequest: Sendable, Equatable {
+    public var className: String
+    /// Crops per page, 1…`GalleryRequest.maxCellsLimit`.
+    public var maxCells: Int
+    /// Cells of the order to skip (left undecided on earlier pages).
+    public var offset: Int
+    /// Least confident first (the cells most likely wrong), else most confident first.
+    public var leastConfidentFirst: Bool
+    /// Side of each square crop in microns.
+    public var cropMicrons: Double
+    public var encoding: PixelEncoding
+    public var includeContours: Bool
+
+    public static let maxCellsLimit = 64
+    public static let defaultCells = 24
+    public static let defaultCropMicrons = 24.0
+    public static let maxCropMicrons = 200.0
+
+    public init(
+        className: String, maxCells: Int = GalleryRequest.defaultCells, offset: Int = 0, leastConfidentFirst: Bool = true,
+        cropMicrons: Double = GalleryRequest.defaultCropMicrons, encoding: PixelEncoding = .rgb8, includeContours: Bool = false
+    ) {
+        self.className = className
+        self.maxCells = maxCells
+        self.offset = offset
+        self.leastConfidentFirst = leastConfidentFirst
+        self.cropMicrons = cropMicrons
+        self.encoding = encoding
+        self.includeContours = includeContours
+    }
+}
+
+/// One page of the review gallery.
+public struct GalleryView: Sendable {
+    public var className: String
+    /// The model whose suggestions chose the cells; 0: no model yet, and no crops.
+    public var modelVersion: UInt32
+    /// Unlabelled cells the model suggests as `className`.
+    public var total: Int
+    public var offset: Int
+    /// Level-0 pixels around each cell, with the cells each covers.
+    public var crops: [PatchView]
+    /// `crops[i]` is centred on cell `cellIDs[i]`.
+    public var cellIDs: [UInt64]
 }

@@ -35,6 +35,7 @@ public actor LabellingSession {
     private let store: LabelStore
     private let settings: SessionSettings
     private let pool: TrainingPool
+    private let pixelCache: RenderedPixelCache
 
     private var labels = LabelState()
     private(set) var labelsAtLastFit = 0
@@ -52,9 +53,13 @@ public actor LabellingSession {
     private var currentPatch: Int?
     private var subscribers: [ObjectIdentifier: any SessionSubscriber] = [:]
     private var rng: SeededRandom
+    /// The gallery's order of cells for one model version, class and direction (rows, labelled ones included: they
+    /// are skipped when a page is cut, so a label does not cost a new ranking).
+    private var galleryRanking: (version: UInt32, classIndex: Int, ascending: Bool, rows: [Int32])?
 
     init(
-        annotator: String, task: TaskDefinition, slide: ServedSlide, store: LabelStore, settings: SessionSettings, pool: TrainingPool
+        annotator: String, task: TaskDefinition, slide: ServedSlide, store: LabelStore, settings: SessionSettings, pool: TrainingPool,
+        pixelCache: RenderedPixelCache = RenderedPixelCache(capacityBytes: 0)
     ) throws {
         self.annotator = annotator
         self.task = task
@@ -62,6 +67,7 @@ public actor LabellingSession {
         self.store = store
         self.settings = settings
         self.pool = pool
+        self.pixelCache = pixelCache
         self.sessionID = "\(annotator)/\(slide.id)/\(task.name)"
         self.kcenter = IncrementalKCenter(features: slide.features)
         let side = settings.patchSizeMicrons / slide.micronsPerPixel
@@ -162,12 +168,100 @@ public actor LabellingSession {
                 throw EngineError(
                     .invalidArgument, "\(width)×\(height) pixels at level \(level) is over \(Self.maxPatchPixels) per side: ask a coarser level")
             }
-            let (w, h, source) = (width, height, slide.slide)
-            pixels = try await pool.fits.run { try source.readRegion(x: region.x, y: region.y, level: level, width: w, height: h) }
+            let (w, h, source, id, cache, encoding) = (width, height, slide.slide, slide.id, pixelCache, request.encoding)
+            pixels = try await pool.fits.run {
+                try cache.render(slideID: id, slide: source, region: region, level: level, width: w, height: h, encoding: encoding)
+            }
         }
         return PatchView(
             windowID: windowID, region: region, level: level, downsample: downsample, micronsPerPixel: slide.micronsPerPixel * downsample,
-            pixels: pixels, width: width, height: height, cells: cells, modelVersion: version)
+            pixels: pixels, encoding: request.encoding, width: width, height: height, cells: cells, modelVersion: version)
+    }
+
+    // MARK: Review gallery
+
+    /// A page of the review gallery: unlabelled cells the current model suggests as `request.className`, in order of
+    /// confidence, each as a square crop of level-0 pixels centred on it (clamped inside the slide).
+    ///
+    /// The order is computed once per model version, class and direction (one prediction pass over the slide on the
+    /// pool, O(N·D·K + N log N)); later pages and pages after labels only skip labelled cells, O(N).
+    public func gallery(_ request: GalleryRequest) async throws -> GalleryView {
+        guard let classIndex = task.classes.firstIndex(where: { $0.name == request.className }) else {
+            throw EngineError(
+                .invalidArgument,
+                "class \"\(request.className)\" is not in task \(task.name) (\(task.classes.map(\.name).joined(separator: ", ")))")
+        }
+        guard (1...GalleryRequest.maxCellsLimit).contains(request.maxCells) else {
+            throw EngineError(.invalidArgument, "max_cells \(request.maxCells) is outside 1…\(GalleryRequest.maxCellsLimit)")
+        }
+        guard request.cropMicrons > 0, request.cropMicrons <= GalleryRequest.maxCropMicrons else {
+            throw EngineError(.invalidArgument, "crop_um \(request.cropMicrons) is outside (0, \(GalleryRequest.maxCropMicrons)]")
+        }
+        guard request.offset >= 0 else { throw EngineError(.invalidArgument, "offset \(request.offset) is negative") }
+        var view = GalleryView(className: request.className, modelVersion: 0, total: 0, offset: request.offset, crops: [], cellIDs: [])
+        guard let head, labels.classOfCell.count >= settings.policy.minLabels else { return view }
+        let version = modelVersion
+        let ascending = request.leastConfidentFirst
+        let ranking: [Int32]
+        if let cached = galleryRanking, cached.version == version, cached.classIndex == classIndex, cached.ascending == ascending {
+            ranking = cached.rows
+        } else {
+            let features = slide.features
+            ranking = try await pool.fits.run { Self.rank(head: head, features: features, classIndex: classIndex, ascending: ascending) }
+            galleryRanking = (version, classIndex, ascending, ranking)
+        }
+        var rows: [Int] = []
+        var skipped = 0
+        for row in ranking where labels.classOfCell[CellTable.id(ofRow: Int(row))] == nil {
+            view.total += 1
+            if skipped < request.offset {
+                skipped += 1
+            } else if rows.count < request.maxCells {
+                rows.append(Int(row))
+            }
+        }
+        view.modelVersion = version
+        let side = Int64(min(Double(Self.maxPatchPixels), max(8, (request.cropMicrons / slide.micronsPerPixel).rounded())))
+        let table = slide.table
+        let regions = rows.map { row -> Region in
+            let (w, h) = (slide.slide.width, slide.slide.height)
+            let x = min(max(0, Int64(Double(table.centroidX[row]).rounded()) - side / 2), max(0, w - side))
+            let y = min(max(0, Int64(Double(table.centroidY[row]).rounded()) - side / 2), max(0, h - side))
+            return Region(x: x, y: y, width: min(side, w), height: min(side, h))
+        }
+        let (source, id, cache, encoding) = (slide.slide, slide.id, pixelCache, request.encoding)
+        let pixels = try await pool.fits.run {
+            try regions.map { r in
+                try cache.render(slideID: id, slide: source, region: r, level: 0, width: Int(r.width), height: Int(r.height), encoding: encoding)
+            }
+        }
+        for (i, region) in regions.enumerated() {
+            let (cells, _) = try cells(in: region, includeContours: request.includeContours, remember: false)
+            view.crops.append(
+                PatchView(
+                    windowID: "", region: region, level: 0, downsample: 1, micronsPerPixel: slide.micronsPerPixel, pixels: pixels[i],
+                    encoding: encoding, width: Int(region.width), height: Int(region.height), cells: cells, modelVersion: version))
+            view.cellIDs.append(CellTable.id(ofRow: rows[i]))
+        }
+        return view
+    }
+
+    /// Rows whose predicted class is `classIndex`, by confidence (ties by row), over every cell of the slide. Pure.
+    static func rank(head: any Head, features: Matrix, classIndex: Int, ascending: Bool) -> [Int32] {
+        var scored: [(confidence: Float, row: Int32)] = []
+        let block = 65_536
+        var start = 0
+        while start < features.rows {
+            let chunk = Array(start..<min(start + block, features.rows))
+            for (i, p) in head.predict(features: features, rows: chunk).enumerated() where p.label == classIndex {
+                scored.append((p.confidence, Int32(chunk[i])))
+            }
+            start += block
+        }
+        scored.sort { a, b in
+            a.confidence != b.confidence ? (ascending ? a.confidence < b.confidence : a.confidence > b.confidence) : a.row < b.row
+        }
+        return scored.map(\.row)
     }
 
     private func suggestions(for rows: [Int]) -> [CellView.Suggestion]? {

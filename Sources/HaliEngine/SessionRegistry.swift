@@ -8,11 +8,17 @@ public actor SessionRegistry {
     private let tasks: [String: TaskDefinition]
     private let settings: SessionSettings
     private let pool: TrainingPool
+    /// Pixels read and encoded for any session, shared by all.
+    public nonisolated let pixelCache: RenderedPixelCache
     private var slides: [String: ServedSlide] = [:]
     private var sessions: [String: LabellingSession] = [:]
 
-    public init(store: LabelStore, tasks: [TaskDefinition], settings: SessionSettings = SessionSettings(), pool: TrainingPool = TrainingPool()) {
+    public init(
+        store: LabelStore, tasks: [TaskDefinition], settings: SessionSettings = SessionSettings(), pool: TrainingPool = TrainingPool(),
+        pixelCache: RenderedPixelCache = RenderedPixelCache()
+    ) {
         self.store = store
+        self.pixelCache = pixelCache
         self.tasks = Dictionary(uniqueKeysWithValues: tasks.map { ($0.name, $0) })
         self.settings = settings
         self.pool = pool
@@ -41,7 +47,7 @@ public actor SessionRegistry {
         if let existing = sessions[key] { return existing }
         let session: LabellingSession
         do {
-            session = try LabellingSession(annotator: annotator.name, task: task, slide: slide, store: store, settings: settings, pool: pool)
+            session = try LabellingSession(annotator: annotator.name, task: task, slide: slide, store: store, settings: settings, pool: pool, pixelCache: pixelCache)
         } catch {
             throw EngineError(.internal, "cannot restore session: \(error)")
         }

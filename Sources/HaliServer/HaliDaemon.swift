@@ -124,7 +124,8 @@ public final class HaliDaemon: Sendable {
         store = try LabelStore(path: (configuration.dataDirectory as NSString).appendingPathComponent("labels.sqlite"))
         registry = SessionRegistry(
             store: store, tasks: configuration.tasks, settings: configuration.sessions,
-            pool: TrainingPool(width: configuration.trainingWidth, fits: NIOBlockingPool()))
+            pool: TrainingPool(width: configuration.trainingWidth, fits: NIOBlockingPool()),
+            pixelCache: RenderedPixelCache(capacityBytes: configuration.pixelCacheBytes))
     }
 
     /// The addresses actually bound (with the real port when 0 was asked for), once listening; none when `run()`
@@ -549,8 +550,18 @@ public final class HaliDaemon: Sendable {
             } catch {
                 return fail(.internal, "export failed: \(error)")
             }
+        case .getGallery(let request):
+            guard let session = context.session else { return fail(.noSession, "get_gallery needs open_session first") }
+            do {
+                let view = try await session.gallery(try GalleryRequest(request))
+                return reply(.gallery(Gallery(view, annotator: session.annotator)))
+            } catch let error as EngineError {
+                return fail(ErrorCode(error.code), error.message)
+            } catch {
+                return fail(.internal, "\(error)")
+            }
         case .welcome, .slideList, .sessionState, .patch, .labelAck, .predictions, .nextPatchPick, .error, .pong, .serverStatus,
-            .exportedFile:
+            .exportedFile, .gallery:
             return fail(.unsupportedMessage, "\(envelope.body.name) is a daemon-to-client message")
         }
     }
@@ -567,7 +578,9 @@ public final class HaliDaemon: Sendable {
             maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen, slidesNotServed: slidesNotServed.withLock { $0 })
     }
 
-    static let capabilities = ["ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export"]
+    static let capabilities = [
+        "ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export", "gallery", "jpeg",
+    ]
 
     static func wallClockNanoseconds() -> Int64 {
         var now = timespec()
@@ -616,6 +629,7 @@ extension Envelope {
         switch body {
         case .patch(let patch): patch.pixels.count > 1 << 20
         case .exportedFile(let file): file.data.count > 1 << 20
+        case .gallery(let gallery): gallery.crops.reduce(0) { $0 + $1.pixels.count } > 1 << 20
         default: false
         }
     }

@@ -122,7 +122,47 @@ extension PatchRequest {
         case nil: throw EngineError(.invalidArgument, "get_patch needs a region or a patch_id")
         }
         self.init(
-            target: target, level: Int(request.level), includePixels: request.includePixels, includeContours: request.includeContours)
+            target: target, level: Int(request.level), includePixels: request.includePixels, includeContours: request.includeContours,
+            encoding: try PixelEncoding(request.pixelFormat, quality: request.jpegQuality))
+    }
+}
+
+extension PixelEncoding {
+    /// The client's choice of pixel format; NONE means RGB8, as it did before JPEG existed.
+    init(_ format: PixelFormat, quality: UInt32) throws(EngineError) {
+        switch format {
+        case .none, .rgb8: self = .rgb8
+        case .jpeg:
+            guard quality <= 100 else { throw EngineError(.invalidArgument, "jpeg_quality \(quality) is outside 1…100 (0 = default)") }
+            self = .jpeg(quality: quality == 0 ? PixelEncoding.defaultJPEGQuality : Int(quality))
+        }
+    }
+
+    var pixelFormat: PixelFormat {
+        switch self {
+        case .rgb8: .rgb8
+        case .jpeg: .jpeg
+        }
+    }
+}
+
+extension GalleryRequest {
+    init(_ request: GetGallery) throws(EngineError) {
+        self.init(
+            className: request.className, maxCells: request.maxCells == 0 ? GalleryRequest.defaultCells : Int(request.maxCells),
+            offset: Int(request.offset), leastConfidentFirst: request.order == .leastConfident,
+            cropMicrons: request.cropMicrons == 0 ? GalleryRequest.defaultCropMicrons : request.cropMicrons,
+            encoding: try PixelEncoding(request.pixelFormat, quality: request.jpegQuality), includeContours: request.includeContours)
+        // NaN and infinities fail the engine's range check; say so here in the protocol's words.
+        guard cropMicrons.isFinite else { throw EngineError(.invalidArgument, "crop_um \(request.cropMicrons) is not a number of microns") }
+    }
+}
+
+extension Gallery {
+    init(_ view: GalleryView, annotator: String) {
+        self.init(
+            className: view.className, modelVersion: view.modelVersion, total: UInt64(view.total), offset: UInt32(clamping: view.offset),
+            crops: view.crops.map { Patch($0, annotator: annotator) }, cellIDs: view.cellIDs)
     }
 }
 
@@ -130,7 +170,7 @@ extension Patch {
     init(_ view: PatchView, annotator: String) {
         self.init(
             patchID: view.windowID, region: view.region, level: UInt32(view.level), downsample: view.downsample, mpp: view.micronsPerPixel,
-            width: UInt32(view.width), height: UInt32(view.height), pixelFormat: view.pixels == nil ? .none : .rgb8, pixels: view.pixels ?? [],
+            width: UInt32(view.width), height: UInt32(view.height), pixelFormat: view.pixels == nil ? .none : view.encoding.pixelFormat, pixels: view.pixels ?? [],
             cells: view.cells.map { Cell($0, annotator: annotator) }, modelVersion: view.modelVersion)
     }
 }

@@ -35,6 +35,7 @@ public enum Body: Sendable, Equatable {
     case ping(Ping)
     case getStatus
     case exportRequest(ExportRequest)
+    case getGallery(GetGallery)
     // daemon -> client
     case welcome(Welcome)
     case slideList([SlideInfo])
@@ -47,6 +48,7 @@ public enum Body: Sendable, Equatable {
     case pong(Pong)
     case serverStatus(ServerStatus)
     case exportedFile(ExportedFile)
+    case gallery(Gallery)
 
     /// The proto field name, for logs and error messages.
     public var name: String {
@@ -62,6 +64,7 @@ public enum Body: Sendable, Equatable {
         case .ping: "ping"
         case .getStatus: "get_status"
         case .exportRequest: "export_request"
+        case .getGallery: "get_gallery"
         case .welcome: "welcome"
         case .slideList: "slide_list"
         case .sessionState: "session_state"
@@ -73,6 +76,7 @@ public enum Body: Sendable, Equatable {
         case .pong: "pong"
         case .serverStatus: "server_status"
         case .exportedFile: "exported_file"
+        case .gallery: "gallery"
         }
     }
 }
@@ -102,6 +106,12 @@ public enum Strategy: UInt32, Sendable, Equatable, CaseIterable {
 public enum PixelFormat: UInt32, Sendable, Equatable, CaseIterable {
     case none = 0
     case rgb8 = 1
+    case jpeg = 2
+}
+
+public enum GalleryOrder: UInt32, Sendable, Equatable, CaseIterable {
+    case leastConfident = 0
+    case mostConfident = 1
 }
 
 public enum ErrorCode: UInt32, Sendable, Equatable, CaseIterable {
@@ -207,11 +217,20 @@ public struct GetPatch: Sendable, Equatable {
     public var level: UInt32
     public var includePixels: Bool
     public var includeContours: Bool
-    public init(target: Target?, level: UInt32 = 0, includePixels: Bool = false, includeContours: Bool = false) {
+    /// `.none` or `.rgb8`: raw pixels; `.jpeg`: compressed.
+    public var pixelFormat: PixelFormat
+    /// 1…100; 0 = the daemon's default.
+    public var jpegQuality: UInt32
+    public init(
+        target: Target?, level: UInt32 = 0, includePixels: Bool = false, includeContours: Bool = false, pixelFormat: PixelFormat = .none,
+        jpegQuality: UInt32 = 0
+    ) {
         self.target = target
         self.level = level
         self.includePixels = includePixels
         self.includeContours = includeContours
+        self.pixelFormat = pixelFormat
+        self.jpegQuality = jpegQuality
     }
 }
 
@@ -516,6 +535,47 @@ public struct ExportRequest: Sendable, Equatable {
         self.format = format
         self.consensus = consensus
         self.includeSuggestions = includeSuggestions
+    }
+}
+
+public struct GetGallery: Sendable, Equatable {
+    public var className: String
+    public var maxCells: UInt32
+    public var offset: UInt32
+    public var order: GalleryOrder
+    public var cropMicrons: Double
+    public var pixelFormat: PixelFormat
+    public var jpegQuality: UInt32
+    public var includeContours: Bool
+    public init(
+        className: String, maxCells: UInt32 = 0, offset: UInt32 = 0, order: GalleryOrder = .leastConfident, cropMicrons: Double = 0,
+        pixelFormat: PixelFormat = .none, jpegQuality: UInt32 = 0, includeContours: Bool = false
+    ) {
+        self.className = className
+        self.maxCells = maxCells
+        self.offset = offset
+        self.order = order
+        self.cropMicrons = cropMicrons
+        self.pixelFormat = pixelFormat
+        self.jpegQuality = jpegQuality
+        self.includeContours = includeContours
+    }
+}
+
+public struct Gallery: Sendable, Equatable {
+    public var className: String
+    public var modelVersion: UInt32
+    public var total: UInt64
+    public var offset: UInt32
+    public var crops: [Patch]
+    public var cellIDs: [UInt64]
+    public init(className: String, modelVersion: UInt32, total: UInt64, offset: UInt32, crops: [Patch], cellIDs: [UInt64]) {
+        self.className = className
+        self.modelVersion = modelVersion
+        self.total = total
+        self.offset = offset
+        self.crops = crops
+        self.cellIDs = cellIDs
     }
 }
 

@@ -287,6 +287,12 @@ extension Envelope {
         case .exportedFile(let v):
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_EXPORTED_FILE
             e.pointee.exported_file = v.makeC(a)
+        case .getGallery(let v):
+            e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_GALLERY
+            e.pointee.get_gallery = v.makeC(a)
+        case .gallery(let v):
+            e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GALLERY
+            e.pointee.gallery = v.makeC(a)
         case .welcome(let v):
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_WELCOME
             e.pointee.welcome = v.makeC(a)
@@ -352,6 +358,10 @@ extension Envelope {
             body = .exportRequest(ExportRequest(c: e.export_request.pointee))
         case HALI__V1__ENVELOPE__BODY_EXPORTED_FILE:
             body = .exportedFile(ExportedFile(c: e.exported_file.pointee))
+        case HALI__V1__ENVELOPE__BODY_GET_GALLERY:
+            body = .getGallery(GetGallery(c: e.get_gallery.pointee))
+        case HALI__V1__ENVELOPE__BODY_GALLERY:
+            body = .gallery(Gallery(c: e.gallery.pointee))
         case HALI__V1__ENVELOPE__BODY_WELCOME:
             body = .welcome(Welcome(c: e.welcome.pointee))
         case HALI__V1__ENVELOPE__BODY_SLIDE_LIST:

@@ -59,6 +59,8 @@ extension GetPatch {
         m.pointee.level = level
         m.pointee.include_pixels = boolean(includePixels)
         m.pointee.include_contours = boolean(includeContours)
+        m.pointee.pixel_format = cEnum(pixelFormat)
+        m.pointee.jpeg_quality = jpegQuality
         return m
     }
 
@@ -69,7 +71,9 @@ extension GetPatch {
         case HALI__V1__GET_PATCH__TARGET_PATCH_ID: target = .patchID(string(m.patch_id))
         default: target = nil
         }
-        self.init(target: target, level: m.level, includePixels: boolean(m.include_pixels), includeContours: boolean(m.include_contours))
+        self.init(
+            target: target, level: m.level, includePixels: boolean(m.include_pixels), includeContours: boolean(m.include_contours),
+            pixelFormat: openEnum(m.pixel_format, default: .none), jpegQuality: m.jpeg_quality)
     }
 }
 
@@ -96,5 +100,48 @@ extension Patch {
             patchID: string(m.patch_id), region: Region(c: m.region) ?? Region(x: 0, y: 0, width: 0, height: 0), level: m.level,
             downsample: m.downsample, mpp: m.mpp, width: m.width, height: m.height, pixelFormat: openEnum(m.pixel_format, default: .none),
             pixels: array(m.pixels.data, m.pixels.len) { $0 }, cells: array(m.cells, m.n_cells) { Cell(c: $0) }, modelVersion: m.model_version)
+    }
+}
+
+extension GetGallery {
+    func makeC(_ a: Arena) -> UnsafeMutablePointer<Hali__V1__GetGallery> {
+        let m = a.message(hali__v1__get_gallery__init)
+        m.pointee.class_name = a.string(className)
+        m.pointee.max_cells = maxCells
+        m.pointee.offset = offset
+        m.pointee.order = cEnum(order)
+        m.pointee.crop_um = cropMicrons
+        m.pointee.pixel_format = cEnum(pixelFormat)
+        m.pointee.jpeg_quality = jpegQuality
+        m.pointee.include_contours = boolean(includeContours)
+        return m
+    }
+
+    init(c m: Hali__V1__GetGallery) {
+        self.init(
+            className: string(m.class_name), maxCells: m.max_cells, offset: m.offset, order: openEnum(m.order, default: .leastConfident),
+            cropMicrons: m.crop_um, pixelFormat: openEnum(m.pixel_format, default: .none), jpegQuality: m.jpeg_quality,
+            includeContours: boolean(m.include_contours))
+    }
+}
+
+extension Gallery {
+    func makeC(_ a: Arena) -> UnsafeMutablePointer<Hali__V1__Gallery> {
+        let m = a.message(hali__v1__gallery__init)
+        m.pointee.class_name = a.string(className)
+        m.pointee.model_version = modelVersion
+        m.pointee.total = total
+        m.pointee.offset = offset
+        m.pointee.n_crops = crops.count
+        m.pointee.crops = a.array(crops.map { $0.makeC(a) })
+        m.pointee.n_cell_ids = cellIDs.count
+        m.pointee.cell_ids = a.array(cellIDs)
+        return m
+    }
+
+    init(c m: Hali__V1__Gallery) {
+        self.init(
+            className: string(m.class_name), modelVersion: m.model_version, total: m.total, offset: m.offset,
+            crops: array(m.crops, m.n_crops) { $0?.pointee }.compactMap { $0.map { Patch(c: $0) } }, cellIDs: array(m.cell_ids, m.n_cell_ids) { $0 })
     }
 }

@@ -20,6 +20,23 @@ let everyMessage: [Envelope] = {
         .openSession(OpenSession(slideID: "cmu-1", task: "ki67")),
         .getPatch(GetPatch(target: .region(region), level: 2, includePixels: true, includeContours: true)),
         .getPatch(GetPatch(target: .patchID("p-9"), level: 1, includePixels: false, includeContours: true)),
+        .getPatch(GetPatch(target: .region(region), level: 0, includePixels: true, pixelFormat: .jpeg, jpegQuality: 70)),
+        .getGallery(
+            GetGallery(
+                className: "positive", maxCells: 30, offset: 12, order: .mostConfident, cropMicrons: 32.5, pixelFormat: .jpeg, jpegQuality: 90,
+                includeContours: true)),
+        .gallery(
+            Gallery(
+                className: "positive", modelVersion: 6, total: 1_234_567, offset: 12,
+                crops: [
+                    Patch(
+                        patchID: "", region: region, level: 0, downsample: 1, mpp: 0.5, width: 1, height: 1, pixelFormat: .jpeg,
+                        pixels: [0xFF, 0xD8, 0xFF, 0xD9], cells: [cell], modelVersion: 6),
+                    Patch(
+                        patchID: "", region: region, level: 0, downsample: 1, mpp: 0.5, width: 1, height: 1, pixelFormat: .rgb8,
+                        pixels: [1, 2, 3], cells: [], modelVersion: 6),
+                ],
+                cellIDs: [77, .max])),
         .labelEvent(
             LabelEvent(
                 clientSeq: 42, cellID: 99, className: "positive", source: .acceptedSuggestion, clientTimeMs: 1_700_000_000_123, modelVersionShown: 3)),
@@ -74,9 +91,9 @@ let everyMessage: [Envelope] = {
     }
 
     @Test func coversEveryBodyCase() {
-        // One body per oneof member of Envelope (22); a new member must get a case in `everyMessage`.
+        // One body per oneof member of Envelope (24); a new member must get a case in `everyMessage`.
         let names = Set(everyMessage.map(\.body.name))
-        #expect(names.count == 22)
+        #expect(names.count == 24)
     }
 
     @Test func nanAccuracyRoundTrips() throws {

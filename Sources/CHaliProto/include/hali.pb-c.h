@@ -26,6 +26,7 @@ typedef struct Hali__V1__Hello Hali__V1__Hello;
 typedef struct Hali__V1__ListSlides Hali__V1__ListSlides;
 typedef struct Hali__V1__OpenSession Hali__V1__OpenSession;
 typedef struct Hali__V1__GetPatch Hali__V1__GetPatch;
+typedef struct Hali__V1__GetGallery Hali__V1__GetGallery;
 typedef struct Hali__V1__LabelEvent Hali__V1__LabelEvent;
 typedef struct Hali__V1__Undo Hali__V1__Undo;
 typedef struct Hali__V1__NextPatch Hali__V1__NextPatch;
@@ -45,6 +46,7 @@ typedef struct Hali__V1__NextPatchPick Hali__V1__NextPatchPick;
 typedef struct Hali__V1__Error Hali__V1__Error;
 typedef struct Hali__V1__Pong Hali__V1__Pong;
 typedef struct Hali__V1__ExportedFile Hali__V1__ExportedFile;
+typedef struct Hali__V1__Gallery Hali__V1__Gallery;
 typedef struct Hali__V1__ServerStatus Hali__V1__ServerStatus;
 
 
@@ -78,9 +80,21 @@ typedef enum _Hali__V1__PixelFormat {
   /*
    * row-major, 3 bytes per pixel, no padding
    */
-  HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_RGB8 = 1
+  HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_RGB8 = 1,
+  /*
+   * a baseline JFIF file (YCbCr, 4:2:0) of width x height pixels (added in 0.2.0)
+   */
+  HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_JPEG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__PIXEL_FORMAT)
 } Hali__V1__PixelFormat;
+typedef enum _Hali__V1__GalleryOrder {
+  /*
+   * the cells the model is least sure of first (most likely wrong)
+   */
+  HALI__V1__GALLERY_ORDER__GALLERY_ORDER_LEAST_CONFIDENT = 0,
+  HALI__V1__GALLERY_ORDER__GALLERY_ORDER_MOST_CONFIDENT = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__GALLERY_ORDER)
+} Hali__V1__GalleryOrder;
 typedef enum _Hali__V1__Strategy {
   /*
    * the daemon's configured strategy (Coreset)
@@ -157,6 +171,7 @@ typedef enum {
   HALI__V1__ENVELOPE__BODY_PING = 18,
   HALI__V1__ENVELOPE__BODY_GET_STATUS = 19,
   HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST = 20,
+  HALI__V1__ENVELOPE__BODY_GET_GALLERY = 21,
   HALI__V1__ENVELOPE__BODY_WELCOME = 40,
   HALI__V1__ENVELOPE__BODY_SLIDE_LIST = 41,
   HALI__V1__ENVELOPE__BODY_SESSION_STATE = 42,
@@ -167,7 +182,8 @@ typedef enum {
   HALI__V1__ENVELOPE__BODY_ERROR = 47,
   HALI__V1__ENVELOPE__BODY_PONG = 48,
   HALI__V1__ENVELOPE__BODY_SERVER_STATUS = 49,
-  HALI__V1__ENVELOPE__BODY_EXPORTED_FILE = 50
+  HALI__V1__ENVELOPE__BODY_EXPORTED_FILE = 50,
+  HALI__V1__ENVELOPE__BODY_GALLERY = 51
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__ENVELOPE__BODY__CASE)
 } Hali__V1__Envelope__BodyCase;
 
@@ -195,6 +211,7 @@ struct  Hali__V1__Envelope
     Hali__V1__Ping *ping;
     Hali__V1__GetStatus *get_status;
     Hali__V1__ExportRequest *export_request;
+    Hali__V1__GetGallery *get_gallery;
     /*
      * daemon -> client: 40..69
      */
@@ -209,6 +226,7 @@ struct  Hali__V1__Envelope
     Hali__V1__Pong *pong;
     Hali__V1__ServerStatus *server_status;
     Hali__V1__ExportedFile *exported_file;
+    Hali__V1__Gallery *gallery;
   };
 };
 #define HALI__V1__ENVELOPE__INIT \
@@ -390,6 +408,15 @@ struct  Hali__V1__GetPatch
    */
   protobuf_c_boolean include_pixels;
   protobuf_c_boolean include_contours;
+  /*
+   * How `pixels` should come (added in 0.2.0): NONE or RGB8 = raw RGB8; JPEG = compressed, ~10x smaller. A daemon
+   * that predates the field answers RGB8: read Patch.pixel_format, not what was asked.
+   */
+  Hali__V1__PixelFormat pixel_format;
+  /*
+   * 1..100; 0 = the daemon's default (85)
+   */
+  uint32_t jpeg_quality;
   Hali__V1__GetPatch__TargetCase target_case;
   union {
     /*
@@ -404,7 +431,40 @@ struct  Hali__V1__GetPatch
 };
 #define HALI__V1__GET_PATCH__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__get_patch__descriptor) \
-    , 0, 0, 0, HALI__V1__GET_PATCH__TARGET__NOT_SET, {0} }
+    , 0, 0, 0, HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_NONE, 0, HALI__V1__GET_PATCH__TARGET__NOT_SET, {0} }
+
+
+/*
+ * The review gallery (added in 0.2.0): unlabelled cells the current model suggests as one class, each as a small
+ * crop centred on it, least confident first by default.
+ */
+struct  Hali__V1__GetGallery
+{
+  ProtobufCMessage base;
+  /*
+   * one of the task's classes
+   */
+  char *class_name;
+  /*
+   * crops per page, 1..64; 0 = 24
+   */
+  uint32_t max_cells;
+  /*
+   * skip this many cells of the order (cells left undecided on earlier pages)
+   */
+  uint32_t offset;
+  Hali__V1__GalleryOrder order;
+  /*
+   * side of each square crop in microns; 0 = 24; at most 200
+   */
+  double crop_um;
+  Hali__V1__PixelFormat pixel_format;
+  uint32_t jpeg_quality;
+  protobuf_c_boolean include_contours;
+};
+#define HALI__V1__GET_GALLERY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hali__v1__get_gallery__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, HALI__V1__GALLERY_ORDER__GALLERY_ORDER_LEAST_CONFIDENT, 0, HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_NONE, 0, 0 }
 
 
 struct  Hali__V1__LabelEvent
@@ -779,6 +839,38 @@ struct  Hali__V1__ExportedFile
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, 0 }
 
 
+struct  Hali__V1__Gallery
+{
+  ProtobufCMessage base;
+  char *class_name;
+  /*
+   * model that made the suggestions; 0 = no model yet (and no crops)
+   */
+  uint32_t model_version;
+  /*
+   * unlabelled cells the model suggests as class_name
+   */
+  uint64_t total;
+  /*
+   * as asked
+   */
+  uint32_t offset;
+  /*
+   * level-0 pixels, each with the cells it covers (suggestions filled in)
+   */
+  size_t n_crops;
+  Hali__V1__Patch **crops;
+  /*
+   * crops[i] is centred on cell cell_ids[i]
+   */
+  size_t n_cell_ids;
+  uint64_t *cell_ids;
+};
+#define HALI__V1__GALLERY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hali__v1__gallery__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL }
+
+
 struct  Hali__V1__ServerStatus
 {
   ProtobufCMessage base;
@@ -1014,6 +1106,25 @@ Hali__V1__GetPatch *
                       const uint8_t       *data);
 void   hali__v1__get_patch__free_unpacked
                      (Hali__V1__GetPatch *message,
+                      ProtobufCAllocator *allocator);
+/* Hali__V1__GetGallery methods */
+void   hali__v1__get_gallery__init
+                     (Hali__V1__GetGallery         *message);
+size_t hali__v1__get_gallery__get_packed_size
+                     (const Hali__V1__GetGallery   *message);
+size_t hali__v1__get_gallery__pack
+                     (const Hali__V1__GetGallery   *message,
+                      uint8_t             *out);
+size_t hali__v1__get_gallery__pack_to_buffer
+                     (const Hali__V1__GetGallery   *message,
+                      ProtobufCBuffer     *buffer);
+Hali__V1__GetGallery *
+       hali__v1__get_gallery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hali__v1__get_gallery__free_unpacked
+                     (Hali__V1__GetGallery *message,
                       ProtobufCAllocator *allocator);
 /* Hali__V1__LabelEvent methods */
 void   hali__v1__label_event__init
@@ -1376,6 +1487,25 @@ Hali__V1__ExportedFile *
 void   hali__v1__exported_file__free_unpacked
                      (Hali__V1__ExportedFile *message,
                       ProtobufCAllocator *allocator);
+/* Hali__V1__Gallery methods */
+void   hali__v1__gallery__init
+                     (Hali__V1__Gallery         *message);
+size_t hali__v1__gallery__get_packed_size
+                     (const Hali__V1__Gallery   *message);
+size_t hali__v1__gallery__pack
+                     (const Hali__V1__Gallery   *message,
+                      uint8_t             *out);
+size_t hali__v1__gallery__pack_to_buffer
+                     (const Hali__V1__Gallery   *message,
+                      ProtobufCBuffer     *buffer);
+Hali__V1__Gallery *
+       hali__v1__gallery__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hali__v1__gallery__free_unpacked
+                     (Hali__V1__Gallery *message,
+                      ProtobufCAllocator *allocator);
 /* Hali__V1__ServerStatus methods */
 void   hali__v1__server_status__init
                      (Hali__V1__ServerStatus         *message);
@@ -1429,6 +1559,9 @@ typedef void (*Hali__V1__OpenSession_Closure)
                   void *closure_data);
 typedef void (*Hali__V1__GetPatch_Closure)
                  (const Hali__V1__GetPatch *message,
+                  void *closure_data);
+typedef void (*Hali__V1__GetGallery_Closure)
+                 (const Hali__V1__GetGallery *message,
                   void *closure_data);
 typedef void (*Hali__V1__LabelEvent_Closure)
                  (const Hali__V1__LabelEvent *message,
@@ -1487,6 +1620,9 @@ typedef void (*Hali__V1__Pong_Closure)
 typedef void (*Hali__V1__ExportedFile_Closure)
                  (const Hali__V1__ExportedFile *message,
                   void *closure_data);
+typedef void (*Hali__V1__Gallery_Closure)
+                 (const Hali__V1__Gallery *message,
+                  void *closure_data);
 typedef void (*Hali__V1__ServerStatus_Closure)
                  (const Hali__V1__ServerStatus *message,
                   void *closure_data);
@@ -1498,6 +1634,7 @@ typedef void (*Hali__V1__ServerStatus_Closure)
 
 extern const ProtobufCEnumDescriptor    hali__v1__label_source__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__pixel_format__descriptor;
+extern const ProtobufCEnumDescriptor    hali__v1__gallery_order__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__strategy__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__error_code__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__envelope__descriptor;
@@ -1511,6 +1648,7 @@ extern const ProtobufCMessageDescriptor hali__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__list_slides__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__open_session__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__get_patch__descriptor;
+extern const ProtobufCMessageDescriptor hali__v1__get_gallery__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__label_event__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__undo__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__next_patch__descriptor;
@@ -1530,6 +1668,7 @@ extern const ProtobufCMessageDescriptor hali__v1__next_patch_pick__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__error__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__pong__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor;
+extern const ProtobufCMessageDescriptor hali__v1__gallery__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__server_status__descriptor;
 
 PROTOBUF_C__END_DECLS
