@@ -201,7 +201,7 @@ let package = Package(
         .testTarget(
             name: "HaliExperimentsTests",
             dependencies: ["HaliTestFixtures", "HaliExperiments", "HaliLearning", "HaliMath", "HaliDatasets", "HaliImaging", "HaliSlide"]),
-        .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore"]),
+        .testTarget(name: "HaliTerminalTests", dependencies: ["HaliTerminal", "HaliWire", "HaliCore", "HaliJPEG"]),
         .testTarget(name: "HaliNetTests", dependencies: ["HaliNet", "HaliMath"], exclude: ["resnet_reference.py"]),
         .testTarget(
             name: "HaliTrainingTests",

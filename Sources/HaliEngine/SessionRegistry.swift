@@ -47,7 +47,8 @@ public actor SessionRegistry {
         if let existing = sessions[key] { return existing }
         let session: LabellingSession
         do {
-            session = try LabellingSession(annotator: annotator.name, task: task, slide: slide, store: store, settings: settings, pool: pool, pixelCache: pixelCache)
+            session = try LabellingSession(
+                annotator: annotator.name, task: task, slide: slide, store: store, settings: settings, pool: pool, pixelCache: pixelCache)
         } catch {
             throw EngineError(.internal, "cannot restore session: \(error)")
         }

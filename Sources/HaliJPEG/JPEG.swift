@@ -14,7 +14,7 @@ import CTurboJPEG
 public struct JPEGError: Error, Equatable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
-    init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = message }
 }
 
 /// The one owner of a TurboJPEG handle: made per call (a handle is not thread-safe, and making one costs

@@ -170,7 +170,8 @@ extension Patch {
     init(_ view: PatchView, annotator: String) {
         self.init(
             patchID: view.windowID, region: view.region, level: UInt32(view.level), downsample: view.downsample, mpp: view.micronsPerPixel,
-            width: UInt32(view.width), height: UInt32(view.height), pixelFormat: view.pixels == nil ? .none : view.encoding.pixelFormat, pixels: view.pixels ?? [],
+            width: UInt32(view.width), height: UInt32(view.height), pixelFormat: view.pixels == nil ? .none : view.encoding.pixelFormat,
+            pixels: view.pixels ?? [],
             cells: view.cells.map { Cell($0, annotator: annotator) }, modelVersion: view.modelVersion)
     }
 }

@@ -130,6 +130,10 @@ extension LabelClient {
     // MARK: Image
 
     private func drawImage(_ g: inout ScreenGrid, _ l: Layout) {
+        if gallery != nil {
+            drawGalleryImage(&g, l)
+            return
+        }
         if graphics.isPixelProtocol && basePicture != nil {
             // The picture is drawn over these cells by the graphics protocol; they stay blank so that text never
             // paints over it.
@@ -212,6 +216,7 @@ extension LabelClient {
     /// selected one (the paper's Fig. 2b). Cells without a contour get their box; a nucleus under 3 picture
     /// pixels across is a dot. Nil before the first patch or with a character protocol.
     public func picture() -> Picture? {
+        if gallery != nil { return galleryPicture() }
         guard var p = basePicture else { return nil }
         // Two-pixel lines once a slide pixel covers more than about 1.3 screen pixels.
         let strong = p.level0PerPixel <= 0.75 ? 2 : 1
@@ -289,8 +294,56 @@ extension LabelClient {
 
     // MARK: Panel
 
+    /// The gallery without a pixel protocol: the mosaic as half-blocks, or (no colour) as a luminance ramp with
+    /// each crop's state as a letter in its corner (lowercase suggested, uppercase decided, "-" skipped).
+    private func drawGalleryImage(_ g: inout ScreenGrid, _ l: Layout) {
+        if graphics.isPixelProtocol { return }
+        guard let state = gallery, let page = state.page, let p = galleryPicture() else {
+            g.put(
+                gallery?.page == nil ? "loading the gallery…" : message, x: l.image.x + 2, y: l.image.y + l.image.height / 2,
+                fg: color ? Self.dimText : nil, maxWidth: l.image.width - 2)
+            return
+        }
+        for row in 0..<min(l.image.height, (p.height + 1) / 2) {
+            for x in 0..<min(l.image.width, p.width) {
+                let upper = p[x, 2 * row]
+                let lower = 2 * row + 1 < p.height ? p[x, 2 * row + 1] : Self.canvas
+                if color && graphics != .none {
+                    g[l.image.x + x, l.image.y + row] = ScreenCell("▀", fg: upper, bg: lower)
+                } else {
+                    let luma = (upper.luma + lower.luma) / 2
+                    let ch: Character = graphics != .none ? Self.ramp[min(Self.ramp.count - 1, Int(luma / 256 * Double(Self.ramp.count)))] : " "
+                    g[l.image.x + x, l.image.y + row] = ScreenCell(ch)
+                }
+            }
+        }
+        guard !color || graphics == .none else { return }
+        for (i, id) in page.cellIDs.enumerated() where i < state.grid.capacity {
+            let (ox, oy) = state.grid.origin(of: i)
+            let (x, y) = (l.image.x + ox + 1, l.image.y + oy / 2 + 1)
+            guard x < l.image.x + l.image.width, y < l.image.y + l.image.height else { continue }
+            let mark: String
+            if let d = state.decided[id] {
+                mark = String(letter(of: d)).uppercased()
+            } else if state.skipped.contains(id) {
+                mark = "-"
+            } else {
+                mark = String(letter(of: page.className)).lowercased()
+            }
+            g.put(i == state.selected ? "[\(mark)]" : " \(mark) ", x: x, y: y, bold: true, reverse: i == state.selected)
+        }
+    }
+
     private func drawPanel(_ g: inout ScreenGrid, _ l: Layout) {
         guard l.panel.width > 0 else { return }
+        if gallery != nil {
+            var y = l.panel.y
+            for line in galleryPanelLines() where y < l.panel.y + l.panel.height {
+                g.put(line.text, x: l.panel.x, y: y, fg: color ? (line.colour ?? Self.text) : nil, bold: line.bold, maxWidth: l.panel.width)
+                y += 1
+            }
+            return
+        }
         let x = l.panel.x
         let w = l.panel.width
         var y = l.panel.y
@@ -394,6 +447,7 @@ extension LabelClient {
             "Shift-arrows, wasd  pan half a patch",
             "+ / -             zoom in / out",
             "n                 next patch (the daemon's pick)",
+            "g                 review gallery: a class's suggestions as crops",
             "?                 help          q  quit",
             "",
         ]

@@ -75,6 +75,8 @@ public struct LabelClient: Sendable {
     public private(set) var cellPixels: PixelSize
     /// The largest picture the terminal accepts (sixel geometry), if it said.
     public let maxPicturePixels: PixelSize?
+    /// How pixels should come: JPEG (about a tenth of the bytes) when the daemon offers it, else raw RGB8.
+    public let preferredPixels: PixelFormat
 
     // MARK: Connection and session
     public private(set) var connection: ConnectionStatus = .connecting(attempt: 1)
@@ -99,13 +101,16 @@ public struct LabelClient: Sendable {
     /// The region and level the client wants shown (the last GetPatch asked for).
     public private(set) var wantedRegion: Region?
     public private(set) var wantedLevel: UInt32 = 0
-    public private(set) var showHelp = false
+    public internal(set) var showHelp = false
     public private(set) var message: String = ""
     public private(set) var messageIsError = false
     public private(set) var thumbnail: Thumbnail?
     /// The patch scaled to the picture area, without overlays (pixel protocols).
     private(set) var basePicture: Picture?
-    private var pictureGeneration = 0
+    var pictureGeneration = 0
+    /// The review gallery, while it is open (`g`).
+    public internal(set) var gallery: GalleryState?
+    var galleryRequestID: UInt64?
 
     // MARK: Labels
     /// The next client_seq to use (strictly increasing per session).
@@ -140,8 +145,9 @@ public struct LabelClient: Sendable {
     public init(
         slideID: String, task: String, columns: Int = 80, rows: Int = 24, colorMode: ColorMode = .trueColor,
         strategy: Strategy = .default, patchSizeUm: Double = 0, graphics: GraphicsProtocol = .blocks,
-        cellPixels: PixelSize = PixelSize(width: 8, height: 16), maxPicturePixels: PixelSize? = nil
+        cellPixels: PixelSize = PixelSize(width: 8, height: 16), maxPicturePixels: PixelSize? = nil, preferredPixels: PixelFormat = .jpeg
     ) {
+        self.preferredPixels = preferredPixels
         self.graphics = graphics
         self.cellPixels = PixelSize(width: max(1, cellPixels.width), height: max(1, cellPixels.height))
         self.maxPicturePixels = maxPicturePixels
@@ -189,7 +195,8 @@ public struct LabelClient: Sendable {
 
     public var layout: Layout {
         let aspect = graphics.isPixelProtocol ? Double(cellPixels.height) / Double(cellPixels.width) : 2
-        return Layout(columns: columns, rows: rows, patch: patch, cellAspect: aspect)
+        // The gallery's grid is square-ish: laid out as a square patch would be.
+        return Layout(columns: columns, rows: rows, patch: gallery == nil ? patch : nil, cellAspect: aspect)
     }
 
     /// The screen pixels the picture may fill: the image area's cells (pixel protocols), capped by what the
@@ -216,11 +223,13 @@ public struct LabelClient: Sendable {
             columns = max(1, c)
             rows = max(1, r)
             rebuildThumbnail()
+            rebuildGalleryMosaic()
             return []
         case .cellPixels(let size):
             guard size.width > 0, size.height > 0, size != cellPixels else { return [] }
             cellPixels = size
             rebuildThumbnail()
+            rebuildGalleryMosaic()
             return []
         case .connecting(let attempt):
             connection = .connecting(attempt: attempt)
@@ -242,6 +251,7 @@ public struct LabelClient: Sendable {
         openRequestID = nil
         patchRequestID = nil
         nextPatchRequestID = nil
+        galleryRequestID = nil
         seqByRequest.removeAll()
         for i in pending.indices { pending[i].sent = false }
     }
@@ -259,7 +269,7 @@ public struct LabelClient: Sendable {
         return [Envelope(requestID: id, .openSession(OpenSession(slideID: slideID, task: task)))]
     }
 
-    private mutating func takeRequestID() -> UInt64 {
+    mutating func takeRequestID() -> UInt64 {
         defer { nextRequestID += 1 }
         return nextRequestID
     }
@@ -274,7 +284,16 @@ public struct LabelClient: Sendable {
         case .patch(let p):
             guard envelope.requestID == patchRequestID else { return [] }
             patchRequestID = nil
-            install(p)
+            do {
+                install(try Self.decodedPixels(p))
+            } catch {
+                setError("patch pixels unreadable: \(error)")
+            }
+            return []
+        case .gallery(let page):
+            guard envelope.requestID == galleryRequestID else { return [] }
+            galleryRequestID = nil
+            installGallery(page)
             return []
         case .nextPatchPick(let p):
             // The daemon also streams a pick after each retrain (request id 0): shown as advice, the view stays.
@@ -376,6 +395,9 @@ public struct LabelClient: Sendable {
                 return [requestPatch(target, isRetry: true)]
             }
             setError("patch refused (\(e.code)): \(e.message)")
+        } else if requestID != 0 && requestID == galleryRequestID {
+            galleryRequestID = nil
+            setError("gallery refused (\(e.code)): \(e.message)")
         } else if requestID != 0 && requestID == nextPatchRequestID {
             nextPatchRequestID = nil
             setError("no next patch (\(e.code)): \(e.message)")
@@ -427,7 +449,7 @@ public struct LabelClient: Sendable {
         rebuildThumbnail()
     }
 
-    private mutating func rebuildThumbnail() {
+    mutating func rebuildThumbnail() {
         guard let patch else {
             thumbnail = nil
             basePicture = nil
@@ -452,10 +474,12 @@ public struct LabelClient: Sendable {
             if key == .char("q") { return quit() }
             return []
         }
+        if gallery != nil { return handleGalleryKey(key) }
         if case .char(let ch) = key, let cls = classes.first(where: { $0.key == String(ch) }) {
             return labelSelected(as: cls.name)
         }
         switch key {
+        case .char("g"): return openGallery()
         case .char("q"), .ctrl("c"): return quit()
         case .char("?"):
             showHelp = true
@@ -481,7 +505,7 @@ public struct LabelClient: Sendable {
         return []
     }
 
-    private mutating func quit() -> [Envelope] {
+    mutating func quit() -> [Envelope] {
         if quitRequested || pending.allSatisfy(\.ackedNotDurable) {
             shouldQuit = true
         } else {
@@ -546,7 +570,7 @@ public struct LabelClient: Sendable {
         return out
     }
 
-    private mutating func issueLabel(cell: Cell, className: String, source: LabelSource, modelVersionShown: UInt32) -> [Envelope] {
+    mutating func issueLabel(cell: Cell, className: String, source: LabelSource, modelVersionShown: UInt32) -> [Envelope] {
         let seq = nextSeq
         nextSeq += 1
         let event = LabelEvent(
@@ -561,7 +585,7 @@ public struct LabelClient: Sendable {
         return sendIfOpen(pending.count - 1)
     }
 
-    private mutating func undo() -> [Envelope] {
+    mutating func undo() -> [Envelope] {
         guard let last = history.popLast() else {
             setError("nothing to undo")
             return []
@@ -569,6 +593,7 @@ public struct LabelClient: Sendable {
         let seq = nextSeq
         nextSeq += 1
         setLabel(last.previous, of: last.cellID)
+        gallery?.decided[last.cellID] = last.previous?.className
         pending.append(
             PendingLabel(
                 kind: .undo(Undo(clientSeq: seq, cellID: last.cellID)),
@@ -631,13 +656,14 @@ public struct LabelClient: Sendable {
 
     // MARK: Pan, zoom, next patch
 
-    private mutating func requestPatch(_ target: GetPatch.Target, isRetry: Bool = false) -> Envelope {
+    mutating func requestPatch(_ target: GetPatch.Target, isRetry: Bool = false) -> Envelope {
         let id = takeRequestID()
         patchRequestID = id
         lastPatchTarget = target
         if !isRetry { retriedCoarser = false }
         // Outlines need the contours; half-blocks draw boxes, so they do without.
-        let getPatch = GetPatch(target: target, level: wantedLevel, includePixels: true, includeContours: graphics.isPixelProtocol)
+        let getPatch = GetPatch(
+            target: target, level: wantedLevel, includePixels: true, includeContours: graphics.isPixelProtocol, pixelFormat: pixelFormatToAsk)
         return Envelope(requestID: id, .getPatch(getPatch))
     }
 
@@ -748,12 +774,12 @@ public struct LabelClient: Sendable {
 
     // MARK: Messages
 
-    private mutating func setInfo(_ text: String) {
+    mutating func setInfo(_ text: String) {
         message = text
         messageIsError = false
     }
 
-    private mutating func setError(_ text: String) {
+    mutating func setError(_ text: String) {
         message = text
         messageIsError = true
     }

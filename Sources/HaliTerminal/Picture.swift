@@ -140,8 +140,11 @@ public struct Picture: Sendable, Equatable {
     public mutating func line(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double, _ c: RGB, thickness: Int) {
         let steps = max(1, Int(max(abs(x1 - x0), abs(y1 - y0)).rounded(.up)))
         for s in 0...steps {
-            let t = Double(s) / Double(steps)
-            dab(Int((x0 + (x1 - x0) * t).rounded(.down)), Int((y0 + (y1 - y0) * t).rounded(.down)), c, thickness: thickness)
+            // Multiplied before dividing: (x1 - x0) * s / steps is exact for whole-pixel ends, where * (s / steps)
+            // rounded 25 to 24.999… and left one-pixel holes in thin lines.
+            let x = x0 + (x1 - x0) * Double(s) / Double(steps)
+            let y = y0 + (y1 - y0) * Double(s) / Double(steps)
+            dab(Int(x.rounded(.down)), Int(y.rounded(.down)), c, thickness: thickness)
         }
     }
 

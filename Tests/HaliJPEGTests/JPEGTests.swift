@@ -25,7 +25,6 @@ private func psnr(_ a: [UInt8], _ b: [UInt8]) -> Double {
     return mse == 0 ? .infinity : 10 * log10(255.0 * 255.0 / mse)
 }
 
-
 @Suite struct JPEGTests {
     @Test func encodesAJFIFFileThatDecodesToTheSameSizeAndCloseColours() throws {
         let (w, h) = (97, 61)  // not multiples of the 16-pixel MCU: the edges are padded and cropped again

@@ -80,7 +80,7 @@ enum Fixtures {
     /// A client whose session is open and showing `patch`, with the envelopes it produced on the way.
     static func openClient(
         patch: Patch, columns: Int = 80, rows: Int = 24, mode: ColorMode = .trueColor, lastAckedSeq: UInt64 = 0,
-        graphics: GraphicsProtocol = .blocks, cellPixels: PixelSize = PixelSize(width: 8, height: 16)
+        graphics: GraphicsProtocol = .blocks, cellPixels: PixelSize = PixelSize(width: 8, height: 16), welcome: Welcome = Fixtures.welcome
     ) -> LabelClient {
         var c = LabelClient(
             slideID: "s1", task: "tum", columns: columns, rows: rows, colorMode: mode, graphics: graphics, cellPixels: cellPixels)
