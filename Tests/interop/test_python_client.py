@@ -5,6 +5,7 @@ talks to it through Deploy/clients/python/hali_client.py. Run with: python3 -m p
 """
 import os
 import struct
+import time
 import sys
 
 import pytest
@@ -77,3 +78,55 @@ def test_label_and_export_from_python(daemon):
         lines = exported.data.decode().strip().splitlines()
         assert exported.cells == 3 and len(lines) == 4, lines
         assert lines[0].startswith("x,y,class")
+
+
+def test_jpeg_pixels_decode_with_pillow_to_the_raw_ones(daemon):
+    """The daemon's JPEG read by an independent decoder (Pillow's libjpeg) equals its RGB8 within JPEG's loss."""
+    io = pytest.importorskip("io")
+    image_module = pytest.importorskip("PIL.Image")
+    np = pytest.importorskip("numpy")
+    with HaliClient("127.0.0.1", daemon, TOKEN) as c:
+        c.open_session("CMU-1-Small-Region", "til")
+        raw = c.get_patch(600, 800, 160, 120, pixels=True)
+        jpeg = c.get_patch(600, 800, 160, 120, pixels=True, pixel_format=pb.PIXEL_FORMAT_JPEG, jpeg_quality=90)
+        assert raw.pixel_format == pb.PIXEL_FORMAT_RGB8 and jpeg.pixel_format == pb.PIXEL_FORMAT_JPEG
+        assert (jpeg.width, jpeg.height) == (160, 120) and len(jpeg.pixels) * 4 < len(raw.pixels)
+        decoded = np.asarray(image_module.open(io.BytesIO(jpeg.pixels)).convert("RGB"), dtype=np.float64)
+        exact = np.frombuffer(raw.pixels, dtype=np.uint8).reshape(120, 160, 3).astype(np.float64)
+        psnr = 10 * np.log10(255.0 ** 2 / np.mean((decoded - exact) ** 2))
+        assert psnr > 30, psnr
+        with pytest.raises(HaliError, match="jpeg_quality"):
+            c.get_patch(600, 800, 16, 16, pixels=True, pixel_format=pb.PIXEL_FORMAT_JPEG, jpeg_quality=101)
+
+
+def test_gallery_pages_least_confident_first_and_labels_leave_it(daemon):
+    with HaliClient("127.0.0.1", daemon, TOKEN) as c:
+        c.open_session("CMU-1-Small-Region", "tumour")
+        assert "gallery" in c.welcome.capabilities and "jpeg" in c.welcome.capabilities
+        before = c.gallery("epithelial")
+        assert before.model_version == 0 and len(before.crops) == 0  # no model yet
+        cells = sorted(c.get_patch(0, 0, 2220, 2967).cells, key=lambda cell: cell.area_um2)
+        small, large = cells[:12], cells[-12:]  # area alone separates them, so the model's suggestions split too
+        seq = 1
+        for group, name in ((small, "other"), (large, "epithelial")):
+            for cell in group:
+                c.label(seq, cell.id, name)
+                seq += 1
+        deadline = time.time() + 60
+        page = before
+        while time.time() < deadline and (page.model_version == 0 or len(page.crops) == 0):
+            time.sleep(0.2)
+            page = c.gallery("epithelial", max_cells=6, crop_um=24, pixel_format=pb.PIXEL_FORMAT_JPEG)
+        assert page.model_version > 0 and len(page.crops) == 6, page
+        confidences = []
+        for crop, cell_id in zip(page.crops, page.cell_ids):
+            assert crop.pixel_format == pb.PIXEL_FORMAT_JPEG and crop.pixels[:2] == b"\xff\xd8"
+            centre = next(cell for cell in crop.cells if cell.id == cell_id)
+            assert centre.suggestion.class_name == "epithelial" and not centre.HasField("label")
+            confidences.append(centre.suggestion.confidence)
+        assert confidences == sorted(confidences), confidences
+        c.label(seq, page.cell_ids[0], "epithelial", source=pb.LABEL_SOURCE_ACCEPTED_SUGGESTION)
+        after = c.gallery("epithelial", max_cells=6, crop_um=24)
+        assert page.cell_ids[0] not in after.cell_ids and after.total == page.total - 1
+        with pytest.raises(HaliError, match="not in task"):
+            c.gallery("mitosis")

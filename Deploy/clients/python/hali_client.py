@@ -116,9 +116,22 @@ class HaliClient:
     def open_session(self, slide_id: str, task: str):
         return self.request(pb.Envelope(open_session=pb.OpenSession(slide_id=slide_id, task=task))).session_state
 
-    def get_patch(self, x: int, y: int, width: int, height: int, level: int = 0, pixels: bool = False):
+    def get_patch(self, x: int, y: int, width: int, height: int, level: int = 0, pixels: bool = False,
+                  pixel_format: int = 0, jpeg_quality: int = 0, contours: bool = False):
+        """pixel_format: pb.PIXEL_FORMAT_JPEG for a JFIF file in Patch.pixels (daemons 0.2.0 on; check
+        Patch.pixel_format, an older daemon answers RGB8)."""
         region = pb.Region(x=x, y=y, width=width, height=height)
-        return self.request(pb.Envelope(get_patch=pb.GetPatch(region=region, level=level, include_pixels=pixels))).patch
+        request = pb.GetPatch(region=region, level=level, include_pixels=pixels, include_contours=contours,
+                              pixel_format=pixel_format, jpeg_quality=jpeg_quality)
+        return self.request(pb.Envelope(get_patch=request)).patch
+
+    def gallery(self, class_name: str, max_cells: int = 0, offset: int = 0, most_confident: bool = False,
+                crop_um: float = 0, pixel_format: int = 0, contours: bool = False):
+        """A page of the review gallery: unlabelled cells the model suggests as class_name, as crops."""
+        order = pb.GALLERY_ORDER_MOST_CONFIDENT if most_confident else pb.GALLERY_ORDER_LEAST_CONFIDENT
+        request = pb.GetGallery(class_name=class_name, max_cells=max_cells, offset=offset, order=order, crop_um=crop_um,
+                                pixel_format=pixel_format, include_contours=contours)
+        return self.request(pb.Envelope(get_gallery=request)).gallery
 
     def label(self, client_seq: int, cell_id: int, class_name: str, source=None):
         """Sends a LabelEvent and returns its LabelAck (raises HaliError on refusal)."""
