@@ -153,8 +153,6 @@ extension GalleryRequest {
             offset: Int(request.offset), leastConfidentFirst: request.order == .leastConfident,
             cropMicrons: request.cropMicrons == 0 ? GalleryRequest.defaultCropMicrons : request.cropMicrons,
             encoding: try PixelEncoding(request.pixelFormat, quality: request.jpegQuality), includeContours: request.includeContours)
-        // NaN and infinities fail the engine's range check; say so here in the protocol's words.
-        guard cropMicrons.isFinite else { throw EngineError(.invalidArgument, "crop_um \(request.cropMicrons) is not a number of microns") }
     }
 }
 

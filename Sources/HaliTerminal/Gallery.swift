@@ -297,20 +297,12 @@ extension LabelClient {
                 mosaic.rgb.replaceSubrange(to..<(to + n), with: tile.rgb[from..<(from + n)])
             }
             // A frame inside the tile's edge says the state at a glance, even where the outline is small.
-            let t = Double(grid.tile - 1)
-            let (x0, y0) = (Double(ox), Double(oy))
-            for (a, b, c, d) in [(x0, y0, x0 + t, y0), (x0 + t, y0, x0 + t, y0 + t), (x0, y0 + t, x0 + t, y0 + t), (x0, y0, x0, y0 + t)] {
-                mosaic.line(a, b, c, d, colour, thickness: 1)
-            }
+            mosaic.square(x: Double(ox), y: Double(oy), side: Double(grid.tile - 1), colour, thickness: 1)
         }
         if state.selected < min(grid.capacity, state.tiles.count) {
             let (ox, oy) = grid.origin(of: state.selected)
-            let (x0, y0) = (Double(ox - 2), Double(oy - 2))
-            let t = Double(grid.tile + 3)
-            let thickness = graphics.isPixelProtocol ? 2 : 1
-            for (a, b, c, d) in [(x0, y0, x0 + t, y0), (x0 + t, y0, x0 + t, y0 + t), (x0, y0 + t, x0 + t, y0 + t), (x0, y0, x0, y0 + t)] {
-                mosaic.line(a, b, c, d, Self.selection, thickness: thickness)
-            }
+            mosaic.square(
+                x: Double(ox - 2), y: Double(oy - 2), side: Double(grid.tile + 3), Self.selection, thickness: graphics.isPixelProtocol ? 2 : 1)
         }
         return mosaic
     }

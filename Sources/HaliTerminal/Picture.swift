@@ -148,6 +148,14 @@ public struct Picture: Sendable, Equatable {
         }
     }
 
+    /// A square's outline in picture coordinates, top-left corner (x, y) (the gallery's tile frames).
+    public mutating func square(x: Double, y: Double, side: Double, _ c: RGB, thickness: Int) {
+        line(x, y, x + side, y, c, thickness: thickness)
+        line(x + side, y, x + side, y + side, c, thickness: thickness)
+        line(x, y + side, x + side, y + side, c, thickness: thickness)
+        line(x, y, x, y + side, c, thickness: thickness)
+    }
+
     /// A closed outline given in level-0 coordinates (x0, y0, x1, y1, …).
     public mutating func outline(level0 contour: [Float], _ c: RGB, thickness: Int) {
         let n = contour.count / 2
