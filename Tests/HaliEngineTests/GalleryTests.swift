@@ -13,11 +13,17 @@ import Testing
 struct GalleryTests {
     typealias Fixture = EngineSessionTests
 
+    /// Fits for these tests only. The process-wide `ThreadExecutor.shared` is also used by other suites running in
+    /// parallel; on a two-core CI machine a fit queued behind their work waited past any sane deadline.
+    static let fits = ThreadExecutor(threads: 1, name: "gallery-tests")
+
     /// A session whose model trains after 2 labels, with a real fit executor, and a cache to watch.
     static func trainedSession(store: LabelStore, cache: RenderedPixelCache = RenderedPixelCache()) async throws -> LabellingSession {
         var settings = SessionSettings()
         settings.policy = OnlinePolicy(retrainEvery: 1, minLabels: 2)
-        let registry = SessionRegistry(store: store, tasks: [Fixture.task], settings: settings, pixelCache: cache)
+        let registry = SessionRegistry(
+            store: store, tasks: [Fixture.task], settings: settings, pool: TrainingPool(width: 1, fits: fits, picks: fits),
+            pixelCache: cache)
         await registry.add(try Fixture.servedSlide())
         let session = try await registry.open(annotator: Annotator(name: "ann", token: "t"), slideID: "grid", taskName: "ki67")
         // The grid's areas grow with the cell id: small cells negative, large ones positive.
@@ -27,9 +33,10 @@ struct GalleryTests {
         return session
     }
 
-    /// Waits (up to 10 s) until the model has been fitted on `labels` labels.
+    /// Waits until the model has been fitted on `labels` labels. The deadline only stops a hang: a loaded machine
+    /// may take seconds for a fit that takes milliseconds here.
     static func settle(_ session: LabellingSession, labels: Int) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
+        let deadline = ContinuousClock.now + .seconds(120)
         while await session.labelsAtLastFit != labels {
             guard ContinuousClock.now < deadline else {
                 Issue.record("no fit on \(labels) labels")

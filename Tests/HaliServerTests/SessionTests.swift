@@ -83,7 +83,7 @@ func truth(_ cell: Cell, medianArea: Float) -> String { cell.areaUm2 > medianAre
                 // Predictions and a pick are pushed after training.
                 var predictions: Predictions?
                 var pick: NextPatchPick?
-                let deadline = ContinuousClock.now + .seconds(20)
+                let deadline = ContinuousClock.now + .seconds(120)
                 while (predictions == nil || pick == nil), ContinuousClock.now < deadline {
                     guard let pushed = try await c.receive() else { break }
                     if case .predictions(let p) = pushed.body { predictions = p }
