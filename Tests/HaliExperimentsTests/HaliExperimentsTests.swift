@@ -119,15 +119,51 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     var cfg = EfficiencyConfig()
     cfg.patches = 2; cfg.targetCells = 40
     cfg.policy = OnlinePolicy(retrainEvery: 5, minLabels: 10)
-    for policy in EfficiencyPolicy.allCases {
-        cfg.annotator = policy
+    cfg.galleryPage = 8
+    for (workflow, policy) in [(LabellingWorkflow.perCell, EfficiencyPolicy.batch), (.perCell, .sequential), (.gallery, .batch)] {
+        cfg.workflow = workflow; cfg.annotator = policy
         let r = Efficiency.run(data: data, config: cfg, datasetName: "synthetic", positive: "pos")
         #expect(r.patches.count == 2)
         for p in r.patches {
             #expect(p.cells >= 30 && p.cells <= 50)
-            #expect(p.with.manual + p.with.acceptOne + p.with.correct + p.with.acceptedInAll == p.cells)
+            #expect(p.with.cellsLabelled == p.cells)
             #expect(p.with.manual == min(10, p.cells))
             #expect(p.without.actions == p.cells)
+            if workflow == .gallery {
+                // Every page but the last of each class is full.
+                #expect(p.with.pageAccepts >= (p.cells - 10 + 7) / 8)
+                #expect(p.with.acceptAll == 0 && p.with.acceptOne == 0)
+            }
         }
     }
+}
+
+/// Arrow keys between crops, with the client's clamped keys, on literal cases of a 6-column page of 24 and 5.
+@Test func galleryArrowKeysFollowTheClientsSelection() {
+    #expect(Efficiency.gridMoves(from: 0, to: 0, columns: 6, count: 24) == 0)
+    #expect(Efficiency.gridMoves(from: 0, to: 7, columns: 6, count: 24) == 2)  // down, right
+    #expect(Efficiency.gridMoves(from: 0, to: 5, columns: 6, count: 24) == 2)  // down, left (wraps to the row above)
+    #expect(Efficiency.gridMoves(from: 3, to: 0, columns: 6, count: 24) == 1)  // up clamps to the first crop
+    #expect(Efficiency.gridMoves(from: 20, to: 23, columns: 6, count: 24) == 1)  // down clamps to the last crop
+    #expect(Efficiency.gridMoves(from: 1, to: 22, columns: 6, count: 24) == 5)  // down ×4 (the last clamps to 23), left
+    #expect(Efficiency.gridMoves(from: 0, to: 4, columns: 6, count: 5) == 1)  // down clamps to the last of 5
+}
+
+/// A model that is right about every cell: the gallery's modelled time is the manual start, the g key, one
+/// n·V + M + K per page and one Tab, to the operator.
+@Test func galleryTimeOfAModelThatIsAlwaysRight() {
+    // 40 cells on a line, 20 of each class, far apart in feature space; the first 10 (reading order) hold both.
+    let truth = (0..<40).map { $0 % 2 }
+    let features = Matrix(rows: 40, columns: 2, values: truth.flatMap { c in [Float(c == 1 ? 10 : -10), 1] })
+    var cfg = EfficiencyConfig()
+    cfg.workflow = .gallery; cfg.galleryPage = 8; cfg.galleryColumns = 4
+    cfg.policy = OnlinePolicy(retrainEvery: 5, minLabels: 10)
+    var session = LearningSession(features: features, classCount: 2, head: .logistic, policy: cfg.policy, activeLearner: false, seed: 1)
+    let counts = Efficiency.inGallery(cells: Array(0..<40), truth: truth, classCount: 2, config: cfg, session: &session)
+    let klm = cfg.klm
+    // 30 cells left after 10 manual: 15 of each class, pages of 8 + 7 for class 0, Tab, 8 + 7 for class 1.
+    #expect(counts.manual == 10 && counts.correct == 0 && counts.arrowKeys == 0)
+    #expect(counts.pageAccepts == 4 && counts.acceptedInPages == 30 && counts.galleryKeys == 2)
+    let expected = 10 * klm.manual + 2 * klm.k + 2 * klm.galleryPage(8) + 2 * klm.galleryPage(7)
+    #expect(abs(counts.seconds - expected) < 1e-9)
 }

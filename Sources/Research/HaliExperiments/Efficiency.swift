@@ -12,6 +12,13 @@
 //    trigger refits); when all remaining suggestions are right, accepts them all in one accept-all.
 //  * sequential: cell by cell in reading order: accept a right suggestion, correct a wrong one, label manually
 //    where no suggestion is shown.
+// Workflow `gallery` (the terminal client's review gallery, `g`): manual labels in reading order until suggestions
+// appear; then pages of up to `galleryPage` crops of one suggested class, least confident first, in a grid of
+// `galleryColumns`: the annotator looks at every crop, moves the selection with arrow keys to each wrong one and
+// presses its class key (the selection then steps to the next crop, as the client does), and accepts the rest of the
+// page with one key. Every crop of a page becomes a label (corrected or accepted); the model refits as labels arrive
+// and the next page is ranked by the new model. The annotator stays on a class while it has suggestions, then Tabs
+// to the next class that has some.
 
 import Foundation
 import HaliLearning
@@ -40,11 +47,25 @@ public struct KeystrokeModel: Sendable, Codable {
     public var correct: Double { v + m + p + 2 * k }
     /// Accept all n suggestions in view: check each (n·V), decide (M), press accept-all (K).
     public func acceptAll(_ n: Int) -> Double { Double(n) * v + m + k }
+
+    /// Gallery: flip a wrong crop: decide its class (M), `moves` arrow keys to select it (K each), its class key (K).
+    /// The crop was already looked at in the page's scan (`galleryPage`).
+    public func galleryFlip(moves: Int) -> Double { m + Double(moves + 1) * k }
+    /// Gallery: one page of n crops: look at each (n·V), decide the rest are right (M), press Enter (K).
+    public func galleryPage(_ n: Int) -> Double { Double(n) * v + m + k }
 }
 
+/// The per-cell annotator's policy with suggestions (`--annotator`).
 public enum EfficiencyPolicy: String, Sendable, CaseIterable, Codable {
     case batch
     case sequential
+}
+
+/// Where the annotator meets the suggestions: in the patch, cell by cell (with an `EfficiencyPolicy`), or in the
+/// review gallery's pages of one class.
+public enum LabellingWorkflow: String, Sendable, CaseIterable, Codable {
+    case perCell = "per-cell"
+    case gallery
 }
 
 public struct ActionCounts: Sendable, Codable, Equatable {
@@ -53,8 +74,17 @@ public struct ActionCounts: Sendable, Codable, Equatable {
     public var acceptAll = 0
     public var acceptedInAll = 0
     public var correct = 0
+    /// Gallery: pages accepted, the crops they accepted unchanged, arrow keys to reach wrong crops, and key presses to
+    /// open the gallery or change its class (g, Tab).
+    public var pageAccepts = 0
+    public var acceptedInPages = 0
+    public var arrowKeys = 0
+    public var galleryKeys = 0
     public var seconds = 0.0
-    public var actions: Int { manual + acceptOne + acceptAll + correct }
+    /// Decisions: labels, corrections and accepts (arrow keys and g/Tab are not counted as actions).
+    public var actions: Int { manual + acceptOne + acceptAll + correct + pageAccepts }
+    /// Cells each decision covered, summed: equals the cells labelled.
+    public var cellsLabelled: Int { manual + acceptOne + acceptedInAll + correct + acceptedInPages }
 }
 
 public struct PatchEfficiency: Sendable, Codable {
@@ -79,6 +109,10 @@ public struct EfficiencyConfig: Sendable, Codable {
     public var policy = OnlinePolicy()
     public var head: HeadKind = .logistic
     public var annotator: EfficiencyPolicy = .batch
+    public var workflow: LabellingWorkflow = .perCell
+    /// Gallery: crops per page and grid columns (the client's default page is 24; 6 × 4 fits a 1,920 × 1,080 window).
+    public var galleryPage = 24
+    public var galleryColumns = 6
     public var klm = KeystrokeModel()
     public var seed: UInt64 = 1
     /// Cells per patch the annotator looks for (the paper: ~200).
@@ -162,6 +196,10 @@ public enum Efficiency {
         var session = LearningSession(
             features: data.poolX, classCount: data.classCount, head: config.head,
             policy: config.policy, activeLearner: false, seed: seed)
+        if config.workflow == .gallery {
+            let counts = inGallery(cells: cells, truth: data.poolLabels, classCount: data.classCount, config: config, session: &session)
+            return (counts, session)
+        }
         var counts = ActionCounts()
         let klm = config.klm
         var remaining = cells
@@ -200,6 +238,74 @@ public enum Efficiency {
             }
         }
         return (counts, session)
+    }
+
+    /// The gallery workflow (see the top of this file) over `cells`; `truth[c]` is cell c's class.
+    static func inGallery(cells: [Int], truth: [Int], classCount: Int, config: EfficiencyConfig, session: inout LearningSession)
+        -> ActionCounts
+    {
+        let klm = config.klm
+        let pageSize = max(1, config.galleryPage), columns = max(1, config.galleryColumns)
+        var counts = ActionCounts()
+        var remaining = cells
+        var shownClass: Int?  // nil until the gallery is opened
+        while !remaining.isEmpty {
+            guard let suggestions = session.suggestions(for: remaining) else {
+                let c = remaining.removeFirst()
+                counts.manual += 1; counts.seconds += klm.manual
+                session.addLabel(cell: c, label: truth[c])
+                continue
+            }
+            var byClass = [[(cell: Int, confidence: Float)]](repeating: [], count: classCount)
+            for (i, p) in suggestions.enumerated() { byClass[p.label].append((remaining[i], p.confidence)) }
+            // g opens the gallery on the first class; Tab steps through the classes in order.
+            let from = shownClass ?? 0
+            var keys = shownClass == nil ? 1 : 0
+            var cls = from
+            while byClass[cls].isEmpty {
+                cls = (cls + 1) % classCount
+                keys += 1
+            }
+            shownClass = cls
+            counts.galleryKeys += keys; counts.seconds += Double(keys) * klm.k
+            let page = byClass[cls].sorted { $0.confidence != $1.confidence ? $0.confidence < $1.confidence : $0.cell < $1.cell }
+                .prefix(pageSize).map(\.cell)
+            counts.seconds += klm.galleryPage(page.count)
+            var selected = 0
+            for (i, c) in page.enumerated() where truth[c] != cls {
+                let moves = gridMoves(from: selected, to: i, columns: columns, count: page.count)
+                counts.correct += 1; counts.arrowKeys += moves
+                counts.seconds += klm.galleryFlip(moves: moves)
+                selected = min(i + 1, page.count - 1)
+            }
+            counts.pageAccepts += 1
+            counts.acceptedInPages += page.filter { truth[$0] == cls }.count
+            let onPage = Set(page)
+            remaining.removeAll { onPage.contains($0) }
+            for c in page { session.addLabel(cell: c, label: truth[c]) }
+        }
+        return counts
+    }
+
+    /// Fewest arrow keys from crop `a` to crop `b` of a page of `count` crops in `columns` columns, with the terminal
+    /// client's keys: left and right step one crop (across row ends), up and down one row, each clamped to the page
+    /// (so up from the first row goes to crop 0). Breadth-first search over the page: O(count).
+    static func gridMoves(from a: Int, to b: Int, columns: Int, count: Int) -> Int {
+        guard a != b, count > 0 else { return 0 }
+        var distance = [Int](repeating: -1, count: count)
+        distance[a] = 0
+        var queue = [a]
+        var head = 0
+        while head < queue.count {
+            let s = queue[head]
+            head += 1
+            for next in [max(0, s - 1), min(count - 1, s + 1), max(0, s - columns), min(count - 1, s + columns)] where distance[next] < 0 {
+                distance[next] = distance[s] + 1
+                if next == b { return distance[next] }
+                queue.append(next)
+            }
+        }
+        return distance[b]
     }
 
     public static func run(data: PreparedData, config: EfficiencyConfig, datasetName: String, positive: String?) -> EfficiencyResult {

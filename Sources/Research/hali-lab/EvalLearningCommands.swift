@@ -109,6 +109,7 @@ extension HeadKind: ExpressibleByArgument {}
 extension StrategyKind: ExpressibleByArgument {}
 extension WithinPatch: ExpressibleByArgument {}
 extension EfficiencyPolicy: ExpressibleByArgument {}
+extension LabellingWorkflow: ExpressibleByArgument {}
 
 func learningJSON<T: Encodable>(_ value: T) throws -> String {
     let enc = JSONEncoder()
@@ -168,12 +169,23 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
     @Option(help: "Head: logistic (fast default) or paper.") var head: HeadKind = .logistic
     @Option(help: "Annotator policy with suggestions: batch (fix wrong ones, then accept all) or sequential.") var annotator: EfficiencyPolicy =
         .batch
+    @Option(help: "Where suggestions are met: per-cell (in the patch, with --annotator) or gallery (pages of one class).")
+    var workflow: LabellingWorkflow = .perCell
+    @Option(name: .customLong("gallery-page"), help: "Gallery: crops per page.") var galleryPage = 24
+    @Option(name: .customLong("gallery-columns"), help: "Gallery: columns of the page's grid (arrow keys move in it).") var galleryColumns = 6
+    @Option(help: "KLM: seconds to look at one suggestion or crop and judge it (V; default 0.23, an eye movement and fixation).")
+    var fixation: Double?
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
         let prepared = try data.prepare()
         var cfg = EfficiencyConfig()
+        if let fixation {
+            guard fixation.isFinite, fixation >= 0 else { throw ValidationError("--fixation must be a number of seconds ≥ 0") }
+            cfg.klm.v = fixation
+        }
+        cfg.workflow = workflow; cfg.galleryPage = galleryPage; cfg.galleryColumns = galleryColumns
         cfg.patches = patches; cfg.policy = OnlinePolicy(retrainEvery: retrainEvery, minLabels: minLabels)
         cfg.head = head; cfg.annotator = annotator; cfg.seed = seed; cfg.targetCells = patchCells
         let result = Efficiency.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
@@ -223,16 +235,21 @@ struct EvalReportCommand: AsyncParsableCommand {
             let eff = Effectiveness.run(data: prepared, config: ecfg, datasetName: uc.dataset, positive: uc.positive)
             let fcfg = EfficiencyConfig()
             let effi = Efficiency.run(data: prepared, config: fcfg, datasetName: uc.dataset, positive: uc.positive)
+            var gcfg = EfficiencyConfig()
+            gcfg.workflow = .gallery
+            let gallery = Efficiency.run(data: prepared, config: gcfg, datasetName: uc.dataset, positive: uc.positive)
             let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
             let tag = "\(uc.id)-\(features.rawValue)-\(head.rawValue)\(variant)"
             let png = "\(out)/learning-\(tag).png"
             try LearningReport.plotEffectiveness(eff, path: png, title: "\(uc.title) - \(features.rawValue)")
             try learningJSON(eff).write(toFile: "\(out)/learning-\(tag)-effectiveness.json", atomically: true, encoding: .utf8)
             try learningJSON(effi).write(toFile: "\(out)/learning-\(tag)-efficiency.json", atomically: true, encoding: .utf8)
-            rows.append(LearningReport.Row(useCase: uc, effectiveness: eff, efficiency: effi, plot: (png as NSString).lastPathComponent))
+            try learningJSON(gallery).write(toFile: "\(out)/learning-\(tag)-efficiency-gallery.json", atomically: true, encoding: .utf8)
+            rows.append(
+                LearningReport.Row(useCase: uc, effectiveness: eff, efficiency: effi, gallery: gallery, plot: (png as NSString).lastPathComponent))
             FileHandle.standardError.write(
                 Data(
-                    "report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n"
+                    "report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x, gallery \(LearningReport.fmt(gallery.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n"
                         .utf8))
         }
         let md = LearningReport.markdown(
