@@ -3,7 +3,7 @@
 #   bash Deploy/bench/terminal_screenshots.sh OUT_DIR
 # Starts halid on CMU-1-Small-Region (a fresh data directory, so the same patch comes first), then for each terminal
 # (xterm -ti vt340 with sixel, kitty, xterm with half-blocks) types the same keys (labels, moves) and captures the
-# screen with ImageMagick's import; then the review gallery in xterm with sixel and with half-blocks.
+# screen with ImageMagick's import; then the review gallery in xterm with sixel, in kitty, and in xterm with half-blocks.
 # Needs: xvfb xterm kitty imagemagick xdotool (apt-get install them); a release build (swift build -c release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,4 +75,5 @@ shot terminal-sixel-xterm sixel keys xterm -ti vt340 -b 0 -bw 0 -geometry 150x50
 shot terminal-kitty kitty keys kitty -o font_size=10 -o initial_window_width=1500 -o initial_window_height=900 -o remember_window_size=no
 shot terminal-blocks-xterm blocks keys xterm -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
 shot terminal-gallery-sixel-xterm sixel gallery_keys xterm -ti vt340 -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
+shot terminal-gallery-kitty kitty gallery_keys kitty -o font_size=10 -o initial_window_width=1500 -o initial_window_height=900 -o remember_window_size=no
 shot terminal-gallery-blocks-xterm blocks gallery_keys xterm -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10

@@ -80,7 +80,13 @@ extension LabelClient {
         let bg: RGB? = color ? Self.headerBG : nil
         g.fill(x: 0, y: l.headerRow, width: columns, height: 1, with: ScreenCell(" ", bg: bg, reverse: !color))
         var text = " HALI  \(session?.slide?.name.isEmpty == false ? session!.slide!.name : slideID) · \(task)"
-        if let p = patch {
+        if let state = gallery {
+            text += " · review gallery: suggested \(state.className)"
+            if let page = state.page, !page.crops.isEmpty {
+                let first = Int(page.offset) + 1
+                text += " · cells \(first)–\(first + page.crops.count - 1) of \(page.total)"
+            }
+        } else if let p = patch {
             text += " · patch \(p.patchID.isEmpty ? "-" : String(p.patchID.prefix(12))) L\(p.level)"
             text += " (\(p.region.x),\(p.region.y)) \(p.region.width)×\(p.region.height)"
         }

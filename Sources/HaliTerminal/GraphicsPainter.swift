@@ -30,6 +30,36 @@ public struct GraphicsPainter: Sendable {
 
     public mutating func invalidate() { shown = nil }
 
+    /// Text cells the last picture covered that `picture` (nil: no picture) placed at (`column`, `row`) will not
+    /// cover. Sixel and iTerm2 pixels stay on screen until something is drawn over them, so the caller repaints these
+    /// cells as text (a gallery narrower than the patch before it left a strip of the patch beside it).
+    public func cellsLeftBehind(by picture: Picture?, column: Int, row: Int, cell: PixelSize) -> [(column: Int, row: Int)] {
+        guard let old = shown, shownCell.width > 0, shownCell.height > 0 else { return [] }
+        func footprint(_ p: Picture, _ c: PixelSize) -> (columns: Int, rows: Int) {
+            ((p.width + c.width - 1) / c.width, (p.height + c.height - 1) / c.height)
+        }
+        let was = footprint(old, shownCell)
+        let will = picture.map { footprint($0, cell) } ?? (columns: 0, rows: 0)
+        var left: [(column: Int, row: Int)] = []
+        for y in shownAt.row..<(shownAt.row + was.rows) {
+            for x in shownAt.column..<(shownAt.column + was.columns) {
+                let covered = x >= column && x < column + will.columns && y >= row && y < row + will.rows
+                if !covered { left.append((x, y)) }
+            }
+        }
+        return left
+    }
+
+    /// The bytes that take the last picture off the screen where text alone cannot (kitty keeps its images over the
+    /// text); afterwards nothing is shown.
+    public mutating func remove() -> [UInt8] {
+        defer {
+            shown = nil
+            kittyBands = 0
+        }
+        return graphics == .kitty && kittyBands > 0 ? KittyGraphics.deleteAll : []
+    }
+
     /// The bytes that bring the screen from what was last drawn to `picture`, placed with its top-left at text cell
     /// (`column`, `row`) (0-based) for cells of `cell` pixels; empty when nothing changed. `overlays`: colours the
     /// sixel palette must hold exactly.

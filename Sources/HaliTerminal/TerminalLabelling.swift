@@ -99,10 +99,21 @@ public enum TerminalLabelling {
         frameLog?.seekToEndOfFile()
         func redraw() {
             let grid = client.screen()
+            let picture = graphics.isPixelProtocol ? client.picture() : nil
+            let area = client.layout.image
+            if graphics.isPixelProtocol, var prior = previous, prior.width == grid.width, prior.height == grid.height {
+                // Cells the last picture covered and this one will not: a cell that differs from the one the renderer
+                // remembers is written again, and text written over a sixel or iTerm2 image removes its pixels there.
+                for (x, y) in painter.cellsLeftBehind(by: picture, column: area.x, row: area.y, cell: client.cellPixels)
+                where x < prior.width && y < prior.height {
+                    prior[x, y] = ScreenCell("\u{0}")
+                }
+                previous = prior
+            }
             // Text first: blank cells written over the picture's area would erase it (sixel) or cover it.
             var bytes = Array(renderer.frame(grid, previous: previous).utf8)
-            if graphics.isPixelProtocol, let picture = client.picture() {
-                let area = client.layout.image
+            if graphics.isPixelProtocol && picture == nil { bytes += painter.remove() }
+            if graphics.isPixelProtocol, let picture {
                 // Text drawn over the picture (help, a repaint after a clear) means it must go again whole.
                 if previous == nil || !Self.sameCells(grid, previous!, in: area) { painter.invalidate() }
                 do {

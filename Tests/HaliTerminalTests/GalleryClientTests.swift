@@ -50,6 +50,9 @@ import Testing
         #expect(request.maxCells == UInt32(c.gallery!.grid.capacity))
         #expect(c.gallery!.grid == GalleryGrid.fitting(PixelSize(width: c.layout.image.width, height: 2 * c.layout.image.height), targetTile: 24))
         #expect(c.gallery?.cellIDs == [1, 2, 3])
+        // The header says what is on screen: the gallery's class and the page's place in its order, not the patch.
+        let header = c.screen().text(row: 0)
+        #expect(header.contains("review gallery: suggested tumour · cells 1–3 of 100") && !header.contains("patch"))
     }
 
     @Test func aDaemonWithoutTheGalleryIsToldApart() {

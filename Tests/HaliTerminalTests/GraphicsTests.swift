@@ -180,6 +180,28 @@ private func occurrences(of needle: String, in haystack: String) -> Int { haysta
         let resized = text(try painter.frame(picture(100, width: 32), column: 2, row: 1, cell: cell, overlays: []))
         #expect(resized.hasPrefix(text(KittyGraphics.deleteAll)))
     }
+
+    /// A smaller picture (the gallery after the patch) leaves cells of the old one to be repainted as text; no
+    /// picture leaves them all, and kitty's images are deleted.
+    @Test func cellsTheLastPictureLeavesBehind() throws {
+        var painter = GraphicsPainter(graphics: .sixel)
+        #expect(painter.cellsLeftBehind(by: picture(1), column: 2, row: 1, cell: cell).isEmpty)
+        // 64 × 100 px at cells of 8 × 10 px: 8 × 10 cells from (2, 1).
+        _ = try painter.frame(picture(100), column: 2, row: 1, cell: cell, overlays: [])
+        #expect(painter.cellsLeftBehind(by: picture(1), column: 2, row: 1, cell: cell).isEmpty)
+        // 33 × 41 px covers 5 × 5 cells (partial cells count as covered): 80 − 25 = 55 left.
+        let left = painter.cellsLeftBehind(by: picture(1, width: 33, height: 41), column: 2, row: 1, cell: cell)
+        #expect(left.count == 55)
+        #expect(left.allSatisfy { ($0.column >= 7 || $0.row >= 6) && $0.column < 10 && $0.row < 11 })
+        #expect(left.contains { $0 == (9, 10) } && !left.contains { $0 == (6, 5) })
+        #expect(painter.cellsLeftBehind(by: nil, column: 2, row: 1, cell: cell).count == 80)
+        #expect(painter.remove().isEmpty)
+        #expect(painter.cellsLeftBehind(by: nil, column: 2, row: 1, cell: cell).isEmpty)
+        var kitty = GraphicsPainter(graphics: .kitty)
+        _ = try kitty.frame(picture(100), column: 2, row: 1, cell: cell, overlays: [])
+        #expect(kitty.remove() == KittyGraphics.deleteAll)
+        #expect(kitty.remove().isEmpty)
+    }
 }
 
 @Suite struct PixelClientTests {
