@@ -222,15 +222,17 @@ public struct LabelClient: Sendable {
         case .resize(let c, let r):
             columns = max(1, c)
             rows = max(1, r)
+            let capacity = gallery?.grid.capacity
             rebuildThumbnail()
             rebuildGalleryMosaic()
-            return []
+            return refitToWindow(galleryCapacityBefore: capacity)
         case .cellPixels(let size):
             guard size.width > 0, size.height > 0, size != cellPixels else { return [] }
             cellPixels = size
+            let capacity = gallery?.grid.capacity
             rebuildThumbnail()
             rebuildGalleryMosaic()
-            return []
+            return refitToWindow(galleryCapacityBefore: capacity)
         case .connecting(let attempt):
             connection = .connecting(attempt: attempt)
             return []
@@ -718,6 +720,30 @@ public struct LabelClient: Sendable {
         let level = level(for: r)
         guard r != base || level != wantedLevel else { return [] }
         return show(region: r, level: level)
+    }
+
+    /// After the window changed size: the patch again where the new size wants another pyramid level (a larger
+    /// window must not show a coarser level stretched), and a gallery page that fills the new grid. A page larger
+    /// than the new grid is cut to it at once, so that Enter never accepts a crop that is not on screen.
+    private mutating func refitToWindow(galleryCapacityBefore: Int?) -> [Envelope] {
+        if var state = gallery {
+            guard let page = state.page, state.grid.capacity != galleryCapacityBefore else { return [] }
+            if page.cellIDs.count > state.grid.capacity {
+                state.page?.cellIDs = Array(page.cellIDs.prefix(state.grid.capacity))
+                state.page?.crops = Array(page.crops.prefix(state.grid.capacity))
+                state.tiles = Array(state.tiles.prefix(state.grid.capacity))
+                state.selected = min(state.selected, max(0, state.grid.capacity - 1))
+                gallery = state
+            }
+            guard isConnected && sessionOpen, galleryRequestID == nil else { return [] }
+            return [requestGalleryPage()]
+        }
+        guard graphics.isPixelProtocol, isConnected && sessionOpen, patchRequestID == nil,
+            let region = wantedRegion ?? patch?.region
+        else { return [] }
+        let level = level(for: region)
+        guard level != wantedLevel else { return [] }
+        return show(region: region, level: level)
     }
 
     private mutating func show(region: Region, level: UInt32) -> [Envelope] {

@@ -82,6 +82,25 @@ import Testing
         #expect(c.unackedCount == 3)
     }
 
+    /// A smaller window cuts the page to the crops it shows at once (Enter accepts only those) and asks for a page of
+    /// the new size at the same place; a resize that keeps the grid asks for nothing.
+    @Test func aResizeRefitsThePageToTheGrid() {
+        var (c, _) = Self.openGallery([1, 2, 3, 4])
+        #expect(c.gallery?.grid.capacity == 4)
+        #expect(c.handle(.resize(columns: 120, rows: 40), nowMs: now).isEmpty)
+        let out = c.handle(.resize(columns: 70, rows: 20), nowMs: now)
+        let capacity = c.gallery!.grid.capacity
+        #expect(capacity >= 1 && capacity < 4)
+        #expect(c.gallery?.cellIDs == Array([1, 2, 3, 4].prefix(capacity)))
+        guard out.count == 1, case .getGallery(let request) = out[0].body else {
+            Issue.record("expected get_gallery, got \(out)")
+            return
+        }
+        #expect(request.maxCells == UInt32(capacity) && request.offset == 0 && request.className == "tumour")
+        let accepted = Fixtures.labelEvents(c.handle(.key(.enter), nowMs: now))
+        #expect(accepted.map(\.cellID) == Array([1, 2, 3, 4].prefix(capacity)))
+    }
+
     @Test func undoTakesBackTheLastDecision() {
         var (c, _) = Self.openGallery([1, 2])
         _ = c.handle(.key(.char("2")), nowMs: now)

@@ -240,4 +240,26 @@ private func occurrences(of needle: String, in haystack: String) -> Int { haysta
         #expect(c.level(for: wide) == 0)
         #expect(Fixtures.openClient(patch: patch, columns: 100, rows: 30).level(for: wide) == 1)
     }
+
+    /// A window made larger asks for the same region again at the finer level it now has room for; a resize that
+    /// wants the same level asks for nothing.
+    @Test func aLargerWindowFetchesTheRegionAtTheLevelItNowFits() {
+        var patch = Fixtures.gridPatch()
+        // 2,048 level-0 px at level 1 (downsample 4): 512 picture px, plenty for a small window's picture.
+        patch.region = Region(x: 0, y: 0, width: 2048, height: 2048)
+        (patch.level, patch.downsample, patch.width, patch.height) = (1, 4, 512, 512)
+        patch.pixels = [UInt8](repeating: 200, count: 512 * 512 * 3)
+        var c = Fixtures.openClient(patch: patch, columns: 50, rows: 12, graphics: .sixel)
+        #expect(c.level(for: patch.region) == 1)
+        #expect(c.handle(.resize(columns: 52, rows: 12), nowMs: 2_000_000).isEmpty)
+        let out = c.handle(.resize(columns: 200, rows: 60), nowMs: 2_000_000)
+        guard out.count == 1, case .getPatch(let g) = out[0].body else {
+            Issue.record("expected get_patch, got \(out)")
+            return
+        }
+        #expect(g.level == 0 && g.target == .region(patch.region))
+        // Half-blocks need no more pixels than the patch has: a resize redraws from what is there.
+        var blocks = Fixtures.openClient(patch: patch, columns: 50, rows: 12)
+        #expect(blocks.handle(.resize(columns: 200, rows: 60), nowMs: 2_000_000).isEmpty)
+    }
 }
