@@ -1,0 +1,128 @@
+// The next cells to label, anywhere on the slide: the active learner's pick at cell level (a screenful for the review
+// gallery), beside the patch-level pick of the paper.
+
+import HaliMath
+
+/// How the next cells are chosen.
+public enum CellStrategy: String, Sendable, CaseIterable, Codable {
+    /// Farthest-first from the labelled cells in the embedding (Sener & Savarese 2018; `IncrementalKCenter`).
+    case coreset
+    /// The most typical cell of each of the largest clusters without labels (`TypiClust`).
+    case typiclust
+    /// The cells whose δ-balls cover most of what no label covers yet (`ProbCover`).
+    case probcover
+    /// The smallest gap between the model's two most probable classes (Scheffer et al. 2001).
+    case margin
+    /// The highest entropy of the model's class probabilities.
+    case entropy
+    /// Uniformly random unlabelled cells (a control).
+    case random
+    /// TypiClust while the model has few labels, margin from `CellPicker.switchAtLabels` on (Hacohen et al. 2022:
+    /// typical examples suit low budgets, uncertain ones high budgets).
+    case typiclustThenMargin = "typiclust-margin"
+}
+
+/// One annotator's cell picker over a slide's (or a pool's) frozen features. Labels arrive with `addLabelled`; each
+/// `pick` returns the next cells in order. What a strategy needs is built on first use and kept: the k-center
+/// distances (one O(N·D) pass per label), the ProbCover graph over a sample (O(m²·D) once).
+///
+/// Strategies that need a model (margin, entropy) fall back to TypiClust until `probabilities` is given: before the
+/// first fit there is nothing to be uncertain about.
+public struct CellPicker: Sendable {
+    public let features: Matrix
+    public let strategy: CellStrategy
+    /// Labels at which `typiclust-margin` turns to margin.
+    public var switchAtLabels = 100
+    /// Most cells TypiClust clusters, and the ProbCover graph's sample (uniform, seeded).
+    public var sampleLimit = 10_000
+    /// k-means clusters for ProbCover's pseudo-labels (the paper: the number of classes).
+    public var classCount: Int
+    public private(set) var labelled: [Int] = []
+    private var isLabelled: [Bool]
+    private var kcenter: IncrementalKCenter?
+    private var cover: ProbCover?
+    private var coverRefused = false
+    private var rng: SeededRandom
+
+    public init(features: Matrix, strategy: CellStrategy, classCount: Int, seed: UInt64) {
+        self.features = features
+        self.strategy = strategy
+        self.classCount = max(2, classCount)
+        isLabelled = [Bool](repeating: false, count: features.rows)
+        rng = SeededRandom.derived(seed, 0xCE11)
+    }
+
+    public mutating func addLabelled(_ cells: [Int]) {
+        let fresh = cells.filter { $0 >= 0 && $0 < features.rows && !isLabelled[$0] }
+        for c in fresh { isLabelled[c] = true }
+        labelled += fresh
+        kcenter?.addLabelled(fresh)
+        cover?.addLabelled(fresh, features: features)
+    }
+
+    /// The strategy this pick uses, after the fallbacks (see the type's notes).
+    public func effectiveStrategy(hasModel: Bool) -> CellStrategy {
+        switch strategy {
+        case .margin, .entropy: return hasModel ? strategy : .typiclust
+        case .typiclustThenMargin: return hasModel && labelled.count >= switchAtLabels ? .margin : .typiclust
+        default: return strategy
+        }
+    }
+
+    /// Up to `count` unlabelled cells allowed by `candidate` (nil: all), best first. `probabilities(rows)` gives the
+    /// current model's class probabilities (rows × classes) where there is a model. ProbCover fills up with k-center
+    /// picks once everything in reach is covered.
+    public mutating func pick(count: Int, candidate: [Bool]? = nil, probabilities: (([Int]) -> Matrix)? = nil) -> [Int] {
+        guard count > 0 else { return [] }
+        let candidates = (0..<features.rows).filter { !isLabelled[$0] && (candidate?[$0] ?? true) }
+        guard !candidates.isEmpty else { return [] }
+        switch effectiveStrategy(hasModel: probabilities != nil) {
+        case .coreset:
+            return coresetPick(count, candidate: candidate)
+        case .typiclust, .typiclustThenMargin:
+            return TypiClust.select(
+                features: features, labelled: labelled, candidates: candidates, count: count, sampleLimit: sampleLimit, rng: &rng)
+        case .probcover:
+            if cover == nil && !coverRefused { buildCover() }
+            guard let cover else { return coresetPick(count, candidate: candidate) }
+            var picks = cover.select(count: count, candidate: candidate)
+            if picks.count < count {
+                var mask = candidate ?? [Bool](repeating: true, count: features.rows)
+                for p in picks { mask[p] = false }
+                picks += coresetPick(count - picks.count, candidate: mask, extraCentres: picks)
+            }
+            return picks
+        case .margin, .entropy:
+            let p = probabilities!(candidates)
+            let scores = strategy == .entropy ? Uncertainty.entropy(p) : Uncertainty.negativeMargin(p)
+            return Uncertainty.top(count, scores: scores, candidates: candidates)
+        case .random:
+            return rng.sample(candidates.count, count).map { candidates[$0] }
+        }
+    }
+
+    private mutating func coresetPick(_ count: Int, candidate: [Bool]?, extraCentres: [Int] = []) -> [Int] {
+        if kcenter == nil {
+            var kc = IncrementalKCenter(features: features)
+            kc.addLabelled(labelled)
+            kcenter = kc
+        }
+        guard !extraCentres.isEmpty else { return kcenter!.select(count: count, candidate: candidate) }
+        var kc = kcenter!
+        kc.addLabelled(extraCentres)  // picks already made count as centres, without being kept as labels
+        return kc.select(count: count, candidate: candidate)
+    }
+
+    private mutating func buildCover() {
+        let sample = features.rows <= sampleLimit ? Array(0..<features.rows) : rng.sample(features.rows, sampleLimit).sorted()
+        let x = features.gathering(rows: sample)
+        let pseudo = KMeans(x, k: classCount, rng: &rng).assignment
+        let delta = ProbCover.radius(features: x, clusters: pseudo)
+        guard delta.isFinite, var built = ProbCover(features: features, sample: sample, delta: delta) else {
+            coverRefused = true
+            return
+        }
+        built.addLabelled(labelled, features: features)
+        cover = built
+    }
+}
