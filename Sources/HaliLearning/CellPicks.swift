@@ -93,12 +93,35 @@ public struct CellPicker: Sendable {
             }
             return picks
         case .margin, .entropy:
-            let p = probabilities!(candidates)
-            let scores = strategy == .entropy ? Uncertainty.entropy(p) : Uncertainty.negativeMargin(p)
-            return Uncertainty.top(count, scores: scores, candidates: candidates)
+            return mostUncertain(count, candidates: candidates, entropy: strategy == .entropy, probabilities: probabilities!)
         case .random:
             return rng.sample(candidates.count, count).map { candidates[$0] }
         }
+    }
+
+    /// The `count` candidates with the highest uncertainty (ties → lower index), scored in blocks of 16,384 rows so
+    /// that a slide of 10⁶ cells never gathers its whole feature matrix, and kept in a sorted list of `count` (O(N·log
+    /// count) besides the model's O(N·D·C)); equal to `Uncertainty.top` over all candidates at once.
+    func mostUncertain(_ count: Int, candidates: [Int], entropy: Bool, probabilities: ([Int]) -> Matrix) -> [Int] {
+        var best: [(score: Float, cell: Int)] = []
+        func better(_ a: (score: Float, cell: Int), _ b: (score: Float, cell: Int)) -> Bool {
+            a.score != b.score ? a.score > b.score : a.cell < b.cell
+        }
+        var start = 0
+        while start < candidates.count {
+            let block = Array(candidates[start..<min(candidates.count, start + 16_384)])
+            let p = probabilities(block)
+            let scores = entropy ? Uncertainty.entropy(p) : Uncertainty.negativeMargin(p)
+            for (i, score) in scores.enumerated() {
+                let entry = (score: score, cell: block[i])
+                if best.count == count, let last = best.last, !better(entry, last) { continue }
+                let at = best.firstIndex { better(entry, $0) } ?? best.count
+                best.insert(entry, at: at)
+                if best.count > count { best.removeLast() }
+            }
+            start += block.count
+        }
+        return best.map(\.cell)
     }
 
     private mutating func coresetPick(_ count: Int, candidate: [Bool]?, extraCentres: [Int] = []) -> [Int] {

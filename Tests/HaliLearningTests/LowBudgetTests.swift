@@ -241,3 +241,28 @@ import Testing
         #expect(picks.count == 8 && Set(picks).count == 8)
     }
 }
+
+extension CellPickerTests {
+    /// Scoring in blocks with a short sorted list picks what sorting every candidate does, across block edges and ties.
+    @Test func blockwiseUncertaintyEqualsTheFullSort() {
+        let n = 40_000
+        let x = Matrix(rows: n, columns: 1, repeating: 0)
+        let picker = CellPicker(features: x, strategy: .margin, classCount: 3, seed: 1)
+        // Three classes; many ties (probabilities on a coarse grid), the most uncertain spread over several blocks.
+        let probabilities: ([Int]) -> Matrix = { rows in
+            Matrix(
+                rows: rows.count, columns: 3,
+                values: rows.flatMap { r -> [Float] in
+                    let a = Float((r * 7919) % 97) / 97
+                    return [a * 0.5, 0.5 - a * 0.25, 0.5 - a * 0.25]
+                })
+        }
+        let candidates = Array(stride(from: 0, to: n, by: 1)).filter { $0 % 5 != 0 }
+        for entropy in [false, true] {
+            let all = probabilities(candidates)
+            let scores = entropy ? Uncertainty.entropy(all) : Uncertainty.negativeMargin(all)
+            let expected = Uncertainty.top(37, scores: scores, candidates: candidates)
+            #expect(picker.mostUncertain(37, candidates: candidates, entropy: entropy, probabilities: probabilities) == expected)
+        }
+    }
+}

@@ -12,6 +12,8 @@
 //  If every patch is done before the budget is spent, patches with unlabelled cells are opened again.
 //  * random-cells:       uniformly random unlabelled pool cells (no patches).
 //  * balanced:           random cells, alternating classes (an oracle-balanced control).
+//  * active-cells:       cell-level picks anywhere in the pool (`cellStrategy`, margin by default: it won the cell-picks experiment), `cellBatch` at a
+//                        time (a gallery page); the model for margin/entropy is refitted before each batch.
 // After each N the paper's head is trained on the first N labels and scored on the held-aside images.
 
 import Foundation
@@ -34,6 +36,9 @@ public struct EffectivenessConfig: Sendable, Codable {
     public var threads = 1
     /// What the annotator labels inside a patch the active learner picked (the controls always use reading order).
     public var withinPatch: WithinPatch = .readingOrder
+    /// The active-cells arm: its strategy and the cells it picks at a time.
+    public var cellStrategy: CellStrategy = .margin
+    public var cellBatch = 24
     public init() {}
 }
 
@@ -49,6 +54,7 @@ public enum Arm: String, Sendable, CaseIterable, Codable {
     case sequential
     case randomCells = "random-cells"
     case balanced
+    case activeCells = "active-cells"
 }
 
 public struct CurveStats: Sendable, Codable {
@@ -175,6 +181,25 @@ public enum Effectiveness {
         case .randomCells:
             let rest = rng.shuffled((0..<n).filter { !labelled[$0] })
             seq += rest.prefix(budget - seq.count)
+        case .activeCells:
+            var picker = CellPicker(features: data.poolX, strategy: config.cellStrategy, classCount: data.classCount, seed: config.seed &+ UInt64(r))
+            picker.addLabelled(seq)
+            var head = LogisticHead(classCount: data.classCount, featureCount: data.poolX.columns)
+            head.config.reportValidation = false
+            while seq.count < budget {
+                var probabilities: (([Int]) -> Matrix)?
+                let needsModel = picker.effectiveStrategy(hasModel: true) != picker.effectiveStrategy(hasModel: false)
+                if needsModel && Set(seq.map { data.poolLabels[$0] }).count > 1 {
+                    var fitRng = SeededRandom.derived(config.seed, UInt64(r), 5, UInt64(seq.count))
+                    _ = head.fit(features: data.poolX, rows: seq, labels: seq.map { data.poolLabels[$0] }, rng: &fitRng)
+                    let fitted = head
+                    probabilities = { rows in fitted.probabilities(features: data.poolX, rows: rows) }
+                }
+                let picks = picker.pick(count: min(config.cellBatch, budget - seq.count), probabilities: probabilities)
+                if picks.isEmpty { break }
+                seq += picks
+                picker.addLabelled(picks)
+            }
         case .balanced:
             var queues = (0..<data.classCount).map { c in rng.shuffled((0..<n).filter { !labelled[$0] && data.poolLabels[$0] == c }) }
             var c = 0
@@ -268,7 +293,10 @@ public enum Effectiveness {
                     patchesVisited: Summary(outs.map { $0.patches[ai] }).mean))
         }
         var gains: [Gain] = []
-        let pairs: [(Arm, Arm)] = [(.active, .sequential), (.active, .randomCells), (.active, .balanced), (.randomCells, .sequential)]
+        let pairs: [(Arm, Arm)] = [
+            (.active, .sequential), (.active, .randomCells), (.active, .balanced), (.randomCells, .sequential),
+            (.activeCells, .sequential), (.activeCells, .randomCells),
+        ]
         for (a, c) in pairs {
             let ia = arms.firstIndex(of: a)!, ic = arms.firstIndex(of: c)!
             let ga = (0..<config.repeats).map { 100 * (aucA[ia][$0] / aucA[ic][$0] - 1) }

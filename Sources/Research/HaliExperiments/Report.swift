@@ -89,7 +89,10 @@ public enum LearningReport {
     }
 
     public static func plotEffectiveness(_ r: EffectivenessResult, path: String, title: String) throws {
-        let names = ["HALI (\(r.config.strategy.rawValue))", "SEQUENTIAL PATCHES", "RANDOM CELLS", "CLASS-BALANCED"]
+        let names = [
+            "HALI (\(r.config.strategy.rawValue))", "SEQUENTIAL PATCHES", "RANDOM CELLS", "CLASS-BALANCED",
+            "CELL PICKS (\(r.config.cellStrategy.rawValue))",
+        ]
         var series: [(name: String, mean: [Double], sd: [Double])] = []
         for (i, a) in r.arms.enumerated() { series.append((names[i], a.accuracy.mean, a.accuracy.sd)) }
         let lo = max(0, ((r.arms.flatMap(\.accuracy.mean).min() ?? 0.5) * 10).rounded(.down) / 10 - 0.1)
@@ -166,14 +169,14 @@ public enum LearningReport {
                 "| **mean** | \(fmt(gains.reduce(0, +) / Double(gains.count)))% | \(fmt(rows.map { $0.effectiveness.gains[0].balancedAccuracy.mean }.reduce(0, +) / Double(rows.count)))% | \(fmt(ratios.reduce(0, +) / Double(ratios.count), 2))× | \(fmt(galleryRatios.reduce(0, +) / Double(galleryRatios.count), 2))× | paper: +4.34% effectiveness, 5.15× efficiency |\n\n"
         }
         s +=
-            "## Against every control (accuracy; balanced accuracy)\n\n| use case | vs sequential | vs random cells | vs class-balanced | random cells vs sequential |\n|---|---|---|---|---|\n"
+            "## Against every control (accuracy; balanced accuracy)\n\n| use case | vs sequential | vs random cells | vs class-balanced | random cells vs sequential | cell picks vs sequential | cell picks vs random cells |\n|---|---|---|---|---|---|---|\n"
         for r in rows {
             s +=
                 "| \(r.useCase.title.lowercased()) | "
                 + r.effectiveness.gains.map { "\(ci($0.accuracy)); \(ci($0.balancedAccuracy))" }.joined(separator: " | ") + " |\n"
         }
         s +=
-            "\n## Details\n\n| use case | pool / test cells | patches (µm) | AUC acc: HALI / seq / random / balanced | positives labelled: HALI / seq | cells per action without → with | time (s) without → with |\n|---|---|---|---|---|---|---|\n"
+            "\n## Details\n\n| use case | pool / test cells | patches (µm) | AUC acc: HALI / seq / random / balanced / cell picks | positives labelled: HALI / seq | cells per action without → with | time (s) without → with |\n|---|---|---|---|---|---|---|\n"
         for r in rows {
             let e = r.effectiveness, f = r.efficiency
             let aucs = e.arms.map { fmt($0.aucAccuracy.mean, 3) }.joined(separator: " / ")

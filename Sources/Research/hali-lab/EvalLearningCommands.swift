@@ -110,6 +110,7 @@ extension StrategyKind: ExpressibleByArgument {}
 extension WithinPatch: ExpressibleByArgument {}
 extension EfficiencyPolicy: ExpressibleByArgument {}
 extension LabellingWorkflow: ExpressibleByArgument {}
+extension CellStrategy: ExpressibleByArgument {}
 
 func learningJSON<T: Encodable>(_ value: T) throws -> String {
     let enc = JSONEncoder()
@@ -138,6 +139,11 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
         name: .customLong("within-patch"),
         help: "Active arm inside a picked patch: reading-order (the fixed rule) or subset-first (S's cells first; exploratory).")
     var withinPatch: WithinPatch = .readingOrder
+    @Option(
+        name: .customLong("cell-strategy"),
+        help: "Cell-picks arm: coreset, typiclust, probcover, margin, entropy, random or typiclust-margin.")
+    var cellStrategy: CellStrategy = .margin
+    @Option(name: .customLong("cell-batch"), help: "Cell-picks arm: cells picked at a time (a gallery page).") var cellBatch = 24
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Write the curves as a PNG.") var plot: String?
 
@@ -147,6 +153,7 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
         cfg.budget = budget; cfg.repeats = repeats; cfg.seed = seed; cfg.head = head; cfg.strategy = strategy
         cfg.perPatch = perPatch; cfg.subsetSize = subsetSize; cfg.initialPerClass = initialPerClass
         cfg.evalStep = evalStep; cfg.threads = threads; cfg.withinPatch = withinPatch
+        cfg.cellStrategy = cellStrategy; cfg.cellBatch = max(1, cellBatch)
         let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
         if let plot {
             try LearningReport.plotEffectiveness(result, path: plot, title: "\(data.positive ?? "all classes") - \(prepared.features.rawValue)")
@@ -213,6 +220,8 @@ struct EvalReportCommand: AsyncParsableCommand {
     @Flag(help: "Use all of CRC and CoNSeP train → test (the CNN backbone was trained on CRC 1–70 and CoNSeP train).") var fullSplits = false
     @Option(name: .customLong("within-patch"), help: "Active arm inside a picked patch: reading-order or subset-first (exploratory).")
     var withinPatch: WithinPatch = .readingOrder
+    @Option(name: .customLong("cell-strategy"), help: "Cell-picks arm's strategy (see eval effectiveness).")
+    var cellStrategy: CellStrategy = .margin
 
     func run() async throws {
         let cases = LearningReport.useCases(root: dataRoot, clean: !fullSplits).filter { uc in
@@ -232,6 +241,7 @@ struct EvalReportCommand: AsyncParsableCommand {
             var ecfg = EffectivenessConfig()
             ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
             ecfg.withinPatch = withinPatch
+            ecfg.cellStrategy = cellStrategy
             let eff = Effectiveness.run(data: prepared, config: ecfg, datasetName: uc.dataset, positive: uc.positive)
             let fcfg = EfficiencyConfig()
             let effi = Efficiency.run(data: prepared, config: fcfg, datasetName: uc.dataset, positive: uc.positive)

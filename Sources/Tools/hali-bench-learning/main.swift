@@ -6,7 +6,8 @@
 // replicated with small Gaussian jitter (σ = 0.05 per standardised dimension) to reach each size; otherwise
 // i.i.d. Gaussian features. Cell positions: a square slide at CRC density (224 cells per 275 × 275 µm) with
 // 250 µm patches. Measured after a label: the head refit on L labels + predictions for the visible ~200-cell patch;
-// the k-center update for the new label (one pass over N); predictions for all N cells; the next-patch pick.
+// the k-center update for the new label (one pass over N); predictions for all N cells; the next-patch pick; the
+// next 24 cells by every cell strategy (after the same 200 labels).
 
 import Foundation
 import HaliLearning
@@ -159,5 +160,20 @@ for d in dims {
                 let cand = grid.patchOfCell.map { !done[$0] }
                 _ = kc.selectByFullPasses(count: 20, candidate: cand)
             })
+        // Cell-level picks: 24 cells (a gallery page) after the same 200 labels, per strategy. What a strategy builds
+        // once and keeps (k-center distances, the ProbCover graph) is timed apart from the pick.
+        let fitted = warm
+        let probabilities: ([Int]) -> Matrix = { rows in fitted.probabilities(features: x, rows: rows) }
+        for strategy in CellStrategy.allCases {
+            var picker = CellPicker(features: x, strategy: strategy, classCount: 2, seed: 1)
+            picker.switchAtLabels = 100
+            let build = now()
+            picker.addLabelled(labelled)
+            _ = picker.pick(count: 24, probabilities: probabilities)
+            let firstMs = (now() - build) * 1000
+            let pickRuns = strategy == .typiclust || strategy == .typiclustThenMargin ? max(3, runs / 4) : runs
+            let s = time(pickRuns) { _ in _ = picker.pick(count: 24, probabilities: probabilities) }
+            report("cell pick, 24 cells: \(strategy.rawValue) (first pick incl. set-up \(String(format: "%.0f", firstMs)) ms)", s)
+        }
     }
 }
