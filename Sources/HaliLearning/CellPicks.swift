@@ -99,20 +99,28 @@ public struct CellPicker: Sendable {
         }
     }
 
-    /// The `count` candidates with the highest uncertainty (ties → lower index), scored in blocks of 16,384 rows so
-    /// that a slide of 10⁶ cells never gathers its whole feature matrix, and kept in a sorted list of `count` (O(N·log
-    /// count) besides the model's O(N·D·C)); equal to `Uncertainty.top` over all candidates at once.
+    /// The `count` candidates with the highest uncertainty (ties → lower index), kept in a sorted list of `count`
+    /// (O(N·log count) besides the model's O(N·D·C)); equal to `Uncertainty.top` over all candidates at once. Where
+    /// most cells are candidates (the usual case) every row is scored in one call, which a head can do without
+    /// gathering rows (the fast head does); otherwise the candidates are scored in blocks of 16,384.
     func mostUncertain(_ count: Int, candidates: [Int], entropy: Bool, probabilities: ([Int]) -> Matrix) -> [Int] {
         var best: [(score: Float, cell: Int)] = []
         func better(_ a: (score: Float, cell: Int), _ b: (score: Float, cell: Int)) -> Bool {
             a.score != b.score ? a.score > b.score : a.cell < b.cell
         }
+        let scoreEveryRow = 2 * candidates.count >= features.rows
+        var isCandidate: [Bool] = []
+        if scoreEveryRow {
+            isCandidate = [Bool](repeating: false, count: features.rows)
+            for c in candidates { isCandidate[c] = true }
+        }
         var start = 0
-        while start < candidates.count {
-            let block = Array(candidates[start..<min(candidates.count, start + 16_384)])
+        let total = scoreEveryRow ? features.rows : candidates.count
+        while start < total {
+            let block = scoreEveryRow ? Array(0..<total) : Array(candidates[start..<min(total, start + 16_384)])
             let p = probabilities(block)
             let scores = entropy ? Uncertainty.entropy(p) : Uncertainty.negativeMargin(p)
-            for (i, score) in scores.enumerated() {
+            for (i, score) in scores.enumerated() where !scoreEveryRow || isCandidate[block[i]] {
                 let entry = (score: score, cell: block[i])
                 if best.count == count, let last = best.last, !better(entry, last) { continue }
                 let at = best.firstIndex { better(entry, $0) } ?? best.count

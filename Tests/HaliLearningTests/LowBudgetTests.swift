@@ -257,12 +257,14 @@ extension CellPickerTests {
                     return [a * 0.5, 0.5 - a * 0.25, 0.5 - a * 0.25]
                 })
         }
-        let candidates = Array(stride(from: 0, to: n, by: 1)).filter { $0 % 5 != 0 }
-        for entropy in [false, true] {
-            let all = probabilities(candidates)
-            let scores = entropy ? Uncertainty.entropy(all) : Uncertainty.negativeMargin(all)
-            let expected = Uncertainty.top(37, scores: scores, candidates: candidates)
-            #expect(picker.mostUncertain(37, candidates: candidates, entropy: entropy, probabilities: probabilities) == expected)
+        // Most cells candidates (every row scored at once) and few (candidates scored in blocks).
+        for candidates in [(0..<n).filter { $0 % 5 != 0 }, (0..<n).filter { $0 % 5 == 0 }] {
+            for entropy in [false, true] {
+                let all = probabilities(candidates)
+                let scores = entropy ? Uncertainty.entropy(all) : Uncertainty.negativeMargin(all)
+                let expected = Uncertainty.top(37, scores: scores, candidates: candidates)
+                #expect(picker.mostUncertain(37, candidates: candidates, entropy: entropy, probabilities: probabilities) == expected)
+            }
         }
     }
 }
