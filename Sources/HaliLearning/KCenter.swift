@@ -24,16 +24,7 @@ public struct IncrementalKCenter: Sendable {
 
     public init(features: Matrix) {
         self.features = features
-        let d = features.columns
-        var n = [Float](repeating: 0, count: features.rows)
-        features.values.withUnsafeBufferPointer { x in
-            for r in 0..<features.rows {
-                var s: Float = 0
-                for c in 0..<d { let v = x[r * d + c]; s += v * v }
-                n[r] = s
-            }
-        }
-        norms = n
+        norms = features.rowSquaredNorms()
         minDistance = [Float](repeating: .infinity, count: features.rows)
         isLabelled = [Bool](repeating: false, count: features.rows)
     }
@@ -98,51 +89,36 @@ public struct IncrementalKCenter: Sendable {
     /// k-center greedy subset S of size `count` among unlabelled cells allowed by `candidate` (nil = all):
     /// repeatedly the candidate farthest from labelled ∪ S (ties → lowest index). Lazy evaluation, exact.
     public func select(count k: Int, candidate: [Bool]? = nil) -> [Int] {
-        // Max-heap of (bound, index, version): ordered by bound desc, index asc.
-        var heap: [(Float, Int32, Int32)] = []
-        heap.reserveCapacity(count)
+        var entries: [BoundEntry] = []
+        entries.reserveCapacity(count)
         for i in 0..<count where !isLabelled[i] && (candidate?[i] ?? true) {
-            heap.append((minDistance[i], Int32(i), 0))
+            entries.append(BoundEntry(bound: minDistance[i], index: Int32(i), scoredAgainst: 0))
         }
-        @inline(__always) func above(_ a: (Float, Int32, Int32), _ b: (Float, Int32, Int32)) -> Bool {
-            a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
-        }
-        func siftDown(_ start: Int) {
-            var i = start
-            let n = heap.count
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < n && above(heap[l], heap[m]) { m = l }
-                if r < n && above(heap[r], heap[m]) { m = r }
-                if m == i { return }
-                heap.swapAt(i, m); i = m
-            }
-        }
-        func siftUp(_ start: Int) {
-            var i = start
-            while i > 0 {
-                let p = (i - 1) / 2
-                if above(heap[i], heap[p]) { heap.swapAt(i, p); i = p } else { return }
-            }
-        }
-        func pop() -> (Float, Int32, Int32) {
-            let top = heap[0]
-            let last = heap.removeLast()
-            if !heap.isEmpty { heap[0] = last; siftDown(0) }
-            return top
-        }
-        if heap.count > 1 { for i in stride(from: heap.count / 2 - 1, through: 0, by: -1) { siftDown(i) } }
+        var heap = MaxHeap(entries)
         var picks: [Int] = []
-        while picks.count < k && !heap.isEmpty {
-            var top = pop()
-            if Int(top.2) == picks.count { picks.append(Int(top.1)); continue }
+        while picks.count < k, var top = heap.pop() {
+            if Int(top.scoredAgainst) == picks.count {
+                picks.append(Int(top.index))
+                continue
+            }
             // Refresh against picks made since this entry was scored.
-            for p in Int(top.2)..<picks.count { top.0 = min(top.0, distance(Int(top.1), picks[p])) }
-            top.2 = Int32(picks.count)
-            heap.append(top); siftUp(heap.count - 1)
+            for p in Int(top.scoredAgainst)..<picks.count { top.bound = min(top.bound, distance(Int(top.index), picks[p])) }
+            top.scoredAgainst = Int32(picks.count)
+            heap.push(top)
         }
         return picks
+    }
+
+    /// A heap entry: an upper bound on the cell's distance to labelled ∪ S, valid against the first `scoredAgainst`
+    /// picks. Ordered by bound desc, then index asc.
+    struct BoundEntry: HeapOrdered {
+        var bound: Float
+        var index: Int32
+        var scoredAgainst: Int32
+
+        @inline(__always) static func above(_ a: BoundEntry, _ b: BoundEntry) -> Bool {
+            a.bound > b.bound || (a.bound == b.bound && a.index < b.index)
+        }
     }
 
     /// The plain greedy: one full pass per pick (reference for `select`).

@@ -21,7 +21,7 @@ public struct KMeans: Sendable {
     public init(_ x: Matrix, k requested: Int, maxIterations: Int = 20, rng: inout SeededRandom) {
         let n = x.rows, d = x.columns
         let k = max(0, min(requested, n))
-        let norms = Self.rowNorms(x)
+        let norms = x.rowSquaredNorms()
         // k-means++: the first centre uniformly, each next with probability ∝ D² to the nearest chosen centre.
         var chosen: [Int] = []
         var nearest = [Float](repeating: .infinity, count: n)
@@ -54,20 +54,10 @@ public struct KMeans: Sendable {
         assignment = Self.nearestCentres(x, norms, centres: centres)
     }
 
-    /// ‖x_i‖² for every row.
-    public static func rowNorms(_ x: Matrix) -> [Float] {
-        let d = x.columns
-        return (0..<x.rows).map { r in
-            var s: Float = 0
-            for c in 0..<d { let v = x.values[r * d + c]; s += v * v }
-            return s
-        }
-    }
-
     /// For each row of `x`, the index of the nearest row of `centres` (ties → lower index), in GEMM blocks.
     public static func nearestCentres(_ x: Matrix, _ norms: [Float], centres: Matrix) -> [Int32] {
         var out = [Int32](repeating: 0, count: x.rows)
-        let cn = rowNorms(centres)
+        let cn = centres.rowSquaredNorms()
         forEachDistanceBlock(x, norms, centres, cn) { row, distances in
             var best = 0
             for j in 1..<max(1, distances.count) where distances[j] < distances[best] { best = j }

@@ -75,7 +75,7 @@ public enum TypiClust {
         let k = min(neighbours, n / 2)
         guard k > 0 else { return 0 }
         let sub = x.gathering(rows: cells)
-        let norms = KMeans.rowNorms(sub)
+        let norms = sub.rowSquaredNorms()
         var best = 0
         var bestTypicality = -Float.infinity
         KMeans.forEachDistanceBlock(sub, norms, sub, norms) { row, distances in
@@ -118,6 +118,8 @@ public struct ProbCover: Sendable {
     /// included).
     let offsets: [Int]
     let targets: [Int32]
+    /// Sample position of each sampled cell.
+    let position: [Int: Int]
     /// Sample points within δ of a labelled cell.
     public private(set) var covered: [Bool]
     var isLabelled: [Bool]
@@ -126,8 +128,9 @@ public struct ProbCover: Sendable {
     public init?(features x: Matrix, sample: [Int], delta: Float, maxEdges: Int = 30_000_000) {
         self.sample = sample
         self.delta = delta
+        position = Dictionary(sample.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         features = x.gathering(rows: sample)
-        norms = KMeans.rowNorms(features)
+        norms = features.rowSquaredNorms()
         let limit = delta * delta
         var offsets = [0]
         var targets: [Int32] = []
@@ -152,7 +155,7 @@ public struct ProbCover: Sendable {
     /// The largest δ whose balls are pure for a share `purity` of the rows of `x`, given pseudo-labels `clusters`
     /// (see the type's notes). Infinite when there is only one cluster.
     public static func radius(features x: Matrix, clusters: [Int32], purity alpha: Double = 0.95) -> Float {
-        let norms = KMeans.rowNorms(x)
+        let norms = x.rowSquaredNorms()
         var other = [Float](repeating: .infinity, count: x.rows)
         KMeans.forEachDistanceBlock(x, norms, x, norms) { row, distances in
             var m = Float.infinity
@@ -168,12 +171,11 @@ public struct ProbCover: Sendable {
     /// Marks the sample points within δ of each cell as covered (one pass over the sample per cell).
     public mutating func addLabelled(_ cells: [Int], features x: Matrix) {
         guard !cells.isEmpty else { return }
-        let position = Dictionary(sample.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
         for c in cells { if let p = position[c] { isLabelled[p] = true } }
         let labelled = x.gathering(rows: cells)
         let limit = delta * delta
         var newlyCovered = covered
-        KMeans.forEachDistanceBlock(labelled, KMeans.rowNorms(labelled), features, norms) { _, distances in
+        KMeans.forEachDistanceBlock(labelled, labelled.rowSquaredNorms(), features, norms) { _, distances in
             for (j, d2) in distances.enumerated() where d2 < limit { newlyCovered[j] = true }
         }
         covered = newlyCovered
@@ -189,16 +191,17 @@ public struct ProbCover: Sendable {
             for t in offsets[i]..<offsets[i + 1] where !covered[Int(targets[t])] { n += 1 }
             return n
         }
-        var heap = BinaryHeap()
+        var entries: [DegreeEntry] = []
         for i in sample.indices where !isLabelled[i] && (candidate?[sample[i]] ?? true) {
             let d = degree(i)
-            if d > 0 { heap.push((d, i)) }
+            if d > 0 { entries.append(DegreeEntry(degree: d, index: i)) }
         }
+        var heap = MaxHeap(entries)
         var picks: [Int] = []
         while picks.count < b, let top = heap.pop() {
             let fresh = degree(top.index)
             if fresh < top.degree {
-                if fresh > 0 { heap.push((fresh, top.index)) }
+                if fresh > 0 { heap.push(DegreeEntry(degree: fresh, index: top.index)) }
                 continue
             }
             picks.append(sample[top.index])
@@ -207,42 +210,13 @@ public struct ProbCover: Sendable {
         return picks
     }
 
-    /// Max-heap of (degree, index): larger degree first, then lower index.
-    struct BinaryHeap {
-        var items: [(degree: Int, index: Int)] = []
+    /// A heap entry: a cell's uncovered-neighbour count when last counted. Larger degree first, then lower index.
+    struct DegreeEntry: HeapOrdered {
+        var degree: Int
+        var index: Int
 
-        static func above(_ a: (degree: Int, index: Int), _ b: (degree: Int, index: Int)) -> Bool {
+        @inline(__always) static func above(_ a: DegreeEntry, _ b: DegreeEntry) -> Bool {
             a.degree > b.degree || (a.degree == b.degree && a.index < b.index)
-        }
-
-        mutating func push(_ item: (degree: Int, index: Int)) {
-            items.append(item)
-            var i = items.count - 1
-            while i > 0 {
-                let p = (i - 1) / 2
-                guard Self.above(items[i], items[p]) else { break }
-                items.swapAt(i, p)
-                i = p
-            }
-        }
-
-        mutating func pop() -> (degree: Int, index: Int)? {
-            guard let top = items.first else { return nil }
-            let last = items.removeLast()
-            if !items.isEmpty {
-                items[0] = last
-                var i = 0
-                while true {
-                    let l = 2 * i + 1, r = l + 1
-                    var m = i
-                    if l < items.count && Self.above(items[l], items[m]) { m = l }
-                    if r < items.count && Self.above(items[r], items[m]) { m = r }
-                    if m == i { break }
-                    items.swapAt(i, m)
-                    i = m
-                }
-            }
-            return top
         }
     }
 }

@@ -22,6 +22,19 @@ public struct Matrix: Sendable, Equatable {
         get { values[row * columns + column] }
         set { values[row * columns + column] = newValue }
     }
+
+    /// ‖row‖² for every row, summed left to right (the distance expansions ‖x‖² + ‖c‖² − 2·x·c use these).
+    public func rowSquaredNorms() -> [Float] {
+        var out = [Float](repeating: 0, count: rows)
+        values.withUnsafeBufferPointer { x in
+            for r in 0..<rows {
+                var s: Float = 0
+                for c in 0..<columns { let v = x[r * columns + c]; s += v * v }
+                out[r] = s
+            }
+        }
+        return out
+    }
 }
 
 /// The one owner of OpenBLAS in HALI: single-precision GEMM over `Matrix`.

@@ -40,6 +40,12 @@ public struct GraphicsPainter: Sendable {
         }
         let was = footprint(old, shownCell)
         let will = picture.map { footprint($0, cell) } ?? (columns: 0, rows: 0)
+        // Every frame asks; the usual answer (the same place, at least as large) needs no walk over the cells.
+        if column <= shownAt.column && row <= shownAt.row && column + will.columns >= shownAt.column + was.columns
+            && row + will.rows >= shownAt.row + was.rows
+        {
+            return []
+        }
         var left: [(column: Int, row: Int)] = []
         for y in shownAt.row..<(shownAt.row + was.rows) {
             for x in shownAt.column..<(shownAt.column + was.columns) {

@@ -147,13 +147,17 @@ struct EvalEffectivenessCommand: AsyncParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
     @Option(help: "Write the curves as a PNG.") var plot: String?
 
+    func validate() throws {
+        guard cellBatch >= 1 else { throw ValidationError("--cell-batch must be at least 1") }
+    }
+
     func run() async throws {
         let prepared = try data.prepare()
         var cfg = EffectivenessConfig()
         cfg.budget = budget; cfg.repeats = repeats; cfg.seed = seed; cfg.head = head; cfg.strategy = strategy
         cfg.perPatch = perPatch; cfg.subsetSize = subsetSize; cfg.initialPerClass = initialPerClass
         cfg.evalStep = evalStep; cfg.threads = threads; cfg.withinPatch = withinPatch
-        cfg.cellStrategy = cellStrategy; cfg.cellBatch = max(1, cellBatch)
+        cfg.cellStrategy = cellStrategy; cfg.cellBatch = cellBatch
         let result = Effectiveness.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
         if let plot {
             try LearningReport.plotEffectiveness(result, path: plot, title: "\(data.positive ?? "all classes") - \(prepared.features.rawValue)")
@@ -185,13 +189,19 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
     @Option(help: "Seed.") var seed: UInt64 = 1
     @Flag(help: "Print the result as JSON.") var json = false
 
+    func validate() throws {
+        guard galleryPage >= 1, galleryColumns >= 1 else {
+            throw ValidationError("--gallery-page and --gallery-columns must be at least 1")
+        }
+        if let fixation, !(fixation.isFinite && fixation >= 0) {
+            throw ValidationError("--fixation must be a number of seconds ≥ 0")
+        }
+    }
+
     func run() async throws {
         let prepared = try data.prepare()
         var cfg = EfficiencyConfig()
-        if let fixation {
-            guard fixation.isFinite, fixation >= 0 else { throw ValidationError("--fixation must be a number of seconds ≥ 0") }
-            cfg.klm.v = fixation
-        }
+        if let fixation { cfg.klm.v = fixation }
         cfg.workflow = workflow; cfg.galleryPage = galleryPage; cfg.galleryColumns = galleryColumns
         cfg.patches = patches; cfg.policy = OnlinePolicy(retrainEvery: retrainEvery, minLabels: minLabels)
         cfg.head = head; cfg.annotator = annotator; cfg.seed = seed; cfg.targetCells = patchCells
