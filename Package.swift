@@ -104,7 +104,7 @@ let package = Package(
             name: "HaliServer",
             dependencies: [
                 "HaliCore", "HaliWire", "HaliTransport", "HaliSlide", "HaliEngine", "HaliStore", "HaliIndex", "HaliIngest",
-                "HaliInterop", "HaliMath",
+                "HaliInterop", "HaliMath", "HaliLearning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

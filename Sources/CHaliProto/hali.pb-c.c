@@ -547,6 +547,51 @@ void   hali__v1__get_gallery__free_unpacked
   assert(message->base.descriptor == &hali__v1__get_gallery__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   hali__v1__get_cell_picks__init
+                     (Hali__V1__GetCellPicks         *message)
+{
+  static const Hali__V1__GetCellPicks init_value = HALI__V1__GET_CELL_PICKS__INIT;
+  *message = init_value;
+}
+size_t hali__v1__get_cell_picks__get_packed_size
+                     (const Hali__V1__GetCellPicks *message)
+{
+  assert(message->base.descriptor == &hali__v1__get_cell_picks__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t hali__v1__get_cell_picks__pack
+                     (const Hali__V1__GetCellPicks *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &hali__v1__get_cell_picks__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t hali__v1__get_cell_picks__pack_to_buffer
+                     (const Hali__V1__GetCellPicks *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &hali__v1__get_cell_picks__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Hali__V1__GetCellPicks *
+       hali__v1__get_cell_picks__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Hali__V1__GetCellPicks *)
+     protobuf_c_message_unpack (&hali__v1__get_cell_picks__descriptor,
+                                allocator, len, data);
+}
+void   hali__v1__get_cell_picks__free_unpacked
+                     (Hali__V1__GetCellPicks *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &hali__v1__get_cell_picks__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   hali__v1__label_event__init
                      (Hali__V1__LabelEvent         *message)
 {
@@ -1492,7 +1537,7 @@ void   hali__v1__server_status__free_unpacked
   assert(message->base.descriptor == &hali__v1__server_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[25] =
+static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[26] =
 {
   {
     "request_id",
@@ -1651,6 +1696,18 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[25] 
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "get_cell_picks",
+    22,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Hali__V1__Envelope, body_case),
+    offsetof(Hali__V1__Envelope, get_cell_picks),
+    &hali__v1__get_cell_picks__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "welcome",
     40,
     PROTOBUF_C_LABEL_NONE,
@@ -1797,37 +1854,38 @@ static const ProtobufCFieldDescriptor hali__v1__envelope__field_descriptors[25] 
 };
 static const unsigned hali__v1__envelope__field_indices_by_name[] = {
   8,   /* field[8] = bye */
-  20,   /* field[20] = error */
+  21,   /* field[21] = error */
   11,   /* field[11] = export_request */
-  23,   /* field[23] = exported_file */
-  24,   /* field[24] = gallery */
+  24,   /* field[24] = exported_file */
+  25,   /* field[25] = gallery */
+  13,   /* field[13] = get_cell_picks */
   12,   /* field[12] = get_gallery */
   4,   /* field[4] = get_patch */
   10,   /* field[10] = get_status */
   1,   /* field[1] = hello */
-  17,   /* field[17] = label_ack */
+  18,   /* field[18] = label_ack */
   5,   /* field[5] = label_event */
   2,   /* field[2] = list_slides */
   7,   /* field[7] = next_patch */
-  19,   /* field[19] = next_patch_pick */
+  20,   /* field[20] = next_patch_pick */
   3,   /* field[3] = open_session */
-  16,   /* field[16] = patch */
+  17,   /* field[17] = patch */
   9,   /* field[9] = ping */
-  21,   /* field[21] = pong */
-  18,   /* field[18] = predictions */
+  22,   /* field[22] = pong */
+  19,   /* field[19] = predictions */
   0,   /* field[0] = request_id */
-  22,   /* field[22] = server_status */
-  15,   /* field[15] = session_state */
-  14,   /* field[14] = slide_list */
+  23,   /* field[23] = server_status */
+  16,   /* field[16] = session_state */
+  15,   /* field[15] = slide_list */
   6,   /* field[6] = undo */
-  13,   /* field[13] = welcome */
+  14,   /* field[14] = welcome */
 };
 static const ProtobufCIntRange hali__v1__envelope__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 10, 1 },
-  { 40, 13 },
-  { 0, 25 }
+  { 40, 14 },
+  { 0, 26 }
 };
 const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
 {
@@ -1837,7 +1895,7 @@ const ProtobufCMessageDescriptor hali__v1__envelope__descriptor =
   "Hali__V1__Envelope",
   "hali.v1",
   sizeof(Hali__V1__Envelope),
-  25,
+  26,
   hali__v1__envelope__field_descriptors,
   hali__v1__envelope__field_indices_by_name,
   3,  hali__v1__envelope__number_ranges,
@@ -2656,6 +2714,122 @@ const ProtobufCMessageDescriptor hali__v1__get_gallery__descriptor =
   hali__v1__get_gallery__field_indices_by_name,
   1,  hali__v1__get_gallery__number_ranges,
   (ProtobufCMessageInit) hali__v1__get_gallery__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor hali__v1__get_cell_picks__field_descriptors[7] =
+{
+  {
+    "max_cells",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, max_cells),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "strategy",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, strategy),
+    &hali__v1__cell_pick_strategy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "crop_um",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, crop_um),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pixel_format",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, pixel_format),
+    &hali__v1__pixel_format__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "jpeg_quality",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, jpeg_quality),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_contours",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__GetCellPicks, include_contours),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "skip_cell_ids",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT64,
+    offsetof(Hali__V1__GetCellPicks, n_skip_cell_ids),
+    offsetof(Hali__V1__GetCellPicks, skip_cell_ids),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned hali__v1__get_cell_picks__field_indices_by_name[] = {
+  2,   /* field[2] = crop_um */
+  5,   /* field[5] = include_contours */
+  4,   /* field[4] = jpeg_quality */
+  0,   /* field[0] = max_cells */
+  3,   /* field[3] = pixel_format */
+  6,   /* field[6] = skip_cell_ids */
+  1,   /* field[1] = strategy */
+};
+static const ProtobufCIntRange hali__v1__get_cell_picks__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor hali__v1__get_cell_picks__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "hali.v1.GetCellPicks",
+  "GetCellPicks",
+  "Hali__V1__GetCellPicks",
+  "hali.v1",
+  sizeof(Hali__V1__GetCellPicks),
+  7,
+  hali__v1__get_cell_picks__field_descriptors,
+  hali__v1__get_cell_picks__field_indices_by_name,
+  1,  hali__v1__get_cell_picks__number_ranges,
+  (ProtobufCMessageInit) hali__v1__get_cell_picks__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor hali__v1__label_event__field_descriptors[6] =
@@ -4218,7 +4392,7 @@ const ProtobufCMessageDescriptor hali__v1__exported_file__descriptor =
   (ProtobufCMessageInit) hali__v1__exported_file__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__gallery__field_descriptors[6] =
+static const ProtobufCFieldDescriptor hali__v1__gallery__field_descriptors[7] =
 {
   {
     "class_name",
@@ -4292,6 +4466,18 @@ static const ProtobufCFieldDescriptor hali__v1__gallery__field_descriptors[6] =
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pick_strategy",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Hali__V1__Gallery, pick_strategy),
+    &hali__v1__cell_pick_strategy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__gallery__field_indices_by_name[] = {
   5,   /* field[5] = cell_ids */
@@ -4299,12 +4485,13 @@ static const unsigned hali__v1__gallery__field_indices_by_name[] = {
   4,   /* field[4] = crops */
   1,   /* field[1] = model_version */
   3,   /* field[3] = offset */
+  6,   /* field[6] = pick_strategy */
   2,   /* field[2] = total */
 };
 static const ProtobufCIntRange hali__v1__gallery__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor hali__v1__gallery__descriptor =
 {
@@ -4314,7 +4501,7 @@ const ProtobufCMessageDescriptor hali__v1__gallery__descriptor =
   "Hali__V1__Gallery",
   "hali.v1",
   sizeof(Hali__V1__Gallery),
-  6,
+  7,
   hali__v1__gallery__field_descriptors,
   hali__v1__gallery__field_indices_by_name,
   1,  hali__v1__gallery__number_ranges,
@@ -4551,6 +4738,46 @@ const ProtobufCEnumDescriptor hali__v1__pixel_format__descriptor =
   hali__v1__pixel_format__enum_values_by_name,
   1,
   hali__v1__pixel_format__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue hali__v1__cell_pick_strategy__enum_values_by_number[8] =
+{
+  { "CELL_PICK_STRATEGY_DEFAULT", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_DEFAULT", 0 },
+  { "CELL_PICK_STRATEGY_CORESET", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_CORESET", 1 },
+  { "CELL_PICK_STRATEGY_TYPICLUST", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_TYPICLUST", 2 },
+  { "CELL_PICK_STRATEGY_PROBCOVER", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_PROBCOVER", 3 },
+  { "CELL_PICK_STRATEGY_MARGIN", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_MARGIN", 4 },
+  { "CELL_PICK_STRATEGY_ENTROPY", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_ENTROPY", 5 },
+  { "CELL_PICK_STRATEGY_RANDOM", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_RANDOM", 6 },
+  { "CELL_PICK_STRATEGY_TYPICLUST_MARGIN", "HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_TYPICLUST_MARGIN", 7 },
+};
+static const ProtobufCIntRange hali__v1__cell_pick_strategy__value_ranges[] = {
+{0, 0},{0, 8}
+};
+static const ProtobufCEnumValueIndex hali__v1__cell_pick_strategy__enum_values_by_name[8] =
+{
+  { "CELL_PICK_STRATEGY_CORESET", 1 },
+  { "CELL_PICK_STRATEGY_DEFAULT", 0 },
+  { "CELL_PICK_STRATEGY_ENTROPY", 5 },
+  { "CELL_PICK_STRATEGY_MARGIN", 4 },
+  { "CELL_PICK_STRATEGY_PROBCOVER", 3 },
+  { "CELL_PICK_STRATEGY_RANDOM", 6 },
+  { "CELL_PICK_STRATEGY_TYPICLUST", 2 },
+  { "CELL_PICK_STRATEGY_TYPICLUST_MARGIN", 7 },
+};
+const ProtobufCEnumDescriptor hali__v1__cell_pick_strategy__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "hali.v1.CellPickStrategy",
+  "CellPickStrategy",
+  "Hali__V1__CellPickStrategy",
+  "hali.v1",
+  8,
+  hali__v1__cell_pick_strategy__enum_values_by_number,
+  8,
+  hali__v1__cell_pick_strategy__enum_values_by_name,
+  1,
+  hali__v1__cell_pick_strategy__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue hali__v1__gallery_order__enum_values_by_number[2] =

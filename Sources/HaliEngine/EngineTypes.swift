@@ -1,4 +1,5 @@
 import HaliCore
+import HaliLearning
 
 // What the engine takes and gives: its own types, so it knows nothing of the wire protocol. HaliServer maps them
 // to and from protobuf messages (WireMapping.swift); a test or a tool can drive a session with them directly.
@@ -227,12 +228,44 @@ public struct GalleryRequest: Sendable, Equatable {
     }
 }
 
-/// One page of the review gallery.
+/// What a request for the learner's cell picks asks of a session: the next cells to label anywhere on the slide, each
+/// as a crop like the gallery's.
+public struct CellPicksRequest: Sendable, Equatable {
+    /// nil: the session's default (`SessionSettings.cellStrategy`).
+    public var strategy: CellStrategy?
+    /// Crops, 1…`GalleryRequest.maxCellsLimit`.
+    public var maxCells: Int
+    /// Side of each square crop in microns.
+    public var cropMicrons: Double
+    public var encoding: PixelEncoding
+    public var includeContours: Bool
+    /// Cells the annotator passed over: not picked this time (at most `maxSkipped`).
+    public var skip: [UInt64]
+
+    public static let maxSkipped = 4096
+
+    public init(
+        strategy: CellStrategy? = nil, maxCells: Int = GalleryRequest.defaultCells, cropMicrons: Double = GalleryRequest.defaultCropMicrons,
+        encoding: PixelEncoding = .rgb8, includeContours: Bool = false, skip: [UInt64] = []
+    ) {
+        self.strategy = strategy
+        self.maxCells = maxCells
+        self.cropMicrons = cropMicrons
+        self.encoding = encoding
+        self.includeContours = includeContours
+        self.skip = skip
+    }
+}
+
+/// One page of the review gallery, or of the learner's cell picks.
 public struct GalleryView: Sendable {
+    /// The suggested class the page reviews; "" for cell picks.
     public var className: String
-    /// The model whose suggestions chose the cells; 0: no model yet, and no crops.
+    /// For cell picks: the strategy that chose them, after fallbacks (nil for a class page).
+    public var pickStrategy: CellStrategy?
+    /// The model whose suggestions the crops carry; 0: no model yet (a class page then has no crops).
     public var modelVersion: UInt32
-    /// Unlabelled cells the model suggests as `className`.
+    /// Unlabelled cells the model suggests as `className`; for cell picks, unlabelled cells.
     public var total: Int
     public var offset: Int
     /// Level-0 pixels around each cell, with the cells each covers.

@@ -17,6 +17,9 @@ public struct SessionSettings: Sendable {
     public var subsetSize = 200
     /// Side of a next-patch window in microns (the paper's ~200-cell patch at ~30x).
     public var patchSizeMicrons = 250.0
+    /// How the learner's cell picks are chosen when a request does not say: margin, TypiClust before the first model
+    /// (the best arm of docs/learning.md's nine-use-case experiment).
+    public var cellStrategy = CellStrategy.margin
     public var seed: UInt64 = 0
     public init() {}
 }
@@ -56,6 +59,9 @@ public actor LabellingSession {
     /// The gallery's order of cells for one model version, class and direction (rows, labelled ones included: they
     /// are skipped when a page is cut, so a label does not cost a new ranking).
     private var galleryRanking: (version: UInt32, classIndex: Int, ascending: Bool, rows: [Int32])?
+    /// One cell picker per strategy asked for: what each builds (k-center distances, a ProbCover graph) is kept
+    /// between requests and brought up to date with the labels.
+    private var cellPickers: [CellStrategy: CellPicker] = [:]
 
     init(
         annotator: String, task: TaskDefinition, slide: ServedSlide, store: LabelStore, settings: SessionSettings, pool: TrainingPool,
@@ -198,7 +204,8 @@ public actor LabellingSession {
             throw EngineError(.invalidArgument, "crop_um \(request.cropMicrons) is outside (0, \(GalleryRequest.maxCropMicrons)]")
         }
         guard request.offset >= 0 else { throw EngineError(.invalidArgument, "offset \(request.offset) is negative") }
-        var view = GalleryView(className: request.className, modelVersion: 0, total: 0, offset: request.offset, crops: [], cellIDs: [])
+        var view = GalleryView(
+            className: request.className, pickStrategy: nil, modelVersion: 0, total: 0, offset: request.offset, crops: [], cellIDs: [])
         guard let head, labels.classOfCell.count >= settings.policy.minLabels else { return view }
         let version = modelVersion
         let ascending = request.leastConfidentFirst
@@ -221,7 +228,17 @@ public actor LabellingSession {
             }
         }
         view.modelVersion = version
-        let side = Int64(min(Double(Self.maxPatchPixels), max(8, (request.cropMicrons / slide.micronsPerPixel).rounded())))
+        (view.crops, view.cellIDs) = try await crops(
+            around: rows, cropMicrons: request.cropMicrons, encoding: request.encoding, includeContours: request.includeContours)
+        return view
+    }
+
+    /// Square crops of level-0 pixels centred on `rows` (clamped inside the slide), each with the cells it covers;
+    /// the pixels are read on the pool.
+    private func crops(around rows: [Int], cropMicrons: Double, encoding: PixelEncoding, includeContours: Bool) async throws -> (
+        [PatchView], [UInt64]
+    ) {
+        let side = Int64(min(Double(Self.maxPatchPixels), max(8, (cropMicrons / slide.micronsPerPixel).rounded())))
         let table = slide.table
         let regions = rows.map { row -> Region in
             let (w, h) = (slide.slide.width, slide.slide.height)
@@ -229,20 +246,75 @@ public actor LabellingSession {
             let y = min(max(0, Int64(Double(table.centroidY[row]).rounded()) - side / 2), max(0, h - side))
             return Region(x: x, y: y, width: min(side, w), height: min(side, h))
         }
-        let (source, id, cache, encoding) = (slide.slide, slide.id, pixelCache, request.encoding)
+        let (source, id, cache) = (slide.slide, slide.id, pixelCache)
         let pixels = try await pool.fits.run {
             try regions.map { r in
                 try cache.render(slideID: id, slide: source, region: r, level: 0, width: Int(r.width), height: Int(r.height), encoding: encoding)
             }
         }
+        var crops: [PatchView] = []
         for (i, region) in regions.enumerated() {
-            let (cells, _) = try cells(in: region, includeContours: request.includeContours, remember: false)
-            view.crops.append(
+            let (cells, version) = try cells(in: region, includeContours: includeContours, remember: false)
+            crops.append(
                 PatchView(
                     windowID: "", region: region, level: 0, downsample: 1, micronsPerPixel: slide.micronsPerPixel, pixels: pixels[i],
                     encoding: encoding, width: Int(region.width), height: Int(region.height), cells: cells, modelVersion: version))
-            view.cellIDs.append(CellTable.id(ofRow: rows[i]))
         }
+        return (crops, rows.map(CellTable.id(ofRow:)))
+    }
+
+    // MARK: Cell picks
+
+    /// The learner's next cells to label, anywhere on the slide, as crops like the gallery's: the `CellPicker` of the
+    /// asked strategy (default `SessionSettings.cellStrategy`) over the slide's features, brought up to date with
+    /// this annotator's labels (rebuilt after an undo or a relabel took a cell out of the labelled set). Margin and
+    /// entropy score with the current model and pick by TypiClust before there is one. The pick runs on the pool.
+    ///
+    /// - Complexity: the strategy's (docs/learning.md; at 10^6 cells a margin pick is one prediction pass, ~0.14 s).
+    public func cellPicks(_ request: CellPicksRequest) async throws -> GalleryView {
+        guard (1...GalleryRequest.maxCellsLimit).contains(request.maxCells) else {
+            throw EngineError(.invalidArgument, "max_cells \(request.maxCells) is outside 1…\(GalleryRequest.maxCellsLimit)")
+        }
+        guard request.cropMicrons > 0, request.cropMicrons <= GalleryRequest.maxCropMicrons else {
+            throw EngineError(.invalidArgument, "crop_um \(request.cropMicrons) is outside (0, \(GalleryRequest.maxCropMicrons)]")
+        }
+        guard request.skip.count <= CellPicksRequest.maxSkipped else {
+            throw EngineError(.invalidArgument, "\(request.skip.count) cells to skip is over \(CellPicksRequest.maxSkipped)")
+        }
+        var candidate: [Bool]?
+        if !request.skip.isEmpty {
+            var mask = [Bool](repeating: true, count: slide.table.count)
+            for id in request.skip {
+                guard let row = slide.table.row(ofID: id) else {
+                    throw EngineError(.notFound, "cell \(id) does not exist on slide \(slide.id) (ids 1…\(slide.table.count))")
+                }
+                mask[row] = false
+            }
+            candidate = mask
+        }
+        let strategy = request.strategy ?? settings.cellStrategy
+        let labelledRows = labels.classOfCell.keys.compactMap { slide.table.row(ofID: $0) }.sorted()
+        let kept = cellPickers[strategy].flatMap { picker in
+            // An undo or relabel took a cell out of the labelled set: the picker's distances no longer hold.
+            let wanted = Set(labelledRows)
+            return picker.labelled.allSatisfy(wanted.contains) ? picker : nil
+        }
+        let model = labels.classOfCell.count >= settings.policy.minLabels ? head : nil
+        let (features, count, allowed, classCount, seed) = (slide.features, request.maxCells, candidate, task.classes.count, settings.seed)
+        // Bringing the picker up to date costs an O(N·D) pass per new label for coreset: on the pool, like the pick.
+        let (updated, rows) = try await pool.fits.run { () -> (CellPicker, [Int]) in
+            var p = kept ?? CellPicker(features: features, strategy: strategy, classCount: classCount, seed: seed)
+            p.addLabelled(labelledRows)
+            let probabilities = model.map { head in { @Sendable (rows: [Int]) in head.probabilities(features: features, rows: rows) } }
+            let rows = p.pick(count: count, candidate: allowed, probabilities: probabilities)
+            return (p, rows)
+        }
+        cellPickers[strategy] = updated
+        var view = GalleryView(
+            className: "", pickStrategy: updated.effectiveStrategy(hasModel: model != nil), modelVersion: model == nil ? 0 : modelVersion,
+            total: slide.table.count - labels.classOfCell.count, offset: 0, crops: [], cellIDs: [])
+        (view.crops, view.cellIDs) = try await crops(
+            around: rows, cropMicrons: request.cropMicrons, encoding: request.encoding, includeContours: request.includeContours)
         return view
     }
 

@@ -60,5 +60,5 @@ public struct ServerConfiguration: Sendable {
 }
 
 public enum HaliVersion {
-    public static let string = "0.2.0"
+    public static let string = "0.3.0"
 }

@@ -560,6 +560,16 @@ public final class HaliDaemon: Sendable {
             } catch {
                 return fail(.internal, "\(error)")
             }
+        case .getCellPicks(let request):
+            guard let session = context.session else { return fail(.noSession, "get_cell_picks needs open_session first") }
+            do {
+                let view = try await session.cellPicks(try CellPicksRequest(request))
+                return reply(.gallery(Gallery(view, annotator: session.annotator)))
+            } catch let error as EngineError {
+                return fail(ErrorCode(error.code), error.message)
+            } catch {
+                return fail(.internal, "\(error)")
+            }
         case .welcome, .slideList, .sessionState, .patch, .labelAck, .predictions, .nextPatchPick, .error, .pong, .serverStatus,
             .exportedFile, .gallery:
             return fail(.unsupportedMessage, "\(envelope.body.name) is a daemon-to-client message")
@@ -580,6 +590,7 @@ public final class HaliDaemon: Sendable {
 
     static let capabilities = [
         "ping", "status", "slides", "sessions", "patches", "labels", "undo", "predictions", "next_patch", "export", "gallery", "jpeg",
+        "cell_picks",
     ]
 
     static func wallClockNanoseconds() -> Int64 {

@@ -1,6 +1,7 @@
 import Foundation
 import HaliCore
 import HaliEngine
+import HaliLearning
 import HaliWire
 
 // The one place where the engine's types meet the protocol's messages, in both directions. The engine knows
@@ -160,8 +161,37 @@ extension Gallery {
     init(_ view: GalleryView, annotator: String) {
         self.init(
             className: view.className, modelVersion: view.modelVersion, total: UInt64(view.total), offset: UInt32(clamping: view.offset),
-            crops: view.crops.map { Patch($0, annotator: annotator) }, cellIDs: view.cellIDs)
+            crops: view.crops.map { Patch($0, annotator: annotator) }, cellIDs: view.cellIDs,
+            pickStrategy: view.pickStrategy.map(CellPickStrategy.init) ?? .default)
     }
+}
+
+extension CellPicksRequest {
+    init(_ request: GetCellPicks) throws(EngineError) {
+        self.init(
+            strategy: CellStrategy(request.strategy), maxCells: request.maxCells == 0 ? GalleryRequest.defaultCells : Int(request.maxCells),
+            cropMicrons: request.cropMicrons == 0 ? GalleryRequest.defaultCropMicrons : request.cropMicrons,
+            encoding: try PixelEncoding(request.pixelFormat, quality: request.jpegQuality), includeContours: request.includeContours,
+            skip: request.skipCellIDs)
+    }
+}
+
+/// The protocol's cell-pick strategies and the learner's, one pair each (DEFAULT has none: the session's own).
+private let cellStrategyPairs: [(wire: CellPickStrategy, learner: CellStrategy)] = [
+    (.coreset, .coreset), (.typiclust, .typiclust), (.probcover, .probcover), (.margin, .margin), (.entropy, .entropy), (.random, .random),
+    (.typiclustMargin, .typiclustThenMargin),
+]
+
+extension CellStrategy {
+    /// nil for DEFAULT: the session's own.
+    init?(_ wire: CellPickStrategy) {
+        guard let pair = cellStrategyPairs.first(where: { $0.wire == wire }) else { return nil }
+        self = pair.learner
+    }
+}
+
+extension CellPickStrategy {
+    init(_ strategy: CellStrategy) { self = cellStrategyPairs.first { $0.learner == strategy }!.wire }
 }
 
 extension Patch {

@@ -80,7 +80,10 @@ extension LabelClient {
         let bg: RGB? = color ? Self.headerBG : nil
         g.fill(x: 0, y: l.headerRow, width: columns, height: 1, with: ScreenCell(" ", bg: bg, reverse: !color))
         var text = " HALI  \(session?.slide?.name.isEmpty == false ? session!.slide!.name : slideID) · \(task)"
-        if let state = gallery {
+        if let state = gallery, state.isPicks {
+            text += " · learner's picks"
+            if let page = state.page { text += " (\(page.pickStrategy.name)) · \(page.crops.count) of \(page.total) unlabelled" }
+        } else if let state = gallery {
             text += " · review gallery: suggested \(state.className)"
             if let page = state.page, !page.crops.isEmpty {
                 let first = Int(page.offset) + 1
@@ -417,7 +420,7 @@ extension LabelClient {
             line("")
             for chunk in Self.wrap(message, width: w).prefix(3) { line(chunk, color ? (messageIsError ? Self.errorText : Self.warnText) : nil) }
         }
-        g.put("? help  n next  q quit", x: x, y: bottom - 1, fg: dim, maxWidth: w)
+        g.put("? help  n next  p picks  q quit", x: x, y: bottom - 1, fg: dim, maxWidth: w)
     }
 
     static func sourceName(_ s: LabelSource) -> String {
@@ -454,6 +457,7 @@ extension LabelClient {
             "+ / -             zoom in / out",
             "n                 next patch (the daemon's pick)",
             "g                 review gallery: a class's suggestions as crops",
+            "p                 the learner's picks: the cells that teach most",
             "?                 help          q  quit",
             "",
         ]

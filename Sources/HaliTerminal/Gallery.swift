@@ -5,9 +5,19 @@ import HaliWire
 /// The review gallery (`g`): the cells the model suggests as one class, least confident first, as a grid of crops
 /// around each centroid. The annotator flips the wrong ones with a class key and accepts the rest of the page with
 /// Enter. Every decision is an ordinary LabelEvent — accepted when it keeps the suggestion, corrected when it does
-/// not — so undo, the audit trail, retraining and the exports treat it like any other label.
+/// not, manual where there was none — so undo, the audit trail, retraining and the exports treat it like any other
+/// label.
+///
+/// The same grid shows the learner's cell picks (`p`, `GetCellPicks`): the cells that teach the model most, anywhere
+/// on the slide, each with its own suggestion (none before the first model).
 public struct GalleryState: Sendable, Equatable {
+    /// The suggested class the page reviews; "" for the learner's picks.
     public var className: String
+    /// The learner's picks rather than one class's suggestions.
+    public var isPicks = false
+    /// Picks passed over (skipped, or left undecided by `n`): sent back so the learner picks others (the newest
+    /// `maxPassedOver`).
+    public var passedOver: [UInt64] = []
     /// The page as the daemon sent it, pixels decoded to RGB8; nil while the first page is on its way.
     public var page: Gallery?
     /// Cells decided on this page: cell id → the class given.
@@ -25,6 +35,21 @@ public struct GalleryState: Sendable, Equatable {
 
     /// Crops on the page, in order.
     public var cellIDs: [UInt64] { page?.cellIDs ?? [] }
+
+    /// The learner's picks, before the first page.
+    public static func picks() -> GalleryState {
+        var state = GalleryState(className: "")
+        state.isPicks = true
+        return state
+    }
+
+    /// The protocol's limit on `GetCellPicks.skip_cell_ids`.
+    static let maxPassedOver = 4096
+
+    mutating func passOver(_ ids: [UInt64]) {
+        passedOver += ids.filter { !passedOver.contains($0) }
+        if passedOver.count > Self.maxPassedOver { passedOver.removeFirst(passedOver.count - Self.maxPassedOver) }
+    }
 }
 
 /// How the gallery fills the image area: as many tiles of about `targetTile` pixels as fit, at most 64.
@@ -118,11 +143,32 @@ extension LabelClient {
         return [requestGalleryPage()]
     }
 
+    /// Opens the gallery on the learner's cell picks.
+    mutating func openPicks() -> [Envelope] {
+        guard isConnected && sessionOpen else {
+            setError("not connected")
+            return []
+        }
+        guard welcome?.capabilities.contains("cell_picks") ?? false else {
+            setError("this daemon has no cell picks (it predates 0.3.0)")
+            return []
+        }
+        gallery = .picks()
+        return [requestGalleryPage()]
+    }
+
     mutating func requestGalleryPage() -> Envelope {
         let id = takeRequestID()
         galleryRequestID = id
         let grid = galleryGrid
         gallery?.grid = grid
+        if let state = gallery, state.isPicks {
+            let request = GetCellPicks(
+                maxCells: UInt32(grid.capacity), cropMicrons: GalleryDefaults.cropMicrons, pixelFormat: pixelFormatToAsk, includeContours: true,
+                skipCellIDs: state.passedOver)
+            setInfo("asking the learner for its next cells…")
+            return Envelope(requestID: id, .getCellPicks(request))
+        }
         let request = GetGallery(
             className: gallery?.className ?? "", maxCells: UInt32(gallery?.grid.capacity ?? 24), offset: gallery?.offset ?? 0,
             order: .leastConfident, cropMicrons: GalleryDefaults.cropMicrons, pixelFormat: pixelFormatToAsk,
@@ -145,7 +191,10 @@ extension LabelClient {
         gallery?.skipped = []
         gallery?.selected = 0
         rebuildGalleryMosaic()
-        if page.modelVersion == 0 {
+        if page.isCellPicks {
+            let model = page.modelVersion == 0 ? "no model yet" : "model v\(page.modelVersion)"
+            setInfo("\(page.crops.count) cells the learner picked (\(page.pickStrategy.name), \(model)): a class key labels, Enter accepts")
+        } else if page.modelVersion == 0 {
             setInfo("no model yet: label a few cells of each class first (g or Esc goes back)")
         } else if page.crops.isEmpty {
             setInfo("no unlabelled cells suggested as \(page.className)")
@@ -179,6 +228,7 @@ extension LabelClient {
         switch key {
         case .char("q"), .ctrl("c"): return quit()
         case .char("g"), .escape: return closeGallery()
+        case .char("p") where !state.isPicks: return openPicks()
         case .char("?"): showHelp = true
         case .left, .char("h"): state.selected = max(0, state.selected - 1)
         case .right, .char("l"): state.selected = min(max(0, ids.count - 1), state.selected + 1)
@@ -196,11 +246,14 @@ extension LabelClient {
             // Next page without deciding the rest: they are passed over like skipped ones.
             let undecided = ids.filter { state.decided[$0] == nil }
             state.offset += UInt32(undecided.count)
+            state.passOver(undecided)
             gallery = state
             return [requestGalleryPage()]
         case .tab:
-            guard let i = classes.firstIndex(where: { $0.name == state.className }) else { return [] }
-            gallery = GalleryState(className: classes[(i + 1) % classes.count].name)
+            // Picks → the first class's suggestions → the next class …
+            let i = classes.firstIndex(where: { $0.name == state.className }).map { $0 + 1 } ?? 0
+            guard !classes.isEmpty else { return [] }
+            gallery = GalleryState(className: classes[i % classes.count].name)
             return [requestGalleryPage()]
         case .char("u"): return undo()
         default: break
@@ -227,10 +280,15 @@ extension LabelClient {
         var shown = cell
         // The crop shows the cell as the page came; what this client decided since is in `decided`.
         shown.label = state.decided[id].map { CellLabel(className: $0, source: .correctedSuggestion, annotator: welcome?.annotator ?? "") }
-        let source: LabelSource = cell.suggestion?.className == className ? .acceptedSuggestion : .correctedSuggestion
+        let source: LabelSource =
+            switch cell.suggestion?.className {
+            case nil: .manual
+            case className: .acceptedSuggestion
+            default: .correctedSuggestion
+            }
         gallery?.decided[id] = className
         gallery?.skipped.remove(id)
-        return issueLabel(cell: shown, className: className, source: source, modelVersionShown: page.modelVersion)
+        return issueLabel(cell: shown, className: className, source: source, modelVersionShown: source == .manual ? 0 : page.modelVersion)
     }
 
     private mutating func moveToNextUndecided() {
@@ -246,21 +304,39 @@ extension LabelClient {
         }
     }
 
-    /// Every crop not yet decided nor skipped takes the suggested class (accepted); then the next page.
+    /// Every crop not yet decided nor skipped takes its suggested class (accepted); then the next page. A pick with no
+    /// suggestion (before the first model) is left for a class key: it is passed over, like a skipped one.
     private mutating func acceptGalleryPage() -> [Envelope] {
         guard let state = gallery, let page = state.page else { return [] }
         var out: [Envelope] = []
         var accepted = 0
+        var unsuggested: [UInt64] = []
         for (i, id) in page.cellIDs.enumerated() where state.decided[id] == nil && !state.skipped.contains(id) {
-            out += decideGalleryCell(at: i, as: page.className)
+            guard let suggested = suggestedClass(at: i, of: page) else {
+                unsuggested.append(id)
+                continue
+            }
+            out += decideGalleryCell(at: i, as: suggested)
             accepted += 1
         }
-        let corrected = state.decided.values.filter { $0 != page.className }.count
+        let corrected = page.cellIDs.indices.filter { i in
+            state.decided[page.cellIDs[i]].map { $0 != suggestedClass(at: i, of: page) } ?? false
+        }.count
         // Labelled cells leave the order; the skipped ones stay in it, so the next page starts after them.
         gallery?.offset = state.offset + UInt32(state.skipped.count)
+        gallery?.passOver(Array(state.skipped) + unsuggested)
         out.append(requestGalleryPage())
-        setInfo("page done: \(accepted) accepted, \(corrected) corrected, \(state.skipped.count) skipped")
+        let left = unsuggested.isEmpty ? "" : ", \(unsuggested.count) without a suggestion left"
+        setInfo("page done: \(accepted) accepted, \(corrected) corrected, \(state.skipped.count) skipped\(left)")
         return out
+    }
+
+    /// The class crop `index` is suggested as: the page's class, or for picks the crop's own suggestion (nil before
+    /// the first model).
+    func suggestedClass(at index: Int, of page: Gallery) -> String? {
+        guard page.isCellPicks else { return page.className }
+        let id = page.cellIDs[index]
+        return page.crops[index].cells.first { $0.id == id }?.suggestion?.className
     }
 
     // MARK: Drawing
@@ -278,7 +354,7 @@ extension LabelClient {
         for (i, base) in state.tiles.enumerated() where i < grid.capacity {
             var tile = base
             let id = page.cellIDs[i]
-            let colour = galleryColour(of: id, in: state, page: page)
+            let colour = galleryColour(of: i, in: state, page: page)
             let strong = graphics.isPixelProtocol ? 2 : 1
             if let cell = page.crops[i].cells.first(where: { $0.id == id }) {
                 if cell.contour.count >= 6 {
@@ -307,24 +383,33 @@ extension LabelClient {
         return mosaic
     }
 
-    func galleryColour(of id: UInt64, in state: GalleryState, page: Gallery) -> RGB {
+    func galleryColour(of index: Int, in state: GalleryState, page: Gallery) -> RGB {
+        let id = page.cellIDs[index]
         if let decided = state.decided[id] { return brightColor(of: decided) }
         if state.skipped.contains(id) { return Self.neitherOutline }
-        return mutedColor(of: page.className)
+        return suggestedClass(at: index, of: page).map(mutedColor(of:)) ?? Self.neitherOutline
     }
 
     /// What the panel says in the gallery.
     func galleryPanelLines() -> [(text: String, colour: RGB?, bold: Bool)] {
         guard let state = gallery else { return [] }
-        var lines: [(String, RGB?, Bool)] = [
-            ("Review gallery", nil, true), ("suggested: \(state.className)", brightColor(of: state.className), true),
-        ]
+        var lines: [(String, RGB?, Bool)] =
+            state.isPicks
+            ? [("Learner's picks", nil, true), ("the cells that teach most", Self.dimText, false)]
+            : [("Review gallery", nil, true), ("suggested: \(state.className)", brightColor(of: state.className), true)]
         guard let page = state.page else { return lines + [("loading…", Self.dimText, false)] }
-        if page.modelVersion == 0 { return lines + [("no model yet", Self.warnText, false)] }
-        let first = Int(page.offset) + 1
-        lines.append(("cells \(first)–\(first + max(0, page.crops.count - 1)) of \(page.total)", nil, false))
-        lines.append(("least confident first, model v\(page.modelVersion)", Self.dimText, false))
-        let corrected = state.decided.filter { $0.value != page.className }.count
+        if page.isCellPicks {
+            lines.append(("by \(page.pickStrategy.name), \(page.total) unlabelled", nil, false))
+            lines.append((page.modelVersion == 0 ? "no model yet: no suggestions" : "model v\(page.modelVersion)", Self.dimText, false))
+        } else {
+            if page.modelVersion == 0 { return lines + [("no model yet", Self.warnText, false)] }
+            let first = Int(page.offset) + 1
+            lines.append(("cells \(first)–\(first + max(0, page.crops.count - 1)) of \(page.total)", nil, false))
+            lines.append(("least confident first, model v\(page.modelVersion)", Self.dimText, false))
+        }
+        let corrected = page.cellIDs.indices.filter { i in
+            state.decided[page.cellIDs[i]].map { $0 != suggestedClass(at: i, of: page) } ?? false
+        }.count
         lines.append(("decided \(state.decided.count) (corrected \(corrected)), skipped \(state.skipped.count)", nil, false))
         if state.selected < page.crops.count {
             let id = page.cellIDs[state.selected]
@@ -340,8 +425,25 @@ extension LabelClient {
         for c in classes { lines.append(("\(c.key)  \(c.name)", brightColor(of: c.name), false)) }
         lines += [
             ("Enter  accept the rest of the page", nil, false), ("x  skip   n  next page", nil, false),
-            ("Tab  next class   u  undo", nil, false), ("g, Esc  back to the patch", nil, false),
+            ("Tab  next class   u  undo", nil, false),
+            (state.isPicks ? "g, Esc  back to the patch" : "p  picks   g, Esc  back", nil, false),
         ]
         return lines
+    }
+}
+
+extension CellPickStrategy {
+    /// As docs/learning.md names it.
+    var name: String {
+        switch self {
+        case .default: "the daemon's default"
+        case .coreset: "coreset"
+        case .typiclust: "typiclust"
+        case .probcover: "probcover"
+        case .margin: "margin"
+        case .entropy: "entropy"
+        case .random: "random"
+        case .typiclustMargin: "typiclust-margin"
+        }
     }
 }

@@ -482,6 +482,7 @@ public struct LabelClient: Sendable {
         }
         switch key {
         case .char("g"): return openGallery()
+        case .char("p"): return openPicks()
         case .char("q"), .ctrl("c"): return quit()
         case .char("?"):
             showHelp = true

@@ -36,6 +36,7 @@ public enum Body: Sendable, Equatable {
     case getStatus
     case exportRequest(ExportRequest)
     case getGallery(GetGallery)
+    case getCellPicks(GetCellPicks)
     // daemon -> client
     case welcome(Welcome)
     case slideList([SlideInfo])
@@ -65,6 +66,7 @@ public enum Body: Sendable, Equatable {
         case .getStatus: "get_status"
         case .exportRequest: "export_request"
         case .getGallery: "get_gallery"
+        case .getCellPicks: "get_cell_picks"
         case .welcome: "welcome"
         case .slideList: "slide_list"
         case .sessionState: "session_state"
@@ -112,6 +114,17 @@ public enum PixelFormat: UInt32, Sendable, Equatable, CaseIterable {
 public enum GalleryOrder: UInt32, Sendable, Equatable, CaseIterable {
     case leastConfident = 0
     case mostConfident = 1
+}
+
+public enum CellPickStrategy: UInt32, Sendable, Equatable, CaseIterable {
+    case `default` = 0
+    case coreset = 1
+    case typiclust = 2
+    case probcover = 3
+    case margin = 4
+    case entropy = 5
+    case random = 6
+    case typiclustMargin = 7
 }
 
 public enum ErrorCode: UInt32, Sendable, Equatable, CaseIterable {
@@ -562,6 +575,30 @@ public struct GetGallery: Sendable, Equatable {
     }
 }
 
+public struct GetCellPicks: Sendable, Equatable {
+    public var maxCells: UInt32
+    public var strategy: CellPickStrategy
+    public var cropMicrons: Double
+    public var pixelFormat: PixelFormat
+    public var jpegQuality: UInt32
+    public var includeContours: Bool
+    public var skipCellIDs: [UInt64]
+    public init(
+        maxCells: UInt32 = 0, strategy: CellPickStrategy = .default, cropMicrons: Double = 0, pixelFormat: PixelFormat = .none,
+        jpegQuality: UInt32 = 0, includeContours: Bool = false, skipCellIDs: [UInt64] = []
+    ) {
+        self.maxCells = maxCells
+        self.strategy = strategy
+        self.cropMicrons = cropMicrons
+        self.pixelFormat = pixelFormat
+        self.jpegQuality = jpegQuality
+        self.includeContours = includeContours
+        self.skipCellIDs = skipCellIDs
+    }
+}
+
+/// A page of crops: the cells a model suggests as one class (`GetGallery`), or the learner's cell picks
+/// (`GetCellPicks`: `pickStrategy` set, `className` empty).
 public struct Gallery: Sendable, Equatable {
     public var className: String
     public var modelVersion: UInt32
@@ -569,14 +606,22 @@ public struct Gallery: Sendable, Equatable {
     public var offset: UInt32
     public var crops: [Patch]
     public var cellIDs: [UInt64]
-    public init(className: String, modelVersion: UInt32, total: UInt64, offset: UInt32, crops: [Patch], cellIDs: [UInt64]) {
+    public var pickStrategy: CellPickStrategy
+    public init(
+        className: String, modelVersion: UInt32, total: UInt64, offset: UInt32, crops: [Patch], cellIDs: [UInt64],
+        pickStrategy: CellPickStrategy = .default
+    ) {
         self.className = className
         self.modelVersion = modelVersion
         self.total = total
         self.offset = offset
         self.crops = crops
         self.cellIDs = cellIDs
+        self.pickStrategy = pickStrategy
     }
+
+    /// Whether the page answers GetCellPicks rather than GetGallery.
+    public var isCellPicks: Bool { pickStrategy != .default }
 }
 
 public struct ExportedFile: Sendable, Equatable {

@@ -290,6 +290,9 @@ extension Envelope {
         case .getGallery(let v):
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_GALLERY
             e.pointee.get_gallery = v.makeC(a)
+        case .getCellPicks(let v):
+            e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GET_CELL_PICKS
+            e.pointee.get_cell_picks = v.makeC(a)
         case .gallery(let v):
             e.pointee.body_case = HALI__V1__ENVELOPE__BODY_GALLERY
             e.pointee.gallery = v.makeC(a)
@@ -360,6 +363,8 @@ extension Envelope {
             body = .exportedFile(ExportedFile(c: e.exported_file.pointee))
         case HALI__V1__ENVELOPE__BODY_GET_GALLERY:
             body = .getGallery(GetGallery(c: e.get_gallery.pointee))
+        case HALI__V1__ENVELOPE__BODY_GET_CELL_PICKS:
+            body = .getCellPicks(GetCellPicks(c: e.get_cell_picks.pointee))
         case HALI__V1__ENVELOPE__BODY_GALLERY:
             body = .gallery(Gallery(c: e.gallery.pointee))
         case HALI__V1__ENVELOPE__BODY_WELCOME:

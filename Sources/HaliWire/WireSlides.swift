@@ -136,12 +136,36 @@ extension Gallery {
         m.pointee.crops = a.array(crops.map { $0.makeC(a) })
         m.pointee.n_cell_ids = cellIDs.count
         m.pointee.cell_ids = a.array(cellIDs)
+        m.pointee.pick_strategy = cEnum(pickStrategy)
         return m
     }
 
     init(c m: Hali__V1__Gallery) {
         self.init(
             className: string(m.class_name), modelVersion: m.model_version, total: m.total, offset: m.offset,
-            crops: array(m.crops, m.n_crops) { $0?.pointee }.compactMap { $0.map { Patch(c: $0) } }, cellIDs: array(m.cell_ids, m.n_cell_ids) { $0 })
+            crops: array(m.crops, m.n_crops) { $0?.pointee }.compactMap { $0.map { Patch(c: $0) } }, cellIDs: array(m.cell_ids, m.n_cell_ids) { $0 },
+            pickStrategy: openEnum(m.pick_strategy, default: .default))
+    }
+}
+
+extension GetCellPicks {
+    func makeC(_ a: Arena) -> UnsafeMutablePointer<Hali__V1__GetCellPicks> {
+        let m = a.message(hali__v1__get_cell_picks__init)
+        m.pointee.max_cells = maxCells
+        m.pointee.strategy = cEnum(strategy)
+        m.pointee.crop_um = cropMicrons
+        m.pointee.pixel_format = cEnum(pixelFormat)
+        m.pointee.jpeg_quality = jpegQuality
+        m.pointee.include_contours = boolean(includeContours)
+        m.pointee.n_skip_cell_ids = skipCellIDs.count
+        m.pointee.skip_cell_ids = a.array(skipCellIDs)
+        return m
+    }
+
+    init(c m: Hali__V1__GetCellPicks) {
+        self.init(
+            maxCells: m.max_cells, strategy: openEnum(m.strategy, default: .default), cropMicrons: m.crop_um,
+            pixelFormat: openEnum(m.pixel_format, default: .none), jpegQuality: m.jpeg_quality, includeContours: boolean(m.include_contours),
+            skipCellIDs: array(m.skip_cell_ids, m.n_skip_cell_ids) { $0 })
     }
 }

@@ -12,7 +12,7 @@ struct Hali: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hali",
         abstract: "HALI: human-in-the-loop cell labelling. Client of halid, and local slide tools.",
-        version: "0.2.0",
+        version: "0.3.0",
         subcommands: [
             LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
             PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self,
@@ -74,7 +74,7 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-enum HaliCLIVersion { static let string = "0.2.0" }
+enum HaliCLIVersion { static let string = "0.3.0" }
 
 struct Ping: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Measure round-trip time to the daemon (Ping/Pong over one connection).")

@@ -163,6 +163,94 @@ import Testing
         #expect(c.messageIsError && c.message.contains("unreadable"))
     }
 
+    // MARK: The learner's picks
+
+    /// A picks page: crops of `ids`, each with its own suggestion (`suggestions[id]`; none where absent).
+    static func picksPage(_ ids: [UInt64], suggestions: [UInt64: String], modelVersion: UInt32 = 7) -> Gallery {
+        var page = page(ids)
+        page.className = ""
+        page.modelVersion = modelVersion
+        page.pickStrategy = modelVersion == 0 ? .typiclust : .margin
+        for i in page.crops.indices {
+            page.crops[i].cells[0].suggestion = suggestions[ids[i]].map { Suggestion(className: $0, confidence: 0.51) }
+        }
+        return page
+    }
+
+    static func openPicks(_ page: Gallery) -> (LabelClient, GetCellPicks) {
+        var welcome = galleryWelcome
+        welcome.capabilities.append("cell_picks")
+        var c = Fixtures.openClient(patch: Fixtures.gridPatch(), columns: 120, rows: 40, welcome: welcome)
+        let out = c.handle(.key(.char("p")), nowMs: 3_000_000)
+        guard out.count == 1, case .getCellPicks(let request) = out[0].body else { preconditionFailure("expected get_cell_picks, got \(out)") }
+        _ = c.handle(.received(Envelope(requestID: out[0].requestID, .gallery(page))), nowMs: 3_000_000)
+        return (c, request)
+    }
+
+    @Test func picksAreAskedForSizedToTheGridAndNamedInTheHeader() {
+        let (c, request) = Self.openPicks(Self.picksPage([5, 9], suggestions: [5: "tumour", 9: "stroma"]))
+        #expect(request.maxCells == UInt32(c.gallery!.grid.capacity) && request.strategy == .default && request.skipCellIDs.isEmpty)
+        #expect(request.cropMicrons == 24 && request.includeContours)
+        #expect(c.gallery?.isPicks == true && c.gallery?.cellIDs == [5, 9])
+        let header = c.screen().text(row: 0)
+        #expect(header.contains("learner's picks (margin) · 2 of 100 unlabelled"), "\(header)")
+    }
+
+    @Test func aDaemonWithoutPicksIsToldApart() {
+        var c = Fixtures.openClient(patch: Fixtures.gridPatch(), welcome: Self.galleryWelcome)
+        #expect(c.handle(.key(.char("p")), nowMs: now).isEmpty)
+        #expect(c.gallery == nil && c.messageIsError && c.message.contains("cell picks"))
+    }
+
+    /// Enter accepts each pick's own suggestion; a key that differs is a correction; the skipped pick goes back to the
+    /// learner in the next request's skip list.
+    @Test func enterAcceptsEachPicksOwnSuggestionAndSkippedOnesAreSentBack() {
+        var (c, _) = Self.openPicks(Self.picksPage([5, 9, 11, 12], suggestions: [5: "tumour", 9: "stroma", 11: "tumour", 12: "stroma"]))
+        let flip = Fixtures.labelEvents(c.handle(.key(.char("2")), nowMs: now))  // 5: suggested tumour, labelled stroma
+        #expect(flip.map(\.cellID) == [5] && flip[0].className == "stroma" && flip[0].source == .correctedSuggestion)
+        _ = c.handle(.key(.char("x")), nowMs: now)  // skip 9
+        let out = c.handle(.key(.enter), nowMs: now)
+        let accepted = Fixtures.labelEvents(out)
+        #expect(accepted.map(\.cellID) == [11, 12] && accepted.map(\.className) == ["tumour", "stroma"])
+        #expect(accepted.allSatisfy { $0.source == .acceptedSuggestion && $0.modelVersionShown == 7 })
+        guard case .getCellPicks(let next) = out.last?.body else {
+            Issue.record("no next picks asked for: \(out)")
+            return
+        }
+        #expect(next.skipCellIDs == [9])
+        #expect(c.message.contains("2 accepted, 1 corrected, 1 skipped"), "\(c.message)")
+    }
+
+    /// Before the first model the picks carry no suggestion: a class key is a manual label, Enter accepts nothing
+    /// and passes the rest over.
+    @Test func picksWithoutAModelAreLabelledByHand() {
+        var (c, _) = Self.openPicks(Self.picksPage([5, 9], suggestions: [:], modelVersion: 0))
+        let manual = Fixtures.labelEvents(c.handle(.key(.char("1")), nowMs: now))
+        #expect(manual.map(\.cellID) == [5] && manual[0].source == .manual && manual[0].modelVersionShown == 0)
+        let out = c.handle(.key(.enter), nowMs: now)
+        #expect(Fixtures.labelEvents(out).isEmpty)
+        guard case .getCellPicks(let next) = out.last?.body else {
+            Issue.record("no next picks asked for: \(out)")
+            return
+        }
+        #expect(next.skipCellIDs == [9])
+        // Tab leaves the picks for the first class's suggestions.
+        let tab = c.handle(.key(.tab), nowMs: now)
+        guard case .getGallery(let request) = tab.first?.body else {
+            Issue.record("expected get_gallery, got \(tab)")
+            return
+        }
+        #expect(request.className == "tumour" && c.gallery?.isPicks == false)
+    }
+
+    @Test func theSkipListKeepsTheNewestWithinTheProtocolsLimit() {
+        var state = GalleryState.picks()
+        state.passOver((1...4000).map(UInt64.init))
+        state.passOver((3990...4200).map(UInt64.init))
+        #expect(state.passedOver.count == GalleryState.maxPassedOver)
+        #expect(state.passedOver.first == 105 && state.passedOver.last == 4200 && Set(state.passedOver).count == 4096)
+    }
+
     @Test func aThinLineHasNoHoles() {
         // (x1 - x0) * (s / steps) rounded 25 down to 24 here, leaving pixel 25 (and a few others) unpainted.
         var p = Picture(

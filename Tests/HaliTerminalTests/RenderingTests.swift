@@ -150,7 +150,7 @@ import Testing
         #expect(g.width == 80 && g.height == 24)
         #expect(g.text(row: 1).dropFirst(45).hasPrefix("Classes"))
         #expect(g.text(row: 2).dropFirst(45).hasPrefix(" 1 ██ tumour"))
-        #expect(g.text(row: 22).dropFirst(45).hasPrefix("? help  n next  q quit"))
+        #expect(g.text(row: 22).dropFirst(45).hasPrefix("? help  n next  p picks  q quit"))
         #expect(g.text(row: 23).contains("● connected"))
         #expect((1...22).allSatisfy { g[43, $0].char == "▀" })  // the picture fills the image area's height
     }

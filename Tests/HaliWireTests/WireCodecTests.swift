@@ -37,6 +37,18 @@ let everyMessage: [Envelope] = {
                         pixels: [1, 2, 3], cells: [], modelVersion: 6),
                 ],
                 cellIDs: [77, .max])),
+        .getCellPicks(
+            GetCellPicks(
+                maxCells: 24, strategy: .typiclustMargin, cropMicrons: 30.5, pixelFormat: .jpeg, jpegQuality: 80, includeContours: true,
+                skipCellIDs: [3, .max, 1])),
+        .gallery(
+            Gallery(
+                className: "", modelVersion: 2, total: 99, offset: 0,
+                crops: [
+                    Patch(
+                        patchID: "", region: region, level: 0, downsample: 1, mpp: 0.5, width: 1, height: 1, pixelFormat: .rgb8,
+                        pixels: [4, 5, 6], cells: [cell], modelVersion: 2)
+                ], cellIDs: [77], pickStrategy: .probcover)),
         .labelEvent(
             LabelEvent(
                 clientSeq: 42, cellID: 99, className: "positive", source: .acceptedSuggestion, clientTimeMs: 1_700_000_000_123, modelVersionShown: 3)),
@@ -91,9 +103,9 @@ let everyMessage: [Envelope] = {
     }
 
     @Test func coversEveryBodyCase() {
-        // One body per oneof member of Envelope (24); a new member must get a case in `everyMessage`.
+        // One body per oneof member of Envelope (25); a new member must get a case in `everyMessage`.
         let names = Set(everyMessage.map(\.body.name))
-        #expect(names.count == 24)
+        #expect(names.count == 25)
     }
 
     @Test func nanAccuracyRoundTrips() throws {

@@ -133,3 +133,28 @@ def test_gallery_pages_least_confident_first_and_labels_leave_it(daemon):
         assert page.cell_ids[0] not in after.cell_ids and after.total == page.total - 1
         with pytest.raises(HaliError, match="not in task"):
             c.gallery("mitosis")
+
+
+def test_cell_picks_come_from_the_learner_and_leave_skipped_and_labelled_cells_out(daemon):
+    with HaliClient("127.0.0.1", daemon, TOKEN) as c:
+        c.open_session("CMU-1-Small-Region", "ki67")  # a session no other test labels in
+        assert "cell_picks" in c.welcome.capabilities
+        # No model yet: the default (margin) picks by typicality.
+        first = c.cell_picks(max_cells=6, crop_um=24, pixel_format=pb.PIXEL_FORMAT_JPEG, contours=True)
+        assert first.pick_strategy == pb.CELL_PICK_STRATEGY_TYPICLUST and first.model_version == 0
+        assert first.class_name == "" and len(first.cell_ids) == 6 == len(set(first.cell_ids)) == len(first.crops)
+        for crop, cell_id in zip(first.crops, first.cell_ids):
+            assert crop.pixels[:2] == b"\xff\xd8" and crop.width == crop.height
+            centre = next(cell for cell in crop.cells if cell.id == cell_id)
+            assert len(centre.contour) >= 6 and not centre.HasField("suggestion")
+        coreset = c.cell_picks(max_cells=4, strategy=pb.CELL_PICK_STRATEGY_CORESET)
+        assert coreset.pick_strategy == pb.CELL_PICK_STRATEGY_CORESET and len(coreset.cell_ids) == 4
+        skipping = c.cell_picks(max_cells=4, strategy=pb.CELL_PICK_STRATEGY_CORESET, skip=coreset.cell_ids[:2])
+        assert not set(skipping.cell_ids) & set(coreset.cell_ids[:2])
+        c.label(1, coreset.cell_ids[0], "negative")
+        after = c.cell_picks(max_cells=4, strategy=pb.CELL_PICK_STRATEGY_CORESET)
+        assert coreset.cell_ids[0] not in after.cell_ids and after.total == first.total - 1
+        for bad, message in (({"max_cells": 65}, "max_cells"), ({"skip": [0]}, "does not exist"), ({"crop_um": 500}, "crop_um")):
+            with pytest.raises(HaliError, match=message):
+                c.cell_picks(**bad)
+        assert c.ping() < 1.0  # refused requests leave the connection serving

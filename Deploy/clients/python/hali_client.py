@@ -133,6 +133,13 @@ class HaliClient:
                                 pixel_format=pixel_format, include_contours=contours)
         return self.request(pb.Envelope(get_gallery=request)).gallery
 
+    def cell_picks(self, max_cells: int = 0, strategy: int = 0, crop_um: float = 0, pixel_format: int = 0,
+                   contours: bool = False, skip=()):
+        """The learner's next cells to label (a Gallery whose pick_strategy says how they were chosen)."""
+        request = pb.GetCellPicks(max_cells=max_cells, strategy=strategy, crop_um=crop_um, pixel_format=pixel_format,
+                                  include_contours=contours, skip_cell_ids=list(skip))
+        return self.request(pb.Envelope(get_cell_picks=request)).gallery
+
     def label(self, client_seq: int, cell_id: int, class_name: str, source=None):
         """Sends a LabelEvent and returns its LabelAck (raises HaliError on refusal)."""
         event = pb.LabelEvent(client_seq=client_seq, cell_id=cell_id, class_name=class_name,

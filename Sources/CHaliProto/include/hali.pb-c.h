@@ -27,6 +27,7 @@ typedef struct Hali__V1__ListSlides Hali__V1__ListSlides;
 typedef struct Hali__V1__OpenSession Hali__V1__OpenSession;
 typedef struct Hali__V1__GetPatch Hali__V1__GetPatch;
 typedef struct Hali__V1__GetGallery Hali__V1__GetGallery;
+typedef struct Hali__V1__GetCellPicks Hali__V1__GetCellPicks;
 typedef struct Hali__V1__LabelEvent Hali__V1__LabelEvent;
 typedef struct Hali__V1__Undo Hali__V1__Undo;
 typedef struct Hali__V1__NextPatch Hali__V1__NextPatch;
@@ -87,6 +88,38 @@ typedef enum _Hali__V1__PixelFormat {
   HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_JPEG = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__PIXEL_FORMAT)
 } Hali__V1__PixelFormat;
+typedef enum _Hali__V1__CellPickStrategy {
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_DEFAULT = 0,
+  /*
+   * farthest from the labelled cells in the embedding (k-center greedy)
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_CORESET = 1,
+  /*
+   * the most typical cell of each large cluster without labels
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_TYPICLUST = 2,
+  /*
+   * the cells whose neighbourhoods cover most of what no label covers
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_PROBCOVER = 3,
+  /*
+   * the smallest gap between the model's two most likely classes
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_MARGIN = 4,
+  /*
+   * the highest entropy of the model's class probabilities
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_ENTROPY = 5,
+  /*
+   * uniformly random unlabelled cells (a control)
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_RANDOM = 6,
+  /*
+   * TypiClust until 100 labels, margin after
+   */
+  HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_TYPICLUST_MARGIN = 7
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(HALI__V1__CELL_PICK_STRATEGY)
+} Hali__V1__CellPickStrategy;
 typedef enum _Hali__V1__GalleryOrder {
   /*
    * the cells the model is least sure of first (most likely wrong)
@@ -172,6 +205,7 @@ typedef enum {
   HALI__V1__ENVELOPE__BODY_GET_STATUS = 19,
   HALI__V1__ENVELOPE__BODY_EXPORT_REQUEST = 20,
   HALI__V1__ENVELOPE__BODY_GET_GALLERY = 21,
+  HALI__V1__ENVELOPE__BODY_GET_CELL_PICKS = 22,
   HALI__V1__ENVELOPE__BODY_WELCOME = 40,
   HALI__V1__ENVELOPE__BODY_SLIDE_LIST = 41,
   HALI__V1__ENVELOPE__BODY_SESSION_STATE = 42,
@@ -212,6 +246,7 @@ struct  Hali__V1__Envelope
     Hali__V1__GetStatus *get_status;
     Hali__V1__ExportRequest *export_request;
     Hali__V1__GetGallery *get_gallery;
+    Hali__V1__GetCellPicks *get_cell_picks;
     /*
      * daemon -> client: 40..69
      */
@@ -465,6 +500,39 @@ struct  Hali__V1__GetGallery
 #define HALI__V1__GET_GALLERY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__get_gallery__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0, HALI__V1__GALLERY_ORDER__GALLERY_ORDER_LEAST_CONFIDENT, 0, HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_NONE, 0, 0 }
+
+
+/*
+ * The learner's cell picks (added in 0.3.0): the next cells the active learner wants labelled, anywhere on the slide,
+ * each as a crop like a gallery's; answered with a Gallery whose pick_strategy is set. Capability "cell_picks".
+ */
+struct  Hali__V1__GetCellPicks
+{
+  ProtobufCMessage base;
+  /*
+   * crops, 1..64; 0 = 24
+   */
+  uint32_t max_cells;
+  /*
+   * DEFAULT = the daemon's (margin; TypiClust before the first model)
+   */
+  Hali__V1__CellPickStrategy strategy;
+  /*
+   * 0 = 24; at most 200
+   */
+  double crop_um;
+  Hali__V1__PixelFormat pixel_format;
+  uint32_t jpeg_quality;
+  protobuf_c_boolean include_contours;
+  /*
+   * cells the annotator passed over: not picked this time (at most 4,096)
+   */
+  size_t n_skip_cell_ids;
+  uint64_t *skip_cell_ids;
+};
+#define HALI__V1__GET_CELL_PICKS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&hali__v1__get_cell_picks__descriptor) \
+    , 0, HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_DEFAULT, 0, HALI__V1__PIXEL_FORMAT__PIXEL_FORMAT_NONE, 0, 0, 0,NULL }
 
 
 struct  Hali__V1__LabelEvent
@@ -844,7 +912,7 @@ struct  Hali__V1__Gallery
   ProtobufCMessage base;
   char *class_name;
   /*
-   * model that made the suggestions; 0 = no model yet (and no crops)
+   * model that made the suggestions; 0 = no model yet (a class page then has no crops)
    */
   uint32_t model_version;
   /*
@@ -865,10 +933,15 @@ struct  Hali__V1__Gallery
    */
   size_t n_cell_ids;
   uint64_t *cell_ids;
+  /*
+   * Set when the page answers GetCellPicks (class_name is then empty, and each crop's suggestion is its own): the
+   * strategy that chose the cells, after fallbacks (margin and entropy pick by TypiClust before the first model).
+   */
+  Hali__V1__CellPickStrategy pick_strategy;
 };
 #define HALI__V1__GALLERY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__gallery__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL, 0,NULL, HALI__V1__CELL_PICK_STRATEGY__CELL_PICK_STRATEGY_DEFAULT }
 
 
 struct  Hali__V1__ServerStatus
@@ -1125,6 +1198,25 @@ Hali__V1__GetGallery *
                       const uint8_t       *data);
 void   hali__v1__get_gallery__free_unpacked
                      (Hali__V1__GetGallery *message,
+                      ProtobufCAllocator *allocator);
+/* Hali__V1__GetCellPicks methods */
+void   hali__v1__get_cell_picks__init
+                     (Hali__V1__GetCellPicks         *message);
+size_t hali__v1__get_cell_picks__get_packed_size
+                     (const Hali__V1__GetCellPicks   *message);
+size_t hali__v1__get_cell_picks__pack
+                     (const Hali__V1__GetCellPicks   *message,
+                      uint8_t             *out);
+size_t hali__v1__get_cell_picks__pack_to_buffer
+                     (const Hali__V1__GetCellPicks   *message,
+                      ProtobufCBuffer     *buffer);
+Hali__V1__GetCellPicks *
+       hali__v1__get_cell_picks__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   hali__v1__get_cell_picks__free_unpacked
+                     (Hali__V1__GetCellPicks *message,
                       ProtobufCAllocator *allocator);
 /* Hali__V1__LabelEvent methods */
 void   hali__v1__label_event__init
@@ -1563,6 +1655,9 @@ typedef void (*Hali__V1__GetPatch_Closure)
 typedef void (*Hali__V1__GetGallery_Closure)
                  (const Hali__V1__GetGallery *message,
                   void *closure_data);
+typedef void (*Hali__V1__GetCellPicks_Closure)
+                 (const Hali__V1__GetCellPicks *message,
+                  void *closure_data);
 typedef void (*Hali__V1__LabelEvent_Closure)
                  (const Hali__V1__LabelEvent *message,
                   void *closure_data);
@@ -1634,6 +1729,7 @@ typedef void (*Hali__V1__ServerStatus_Closure)
 
 extern const ProtobufCEnumDescriptor    hali__v1__label_source__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__pixel_format__descriptor;
+extern const ProtobufCEnumDescriptor    hali__v1__cell_pick_strategy__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__gallery_order__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__strategy__descriptor;
 extern const ProtobufCEnumDescriptor    hali__v1__error_code__descriptor;
@@ -1649,6 +1745,7 @@ extern const ProtobufCMessageDescriptor hali__v1__list_slides__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__open_session__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__get_patch__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__get_gallery__descriptor;
+extern const ProtobufCMessageDescriptor hali__v1__get_cell_picks__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__label_event__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__undo__descriptor;
 extern const ProtobufCMessageDescriptor hali__v1__next_patch__descriptor;

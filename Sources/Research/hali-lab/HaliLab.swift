@@ -7,7 +7,7 @@ struct HaliLab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hali-lab",
         abstract: "HALI's research tools: train the networks, and measure detection, features and the learning loop.",
-        version: "0.2.0",
+        version: "0.3.0",
         subcommands: [TrainBackboneCommand.self, TrainDetectorCommand.self, EmbedCommand.self, Eval.self])
 }
 

@@ -245,6 +245,7 @@ extension HandlerTarget {
             label(UInt64(20 + n), UInt64(n * 3), n % 2 == 0 ? "positive" : "negative", .correctedSuggestion)
         }
         let everyStrategy: [Body] = Strategy.allCases.map { .nextPatch(NextPatch(strategy: $0, patchSizeUm: 0)) }
+        let everyCellStrategy: [Body] = CellPickStrategy.allCases.map { .getCellPicks(GetCellPicks(maxCells: 6, strategy: $0)) }
         let everyExport: [Body] = InteropFormat.allCases.map { .exportRequest(ExportRequest(format: $0.rawValue)) }
         let conversations: [[Body]] = [
             [.getPatch(GetPatch(target: .region(small), includeContours: true))],
@@ -258,6 +259,8 @@ extension HandlerTarget {
             everyStrategy,
             [.nextPatch(NextPatch(patchSizeUm: 5_000)), .getPatch(GetPatch(target: .patchID("p1"), includeContours: true))],
             everyExport,
+            sixLabels + everyCellStrategy,
+            [.getCellPicks(GetCellPicks(maxCells: 70, skipCellIDs: [0, .max])), .getCellPicks(GetCellPicks(cropMicrons: -1, skipCellIDs: [2, 2]))],
             [.exportRequest(ExportRequest(format: "geojson", consensus: true, includeSuggestions: true))],
             [.openSession(OpenSession(slideID: Fixture.slideID, task: "til")), label(1, 5, "inflammatory")],
             [.openSession(OpenSession(slideID: "missing", task: "ki67")), .getStatus, .listSlides],
