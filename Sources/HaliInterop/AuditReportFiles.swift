@@ -208,6 +208,8 @@ extension AuditReport {
         c.text("MODEL ACCURACY (ACCEPTED / SUGGESTED)", x: left, y: 14, (0, 0, 0))
         c.text("QUARTERS OF EACH SESSION, IN LABEL ORDER", x: left + 60, y: bottom + 36, (0, 0, 0))
         let shown = sessions.map(\.key).filter { key in accuracyOverSession.contains { $0.session == key && $0.accuracy != nil } }
+        // Name the slide and task in the legend only when they differ between the lines.
+        let oneSlideAndTask = Set(shown.map { [$0.slide, $0.task] }).count == 1
         for (i, key) in shown.enumerated() {
             let colour = Self.seriesColours[i % Self.seriesColours.count]
             let points = accuracyOverSession.filter { $0.session == key }.compactMap { p in p.accuracy.map { (px(p.part), py($0)) } }
@@ -217,7 +219,8 @@ extension AuditReport {
             let ly = top + i * 20
             guard ly < bottom - 20 else { continue }
             c.fillRect(right + 16, ly, right + 30, ly + 12, colour)
-            c.text(String("\(key.annotator) \(key.slide)".prefix(19)), x: right + 38, y: ly, (0, 0, 0))
+            c.text(
+                String((oneSlideAndTask ? key.annotator : "\(key.annotator) \(key.slide)/\(key.task)").prefix(19)), x: right + 38, y: ly, (0, 0, 0))
         }
         return c
     }

@@ -194,7 +194,7 @@ public final class LabelStore: @unchecked Sendable {
             try table.bind([])
             hasEvents = try table.step() && table.int(0) == 1
         } catch {
-            throw StoreError(path: path, message: "not a HALI label store (not an SQLite database: \(error))")
+            throw StoreError(path: path, message: "not a HALI label store (not an SQLite database: \((error as? StoreError)?.message ?? "\(error)"))")
         }
         guard version >= 1, hasEvents else { throw StoreError(path: path, message: "not a HALI label store (no label_events table)") }
         guard version <= migrations.count else {
