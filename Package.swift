@@ -196,7 +196,9 @@ let package = Package(
         .testTarget(name: "HaliStoreTests", dependencies: ["HaliStore", "HaliCore"]),
         .testTarget(
             name: "HaliInteropTests",
-            dependencies: ["HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore", "HaliEngine", "HaliImaging"]),
+            dependencies: [
+                "HaliTestFixtures", "HaliInterop", "HaliIngest", "HaliIndex", "HaliStore", "HaliCore", "HaliEngine", "HaliImaging", "HaliPNG",
+            ]),
         .testTarget(name: "HaliLearningTests", dependencies: ["HaliLearning", "HaliMath"]),
         .testTarget(
             name: "HaliExperimentsTests",

@@ -141,17 +141,12 @@ public enum Exporter {
 
     // MARK: CSV
 
-    static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
     static func csv(_ labels: ExportLabels, cells: [UInt64], slide: InteropSlide) -> String {
         var out = "x,y,class,cell_id,annotator\n"
         for cell in cells {
             let row = slide.table.row(ofID: cell)!
             out +=
-                "\(rounded(slide.table.centroidX[row])),\(rounded(slide.table.centroidY[row])),\(csvField(labels.classOfCell[cell]!)),\(cell),\(csvField(labels.name))\n"
+                "\(rounded(slide.table.centroidX[row])),\(rounded(slide.table.centroidY[row])),\(CSV.field(labels.classOfCell[cell]!)),\(cell),\(CSV.field(labels.name))\n"
         }
         return out
     }

@@ -87,8 +87,8 @@ public struct PredictionReport {
             grid[gy * columns + gx][prediction.classOfRow[r]] += 1
         }
         var csv =
-            "region_x,region_y,region_width,region_height,cells," + prediction.classNames.map { "\($0),\($0)_fraction" }.joined(separator: ",")
-            + "\n"
+            CSV.line(
+                ["region_x", "region_y", "region_width", "region_height", "cells"] + prediction.classNames.flatMap { [$0, $0 + "_fraction"] })
         for gy in 0..<rows {
             for gx in 0..<columns {
                 let counts = grid[gy * columns + gx]

@@ -144,19 +144,17 @@ public final class LabelStore: @unchecked Sendable {
         return try statement.step() ? Int(statement.int(0)) : 0
     }
 
-    /// A stored source, validated: the audit trail names only sources this HALI knows.
-    private func source(_ text: String?, event: Int64) throws -> LabelRecord.Source {
-        guard let text, let source = LabelRecord.Source(rawValue: text) else {
-            throw StoreError(
-                path: path, message: "event \(event) has the source \"\(text ?? "")\", which this HALI does not know (written by a newer version?)")
-        }
-        return source
-    }
-
     private func query(_ clause: String, _ values: [SQLiteConnection.Statement.Value]) throws -> [StoredEvent] {
         readLock.lock()
         defer { readLock.unlock() }
-        let statement = try reader.prepare(
+        return try Self.readEvents(reader, path: path, clause: clause, values)
+    }
+
+    /// The stored events `clause` selects, decoded; one home for the row layout, used by the store and `auditTrail`.
+    static func readEvents(
+        _ connection: SQLiteConnection, path: String, clause: String, _ values: [SQLiteConnection.Statement.Value]
+    ) throws -> [StoredEvent] {
+        let statement = try connection.prepare(
             """
             SELECT id, annotator, slide, task, cell_id, kind, class, source, model_version, client_seq, client_time_ms,
                    server_time_ms, previous_class FROM label_events \(clause)
@@ -164,16 +162,53 @@ public final class LabelStore: @unchecked Sendable {
         try statement.bind(values)
         var out: [StoredEvent] = []
         while try statement.step() {
+            let id = statement.int(0)
+            guard let sourceText = statement.text(7), let source = LabelRecord.Source(rawValue: sourceText) else {
+                throw StoreError(
+                    path: path,
+                    message: "event \(id) has the source \"\(statement.text(7) ?? "")\", which this HALI does not know (written by a newer version?)")
+            }
             let record = LabelRecord(
                 annotator: statement.text(1) ?? "", slide: statement.text(2) ?? "", task: statement.text(3) ?? "",
                 cellID: UInt64(bitPattern: statement.int(4)), kind: LabelRecord.Kind(rawValue: statement.text(5) ?? "") ?? .label,
-                className: statement.text(6), source: try source(statement.text(7), event: statement.int(0)),
-                modelVersion: UInt32(truncatingIfNeeded: statement.int(8)),
+                className: statement.text(6), source: source, modelVersion: UInt32(truncatingIfNeeded: statement.int(8)),
                 clientSeq: UInt64(bitPattern: statement.int(9)), clientTimeMs: statement.int(10), serverTimeMs: statement.int(11),
                 previousClass: statement.text(12))
-            out.append(StoredEvent(eventID: statement.int(0), record: record, duplicate: false))
+            out.append(StoredEvent(eventID: id, record: record, duplicate: false))
         }
         return out
+    }
+
+    /// Every stored event, optionally only one annotator's, slide's or task's, in store order, read through a
+    /// read-only connection: for reports over a store that a running daemon may be writing, and that must never be
+    /// created or migrated by reading it. A missing file, a file that is not SQLite, or an SQLite file without
+    /// HALI's schema is refused with a message that says which.
+    public static func auditTrail(path: String, annotator: String? = nil, slide: String? = nil, task: String? = nil) throws -> [StoredEvent] {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError(path: path, message: "no such file (no label store here)") }
+        let connection = try SQLiteConnection(path: path, readOnly: true)
+        let version: Int
+        let hasEvents: Bool
+        do {
+            version = try connection.userVersion()
+            let table = try connection.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'label_events'")
+            try table.bind([])
+            hasEvents = try table.step() && table.int(0) == 1
+        } catch {
+            throw StoreError(path: path, message: "not a HALI label store (not an SQLite database: \((error as? StoreError)?.message ?? "\(error)"))")
+        }
+        guard version >= 1, hasEvents else { throw StoreError(path: path, message: "not a HALI label store (no label_events table)") }
+        guard version <= migrations.count else {
+            throw StoreError(path: path, message: "store has schema version \(version); this HALI knows up to \(migrations.count): upgrade HALI")
+        }
+        var conditions: [String] = []
+        var values: [SQLiteConnection.Statement.Value] = []
+        for (column, value) in [("annotator", annotator), ("slide", slide), ("task", task)] {
+            guard let value else { continue }
+            values.append(.text(value))
+            conditions.append("\(column) = ?\(values.count)")
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") + " "
+        return try readEvents(connection, path: path, clause: filter + "ORDER BY id", values)
     }
 
     /// Remembers where a session was (its last patch).

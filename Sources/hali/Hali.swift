@@ -15,7 +15,7 @@ struct Hali: AsyncParsableCommand {
         version: "0.3.0",
         subcommands: [
             LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
-            PredictCommand.self, ExportCommand.self, ImportCommand.self, HashToken.self,
+            PredictCommand.self, ExportCommand.self, ImportCommand.self, ReportCommand.self, HashToken.self,
             LabCommand.TrainBackbone.self, LabCommand.TrainDetector.self, LabCommand.Embed.self, LabCommand.Eval.self,
         ])
 }

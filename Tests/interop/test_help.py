@@ -16,7 +16,7 @@ COMMANDS = [
     ("halid",),
     ("hali",),
     *[("hali", c) for c in ("label", "ping", "status", "slides", "slide-info", "ingest", "cells", "predict", "export",
-                            "import", "hash-token")],
+                            "import", "report", "hash-token")],
     ("hali-lab",),
     *[("hali-lab", c) for c in ("train-backbone", "train-detector", "embed", "eval")],
     *[("hali-lab", "eval", c) for c in ("detection", "backbone", "effectiveness", "efficiency", "report")],
