@@ -3,7 +3,8 @@
 #   bash Deploy/bench/terminal_screenshots.sh OUT_DIR
 # Starts halid on CMU-1-Small-Region (a fresh data directory, so the same patch comes first), then for each terminal
 # (xterm -ti vt340 with sixel, kitty, xterm with half-blocks) types the same keys (labels, moves) and captures the
-# screen with ImageMagick's import; then the review gallery in xterm with sixel, in kitty, and in xterm with half-blocks.
+# screen with ImageMagick's import; then the review gallery in xterm with sixel, in kitty, and in xterm with half-blocks;
+# then the learner's cell picks (p) in xterm with sixel and with half-blocks. SHOTS="NAME …" takes only those shots.
 # Needs: xvfb xterm kitty imagemagick xdotool (apt-get install them); a release build (swift build -c release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -55,9 +56,19 @@ gallery_keys() {  # open the gallery, flip one crop, skip one
   sleep 2
 }
 
-shot() {  # NAME GRAPHICS KEYS COMMAND...
+picks_keys() {  # open the learner's cell picks, label one crop by hand, skip one
+  xdotool key --clearmodifiers p
+  sleep 4
+  xdotool key --clearmodifiers 2
+  sleep 0.5
+  xdotool key --clearmodifiers x
+  sleep 2
+}
+
+shot() {  # NAME GRAPHICS KEYS COMMAND...  (SHOTS="name …" takes only those)
   local name=$1 graphics=$2 typing=$3
   shift 3
+  [[ -n "${SHOTS:-}" && " $SHOTS " != *" $name "* ]] && return 0
   "$@" -e sh -c "'$bin/hali' label --graphics $graphics CMU-1-Small-Region til; sleep 300" &
   local term=$!
   sleep 8
@@ -77,3 +88,5 @@ shot terminal-blocks-xterm blocks keys xterm -b 0 -bw 0 -geometry 150x50+0+0 -fa
 shot terminal-gallery-sixel-xterm sixel gallery_keys xterm -ti vt340 -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
 shot terminal-gallery-kitty kitty gallery_keys kitty -o font_size=10 -o initial_window_width=1500 -o initial_window_height=900 -o remember_window_size=no
 shot terminal-gallery-blocks-xterm blocks gallery_keys xterm -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
+shot terminal-picks-sixel-xterm sixel picks_keys xterm -ti vt340 -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
+shot terminal-picks-blocks-xterm blocks picks_keys xterm -b 0 -bw 0 -geometry 150x50+0+0 -fa "DejaVu Sans Mono" -fs 10
