@@ -6,3 +6,12 @@ public func percentile<T: Comparable>(_ values: [T], _ p: Double, alreadySorted:
     let sorted = alreadySorted ? values : values.sorted()
     return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
 }
+
+/// The median: the middle value of the sorted sample, or the mean of the two middle ones (unlike `percentile`, which
+/// always answers a measured value); nil for an empty sample. O(n log n).
+public func median(_ values: [Double]) -> Double? {
+    guard !values.isEmpty else { return nil }
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}

@@ -147,14 +147,6 @@ public struct Activity: Sendable, Equatable {
     }
 }
 
-/// The median: the middle value of the sorted sample, or the mean of the two middle ones; nil for an empty sample.
-public func median(_ values: [Double]) -> Double? {
-    guard !values.isEmpty else { return nil }
-    let sorted = values.sorted()
-    let middle = sorted.count / 2
-    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-
 /// A kappa statistic, or why it has no value.
 public enum Kappa: Sendable, Equatable {
     case value(Double)

@@ -62,6 +62,12 @@ import Testing
         #expect(percentile([Int](), 0.5) == nil && percentile([1, 2], 1.5) == nil && percentile([1, 2], -0.1) == nil)
     }
 
+    @Test func medianIsTheMiddleOrTheMeanOfTheTwoMiddleValues() {
+        #expect(median([4, 1, 3]) == 3)
+        #expect(median([4, 1, 3, 2]) == 2.5)
+        #expect(median([7.5]) == 7.5 && median([]) == nil)
+    }
+
     @Test func agreesWithBruteForceOnSeededSamples() {
         var state: UInt64 = 12345
         for n in 1...40 {
