@@ -15,6 +15,9 @@ import HaliMath
 public enum FeatureKind: String, Sendable, CaseIterable, Codable {
     case cheap
     case cnn
+    /// The CNN embedding and the cheap features' 12 colour statistics (nucleus disc, two context rings): colour the
+    /// H&E-trained backbone may not carry, e.g. the DAB brown of a Ki-67-positive nucleus (issue 17, item 4).
+    case cnnColour = "cnn+colour"
 }
 
 public enum CheapFeatures {
@@ -32,6 +35,17 @@ public enum CheapFeatures {
             }
         }
         return Matrix(rows: data.count, columns: dimension, values: out)
+    }
+
+    /// The 12 colour statistics alone (mean R, G, B and grey sd of the nucleus disc and the two rings).
+    public static func colour(_ data: CellData) throws -> Matrix {
+        let all = try extract(data)
+        let first = 8 * 8 * 3
+        var out = [Float](repeating: 0, count: data.count * 12)
+        for c in 0..<data.count {
+            for j in 0..<12 { out[c * 12 + j] = all.values[c * dimension + first + j] }
+        }
+        return Matrix(rows: data.count, columns: 12, values: out)
     }
 
     public static func cellFeatures(_ img: RGBImage, x: Double, y: Double, mpp: Double) -> [Float] {

@@ -35,7 +35,7 @@ struct LearningDataOptions: ParsableArguments {
     @Option(name: .long, help: "Binary use case: this class vs the rest (default: all classes).")
     var positive: String?
 
-    @Option(name: .long, help: "Features: cheap or cnn.")
+    @Option(name: .long, help: "Features: cheap, cnn, or cnn+colour (the CNN embedding and 12 colour statistics of nucleus and context).")
     var features: FeatureKind = .cheap
 
     @Option(name: .customLong("patch-um"), help: "Side of the square patches in µm (~200 cells at 30x ≈ 250 µm).")
@@ -74,8 +74,8 @@ struct LearningDataOptions: ParsableArguments {
     }
 
     func prepare() throws -> PreparedData {
-        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
         let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
+        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights, cacheDirectory: cacheDirectory)
         let useCase = UseCase(positive: positive)
         if let slide, let cells {
             return try PreparedData.make(
@@ -221,7 +221,7 @@ struct EvalReportCommand: AsyncParsableCommand {
     @Option(help: "Seeds per use case.") var repeats = 10
     @Option(help: "Labels per run.") var budget = 200
     @Option(name: .customLong("eval-step"), help: "Train and score every this many labels.") var evalStep = 5
-    @Option(help: "Features: cheap or cnn.") var features: FeatureKind = .cheap
+    @Option(help: "Features: cheap, cnn or cnn+colour.") var features: FeatureKind = .cheap
     @Option(help: "Head for the effectiveness curves.") var head: HeadKind = .paper
     @Option(help: "Worker threads.") var threads = 1
     @Option(help: "Only these use cases (comma-separated ids; default all).") var only: String?
@@ -239,8 +239,8 @@ struct EvalReportCommand: AsyncParsableCommand {
         }
         try Directories.ensure(out, purpose: "--out")
         var rows: [LearningReport.Row] = []
-        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights)
         let cacheDirectory = LearningFeatureProviders.cacheDirectory(base: cache, kind: features, weights: weights)
+        let provider = try LearningFeatureProviders.provider(kind: features, weights: weights, cacheDirectory: cacheDirectory)
         for uc in cases {
             FileHandle.standardError.write(Data("report: \(uc.id) …\n".utf8))
             let prepared = try PreparedData.make(
@@ -274,7 +274,7 @@ struct EvalReportCommand: AsyncParsableCommand {
         }
         let md = LearningReport.markdown(
             rows, features: features, repeats: repeats, budget: budget, evalStep: evalStep, head: head,
-            fullSplits: fullSplits, withinPatch: withinPatch)
+            fullSplits: fullSplits, withinPatch: withinPatch, cellStrategy: cellStrategy, cellBatch: EffectivenessConfig().cellBatch)
         let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
         let path = "\(out)/learning-report-\(features.rawValue)-\(head.rawValue)\(variant).md"
         try md.write(toFile: path, atomically: true, encoding: .utf8)
