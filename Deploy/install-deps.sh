@@ -22,6 +22,8 @@ if [[ "${1:-}" == "--python" ]]; then
   # The terminal-graphics tests: a real xterm (sixel) under a virtual X server, a screen capture, and libsixel's
   # decoder to check HALI's sixel against.
   APT_PACKAGES+=(xvfb xterm imagemagick libsixel-bin fonts-dejavu-core)
+  # `hali batch` on a live one-node Slurm cluster (Deploy/slurm/local-cluster.sh).
+  APT_PACKAGES+=(slurm-wlm munge)
 fi
 
 missing=()
@@ -51,6 +53,9 @@ if [[ "${1:-}" == "--python" ]]; then
   python3 -c 'import numpy' 2>/dev/null || need+=('numpy')
   python3 -c 'import PIL' 2>/dev/null || need+=('pillow')
   python3 -c 'import openslide' 2>/dev/null || need+=('openslide-python')
+  # The Kubernetes Job that `hali batch` writes, checked against the Kubernetes schemas.
+  python3 -c 'import kubernetes_validate' 2>/dev/null || need+=('kubernetes-validate')
+  python3 -c 'import yaml' 2>/dev/null || need+=('pyyaml')
 fi
 if ((${#need[@]})); then
   echo "install-deps: pip install ${need[*]}"

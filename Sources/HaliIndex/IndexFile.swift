@@ -151,6 +151,24 @@ public enum IndexFile {
         try read(bytes: Array(try readFile(path)), path: path)
     }
 
+    /// SHA-256 over the cells as stored: the slide's identity without its path and time (size, fingerprint, vendor,
+    /// dimensions, µm/px), the header's rows, names and column list, then every column's bytes. Two indexes with one
+    /// digest hold the same cells, outlines, measurements and embeddings of the same slide file bit for bit, whatever
+    /// their manifests say of when, where and how fast they were built (what `hali batch` is checked against).
+    public static func cellsDigest(path: String) throws -> String {
+        let bytes = Array(try readFile(path))
+        let (header, bodyStart) = try readHeader(bytes, path: path)
+        guard bodyStart <= bytes.count - 16 else { throw FileError(path: path, message: "corrupt index: no room for the columns") }
+        var cells = header
+        cells.manifest = IndexManifest(
+            slide: header.manifest.slide, source: "", settings: [:], cellCount: 0, tissueAreaMicrons2: 0, tiles: 0, seconds: 0, created: "")
+        cells.manifest.slide.path = ""
+        cells.manifest.slide.modified = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return SHA256.hexDigest(bytes: Array(try encoder.encode(cells)) + bytes[bodyStart..<(bytes.count - 16)])
+    }
+
     /// Most rows, columns, classes, stains and embedding dimensions a header may declare. Far above any real slide
     /// (10^6 nuclei), and low enough that no product of them overflows or asks for more memory than the file could
     /// explain: a corrupt or hostile header is refused before any of its numbers is used in arithmetic.

@@ -20,6 +20,35 @@ public enum IndexBuilder {
         (outputDirectory as NSString).appendingPathComponent(slideStem(slidePath) + ".hidx")
     }
 
+    /// Whether a slide's index is there and was built from this very file with these settings.
+    public enum IndexState: Sendable {
+        case current(IndexManifest)
+        case missing
+        /// There is an index, but of another file or other settings (the reason says which).
+        case stale(String)
+    }
+
+    /// The state of `slidePath`'s index in `outputDirectory` for a built-in detector run with `options` (what
+    /// `build` would skip). Opens the slide (its size, fingerprint and µm/px): throws when it cannot be read.
+    public static func state(slidePath: String, options: IngestOptions, outputDirectory: String) throws -> IndexState {
+        let slide: Slide
+        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
+        let identity = try SlideIngest.identify(slide: slide, options: options)
+        return state(
+            ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, source: "hali-watershed",
+            settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
+    }
+
+    static func state(ofIndexAt path: String, identity: IndexManifest.SlideIdentity, source: String, settings: [String: String]) -> IndexState {
+        guard FileManager.default.fileExists(atPath: path) else { return .missing }
+        guard let existing = try? IndexFile.readManifest(path: path) else { return .stale("the index cannot be read") }
+        guard existing.slide.fingerprint == identity.fingerprint, existing.slide.sizeBytes == identity.sizeBytes else {
+            return .stale("built from another file (\(existing.slide.path))")
+        }
+        guard existing.source == source, existing.settings == settings else { return .stale("built with other settings") }
+        return .current(existing)
+    }
+
     /// Detects nuclei (or imports `detections`) and writes the index atomically. Nothing is written on error.
     public static func build(
         slidePath: String, options: IngestOptions, detections: (path: String, format: ExternalDetections.Format)? = nil,
@@ -41,10 +70,7 @@ public enum IndexBuilder {
             settings = options.settings(micronsPerPixel: identity.micronsPerPixel)
         }
 
-        if !force, FileManager.default.fileExists(atPath: path), let existing = try? IndexFile.readManifest(path: path),
-            existing.slide.fingerprint == identity.fingerprint, existing.slide.sizeBytes == identity.sizeBytes,
-            existing.source == source, existing.settings == settings
-        {
+        if !force, case .current(let existing) = state(ofIndexAt: path, identity: identity, source: source, settings: settings) {
             return .upToDate(path: path, manifest: existing)
         }
 

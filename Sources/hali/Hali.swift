@@ -14,7 +14,7 @@ struct Hali: AsyncParsableCommand {
         abstract: "HALI: human-in-the-loop cell labelling. Client of halid, and local slide tools.",
         version: "0.3.0",
         subcommands: [
-            LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, CellsCommand.self,
+            LabelCommand.self, Ping.self, Status.self, Slides.self, SlideInfoCommand.self, IngestCommand.self, BatchCommand.self, CellsCommand.self,
             PredictCommand.self, ExportCommand.self, ImportCommand.self, ReportCommand.self, HashToken.self,
             LabCommand.TrainBackbone.self, LabCommand.TrainDetector.self, LabCommand.Embed.self, LabCommand.Eval.self,
         ])

@@ -18,11 +18,7 @@ struct IngestCommand: AsyncParsableCommand {
     @Argument(help: "The slide (anything OpenSlide reads).")
     var slide: String
 
-    @Option(help: "Stain: he (H&E) or hdab (hematoxylin-DAB, e.g. Ki-67).")
-    var stain: String = "he"
-
-    @Option(help: "Microns per level-0 pixel, when the slide does not record it (or to override it).")
-    var mpp: Double?
+    @OptionGroup var settings: IngestSettingsOptions
 
     @Option(help: "Import nuclei from this file instead of detecting them (.geojson, HoVer-Net .json, .csv).")
     var detections: String?
@@ -30,38 +26,15 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Output directory.")
     var out: String = "hali-data/index"
 
-    @Option(help: "Tiles detected in parallel (default: all cores).")
-    var threads: Int?
-
-    @Option(help: "Tile edge in pixels of the level read.")
-    var tileSize: Int = 1024
-
     @Flag(help: "Rebuild even if an up-to-date index exists.")
     var force = false
 
-    @Option(help: "Backbone weights (.safetensors): store every cell's CNN embedding in the index, for the models and the active learner.")
-    var weights: String?
-
-    @Option(
-        name: .customLong("detector-weights"),
-        help:
-            "Find nuclei with the learned detector (hali train-detector weights, e.g. Deploy/models/hali-detector-v1.safetensors) instead of the watershed detector."
-    )
-    var detectorWeights: String?
-
     func run() async throws {
-        guard let stainKind = SlideStain(rawValue: stain) else { throw ValidationError("--stain must be he or hdab") }
-        let threads = self.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        guard threads >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
         // Before minutes of work, not after: an --out that cannot be written is said at once.
         do { try Directories.ensure(out, purpose: "--out") } catch { throw ValidationError(error.description) }
-        var options = IngestOptions()
-        options.stain = stainKind
-        options.micronsPerPixel = mpp
-        options.threads = threads
-        options.tileSize = tileSize
+        let options: IngestOptions
         do {
-            try options.loadNetworks(weights: weights, detectorWeights: detectorWeights, stains: stainKind.matrix)
+            options = try settings.ingestOptions()
         } catch {
             FileHandle.standardError.write(Data("hali ingest: \(error)\n".utf8))
             throw ExitCode(1)
@@ -107,6 +80,59 @@ struct IngestCommand: AsyncParsableCommand {
     }
 }
 
+/// What decides an ingest's result and speed, shared by `hali ingest` and `hali batch`.
+struct IngestSettingsOptions: ParsableArguments {
+    @Option(help: "Stain: he (H&E) or hdab (hematoxylin-DAB, e.g. Ki-67).")
+    var stain: String = "he"
+
+    @Option(help: "Microns per level-0 pixel, when the slide does not record it (or to override it).")
+    var mpp: Double?
+
+    @Option(help: "Tiles detected in parallel (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Tile edge in pixels of the level read.")
+    var tileSize: Int = 1024
+
+    @Option(help: "Backbone weights (.safetensors): store every cell's CNN embedding in the index, for the models and the active learner.")
+    var weights: String?
+
+    @Option(
+        name: .customLong("detector-weights"),
+        help:
+            "Find nuclei with the learned detector (hali train-detector weights, e.g. Deploy/models/hali-detector-v1.safetensors) instead of the watershed detector."
+    )
+    var detectorWeights: String?
+
+    func validate() throws {
+        guard SlideStain(rawValue: stain) != nil else { throw ValidationError("--stain must be he or hdab") }
+        guard (threads ?? 1) >= 1, tileSize >= 64 else { throw ValidationError("--threads ≥ 1 and --tile-size ≥ 64") }
+        if let mpp, !(mpp > 0 && mpp.isFinite) { throw ValidationError("--mpp must be a positive number") }
+    }
+
+    /// The options, with the networks loaded (throws when a weights file cannot be read).
+    func ingestOptions() throws -> IngestOptions {
+        let stainKind = SlideStain(rawValue: stain) ?? .he
+        var options = IngestOptions()
+        options.stain = stainKind
+        options.micronsPerPixel = mpp
+        options.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        options.tileSize = tileSize
+        try options.loadNetworks(weights: weights, detectorWeights: detectorWeights, stains: stainKind.matrix)
+        return options
+    }
+
+    /// The options that decide the result, as arguments for a batch task (weights as absolute paths: the task runs
+    /// elsewhere). Threads are the task's own.
+    var taskArguments: [String] {
+        var out = ["--stain", stain, "--tile-size", String(tileSize)]
+        if let mpp { out += ["--mpp", String(mpp)] }
+        if let weights { out += ["--weights", BatchSlides.absolutePath(weights)] }
+        if let detectorWeights { out += ["--detector-weights", BatchSlides.absolutePath(detectorWeights)] }
+        return out
+    }
+}
+
 struct CellsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cells", abstract: "Summarise a slide's index: counts, density, sizes, shapes, classes.")
@@ -135,6 +161,7 @@ struct CellsCommand: ParsableCommand {
         print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
         print("source    \(manifest.source), \(manifest.created)")
         print("cells     \(table.count)")
+        if let digest = try? IndexFile.cellsDigest(path: path) { print("digest    \(digest) (the cells as stored, not the manifest)") }
         print(
             "features  \(table.embeddingDimension > 0 ? "CNN embeddings, \(table.embeddingDimension)-d, from \(table.embeddingSource)" : "measurements only (ingest with --weights for CNN embeddings)")"
         )
