@@ -4508,7 +4508,7 @@ const ProtobufCMessageDescriptor hali__v1__gallery__descriptor =
   (ProtobufCMessageInit) hali__v1__gallery__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[11] =
+static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors[12] =
 {
   {
     "server_version",
@@ -4642,6 +4642,18 @@ static const ProtobufCFieldDescriptor hali__v1__server_status__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "slides_pending",
+    12,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Hali__V1__ServerStatus, n_slides_pending),
+    offsetof(Hali__V1__ServerStatus, slides_pending),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned hali__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -4654,12 +4666,13 @@ static const unsigned hali__v1__server_status__field_indices_by_name[] = {
   4,   /* field[4] = sessions */
   5,   /* field[5] = slides */
   10,   /* field[10] = slides_not_served */
+  11,   /* field[11] = slides_pending */
   2,   /* field[2] = uptime_s */
 };
 static const ProtobufCIntRange hali__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor hali__v1__server_status__descriptor =
 {
@@ -4669,7 +4682,7 @@ const ProtobufCMessageDescriptor hali__v1__server_status__descriptor =
   "Hali__V1__ServerStatus",
   "hali.v1",
   sizeof(Hali__V1__ServerStatus),
-  11,
+  12,
   hali__v1__server_status__field_descriptors,
   hali__v1__server_status__field_indices_by_name,
   1,  hali__v1__server_status__number_ranges,

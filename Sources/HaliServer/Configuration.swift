@@ -48,6 +48,9 @@ public struct ServerConfiguration: Sendable {
     /// are small, and OpenBLAS's extra threads spin in sched_yield between calls (measured: a third of the daemon's
     /// CPU under 100 annotators), taking the cores the fits need.
     public var blasThreads = 1
+    /// Look in the index folder this often for new indexes to serve (`HaliDaemon.rescanIndexes`); nil = only when
+    /// asked (SIGHUP).
+    public var indexRescanInterval: Duration?
     /// Pixels read and encoded for clients, kept for the next request of the same region (all sessions share them).
     public var pixelCacheBytes = 64 << 20
 

@@ -111,6 +111,9 @@ public final class HaliDaemon: Sendable {
     private let store: LabelStore
     private let registry: SessionRegistry
     private let slidesNotServed = LockedValue<[String]>([])
+    /// Configured slides left out at start, and what the latest rescan of the index folder found.
+    private let startupFailures = LockedValue<[String]>([])
+    private let slidesPending = LockedValue<[String]>([])
     private let tls: TLSRole?
 
     /// Opens the label store in `configuration.dataDirectory` (creating it); throws when the store cannot be opened.
@@ -158,6 +161,7 @@ public final class HaliDaemon: Sendable {
             ingestMissing: configuration.ingestMissing, micronsPerPixel: configuration.micronsPerPixel,
             weightsPath: configuration.weightsPath, detectorWeightsPath: configuration.detectorWeightsPath)
         slidesNotServed.withLock { $0 = failures }
+        startupFailures.withLock { $0 = failures }
         if configuration.strict, !failures.isEmpty {
             store.close()
             releaseWaitersAfterFailedStart()
@@ -230,6 +234,16 @@ public final class HaliDaemon: Sendable {
                 "max_frame_bytes": "\(maxFrameBytes)",
             ])
 
+        let watcher = configuration.indexRescanInterval.map { interval in
+            Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard !Task.isCancelled else { break }
+                    await self.rescanIndexes()
+                }
+            }
+        }
+        defer { watcher?.cancel() }
         await withDiscardingTaskGroup { group in
             for listener in listeners {
                 group.addTask {
@@ -576,6 +590,23 @@ public final class HaliDaemon: Sendable {
         }
     }
 
+    /// Serves the slides whose index appeared in the data directory's `index/` folder since the last look (halid
+    /// calls this on SIGHUP, and every `indexRescanInterval` when set), and refreshes what `hali status` lists as not
+    /// served or pending. New sessions can open the new slides at once; nothing else changes for anyone.
+    public func rescanIndexes() async {
+        let found = await catalog.rescan(indexDirectory: (configuration.dataDirectory as NSString).appendingPathComponent("index"))
+        for slide in found.added { await registry.add(slide) }
+        let servedPaths = Set(await catalog.all.map(\.slide.path))
+        let stillFailing = startupFailures.withLock { failures in
+            failures.filter { line in !servedPaths.contains { line.hasPrefix($0 + ": ") } }
+        }
+        slidesNotServed.withLock { $0 = stillFailing + found.notServed }
+        slidesPending.withLock { $0 = found.pending }
+        if !found.added.isEmpty {
+            logger.info("rescanned the index folder", metadata: ["added": "\(found.added.map(\.id).joined(separator: ", "))"])
+        }
+    }
+
     private func status() async -> ServerStatus {
         let counters = self.counters.withLock { $0 }
         let uptime = ContinuousClock.now - startedAt
@@ -585,7 +616,8 @@ public final class HaliDaemon: Sendable {
             uptimeSeconds: uptime.seconds,
             connections: UInt32(counters.connections), sessions: UInt32(await registry.sessionCount), slides: UInt32(await catalog.count),
             framesReceived: counters.framesReceived, framesRejected: counters.framesRejected,
-            maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen, slidesNotServed: slidesNotServed.withLock { $0 })
+            maxFrameBytes: UInt32(configuration.maxFrameBytes), listen: listen, slidesNotServed: slidesNotServed.withLock { $0 },
+            slidesPending: slidesPending.withLock { $0 })
     }
 
     static let capabilities = [

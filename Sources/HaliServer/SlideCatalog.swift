@@ -14,6 +14,30 @@ actor SlideCatalog {
     private var served: [String: ServedSlide] = [:]
     private var order: [String] = []
     private let logger: Logger
+    /// Index files a rescan has looked at, with the size and modification time it saw, so that the next one reads
+    /// only what is new or changed; and the index behind each served slide.
+    private var seenIndexes: [String: IndexStamp] = [:]
+    private var servedIndexes = Set<String>()
+
+    struct IndexStamp: Equatable {
+        var size: Int64
+        var modified: Double
+
+        init?(path: String) {
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+            size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+            modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        }
+    }
+
+    /// What a rescan of the index folder found.
+    struct Rescan {
+        var added: [ServedSlide] = []
+        /// "PATH: REASON" of indexes that cannot be served and of slides whose batch task failed.
+        var notServed: [String] = []
+        /// "PATH: WHY" of indexes seen and not served yet.
+        var pending: [String] = []
+    }
 
     init(logger: Logger) { self.logger = logger }
 
@@ -63,6 +87,8 @@ actor SlideCatalog {
                 let id = Self.identifier(for: path, taken: Set(order))
                 served[id] = ServedSlide(id: id, slide: slide, table: table, manifest: manifest)
                 order.append(id)
+                servedIndexes.insert(indexPath)
+                seenIndexes[indexPath] = IndexStamp(path: indexPath)
                 logger.info(
                     "slide ready", metadata: ["id": "\(id)", "path": "\(path)", "size": "\(slide.width)x\(slide.height)", "cells": "\(table.count)"])
             } catch {
@@ -73,6 +99,64 @@ actor SlideCatalog {
         }
         return failures
     }
+
+    /// Serves the slides whose index appeared in `indexDirectory` since the last look (a batch on a cluster, a
+    /// `hali ingest` beside the daemon): each index names its slide file (absolute path), which must be there and be
+    /// the file the index was built from. An index that changed while its slide is served is left pending (open
+    /// sessions hold the old cells; a restart serves the new ones). `<stem>.failed.txt` records of `hali batch task`
+    /// are reported as not served. Reads only new or changed files: O(indexes) `stat`s per call.
+    func rescan(indexDirectory: String) async -> Rescan {
+        var found = Rescan()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: indexDirectory)) ?? []).sorted()
+        for name in names where name.hasSuffix(".failed.txt") {
+            let text = (try? String(contentsOfFile: (indexDirectory as NSString).appendingPathComponent(name), encoding: .utf8)) ?? ""
+            let field = { (key: String) in text.split(separator: "\n").first { $0.hasPrefix(key + ": ") }.map { String($0.dropFirst(key.count + 2)) }
+            }
+            found.notServed.append("\(field("slide") ?? name): batch task failed: \(field("reason") ?? "no reason recorded")")
+        }
+        for name in names where name.hasSuffix(".hidx") {
+            let indexPath = (indexDirectory as NSString).appendingPathComponent(name)
+            guard let stamp = IndexStamp(path: indexPath) else { continue }
+            if servedIndexes.contains(indexPath) {
+                if seenIndexes[indexPath] != stamp { found.pending.append("\(indexPath): changed on disk; a restart serves the new index") }
+                continue
+            }
+            if seenIndexes[indexPath] == stamp, let earlier = failedIndexes[indexPath] {
+                found.notServed.append(earlier)
+                continue
+            }
+            seenIndexes[indexPath] = stamp
+            do {
+                let (manifest, table) = try await NIOThreadPool.singleton.runIfActive { try IndexFile.read(path: indexPath) }
+                let path = manifest.slide.path
+                guard path.hasPrefix("/") else {
+                    throw FileError(path: indexPath, message: "names its slide by a relative path (\(path)); ingest with an absolute path")
+                }
+                let slide = try await NIOThreadPool.singleton.runIfActive { () throws -> Slide in try Slide(path: path) }
+                let (size, _, fingerprint) = try SlideFingerprint.compute(path: path)
+                guard manifest.slide.fingerprint == fingerprint, manifest.slide.sizeBytes == size else {
+                    throw FileError(path: indexPath, message: "was built from another version of \(path)")
+                }
+                let id = Self.identifier(for: path, taken: Set(order))
+                let servedSlide = ServedSlide(id: id, slide: slide, table: table, manifest: manifest)
+                served[id] = servedSlide
+                order.append(id)
+                servedIndexes.insert(indexPath)
+                failedIndexes[indexPath] = nil
+                found.added.append(servedSlide)
+                logger.info("slide ready (new index)", metadata: ["id": "\(id)", "path": "\(path)", "cells": "\(table.count)"])
+            } catch {
+                let message = "\(indexPath): \((error as? SlideError)?.message ?? (error as? FileError)?.message ?? "\(error)")"
+                failedIndexes[indexPath] = message
+                found.notServed.append(message)
+                logger.error("index not served", metadata: ["index": "\(indexPath)", "error": "\(message)"])
+            }
+        }
+        return found
+    }
+
+    /// Why an index seen by a rescan is not served (kept until the file changes).
+    private var failedIndexes: [String: String] = [:]
 
     var count: Int { order.count }
     var all: [ServedSlide] { order.compactMap { served[$0] } }

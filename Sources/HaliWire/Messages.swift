@@ -519,14 +519,17 @@ public struct ServerStatus: Sendable, Equatable {
     public var framesRejected: UInt64
     public var maxFrameBytes: UInt32
     public var listen: String
-    /// Configured slides left out at start, each "PATH: REASON".
+    /// Slides left out, each "PATH: REASON".
     public var slidesNotServed: [String]
+    /// Indexes seen in the index folder and not served yet, each "PATH: WHY".
+    public var slidesPending: [String]
     public init(
         serverVersion: String, protocolVersion: UInt32 = HaliWire.protocolVersion, uptimeSeconds: Double,
         connections: UInt32, sessions: UInt32, slides: UInt32, framesReceived: UInt64, framesRejected: UInt64,
-        maxFrameBytes: UInt32, listen: String, slidesNotServed: [String] = []
+        maxFrameBytes: UInt32, listen: String, slidesNotServed: [String] = [], slidesPending: [String] = []
     ) {
         self.slidesNotServed = slidesNotServed
+        self.slidesPending = slidesPending
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeSeconds = uptimeSeconds

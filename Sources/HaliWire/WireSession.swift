@@ -91,6 +91,8 @@ extension ServerStatus {
         m.pointee.listen = a.string(listen)
         m.pointee.n_slides_not_served = slidesNotServed.count
         m.pointee.slides_not_served = a.array(slidesNotServed.map { a.string($0) ?? a.array([CChar(0)]) })
+        m.pointee.n_slides_pending = slidesPending.count
+        m.pointee.slides_pending = a.array(slidesPending.map { a.string($0) ?? a.array([CChar(0)]) })
         return m
     }
 
@@ -99,7 +101,8 @@ extension ServerStatus {
             serverVersion: string(m.server_version), protocolVersion: m.protocol_version, uptimeSeconds: m.uptime_s, connections: m.connections,
             sessions: m.sessions, slides: m.slides, framesReceived: m.frames_received, framesRejected: m.frames_rejected,
             maxFrameBytes: m.max_frame_bytes, listen: string(m.listen),
-            slidesNotServed: array(m.slides_not_served, m.n_slides_not_served) { string($0) })
+            slidesNotServed: array(m.slides_not_served, m.n_slides_not_served) { string($0) },
+            slidesPending: array(m.slides_pending, m.n_slides_pending) { string($0) })
     }
 }
 

@@ -137,8 +137,14 @@ struct Status: AsyncParsableCommand {
                 frames        \(s.framesReceived) received, \(s.framesRejected) rejected
                 max frame     \(s.maxFrameBytes) bytes
                 """)
+            let served = try await daemon.slides()
+            if !served.isEmpty { print("served        " + served.map(\.id).joined(separator: ", ")) }
+            if !s.slidesPending.isEmpty {
+                print("pending       \(s.slidesPending.count):")
+                for line in s.slidesPending { print("  " + line) }
+            }
             if !s.slidesNotServed.isEmpty {
-                print("not served    \(s.slidesNotServed.count) configured slide\(s.slidesNotServed.count == 1 ? "" : "s"):")
+                print("not served    \(s.slidesNotServed.count):")
                 for failure in s.slidesNotServed { print("  " + failure) }
             }
         }

@@ -54,6 +54,13 @@ struct Halid: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not ingest slides without an index at start-up (refuse them instead).")
     var noIngest = false
 
+    @Option(
+        name: .long,
+        help:
+            "Look in the data directory's index/ folder every this many seconds for new indexes (e.g. from `hali batch`) and serve their slides (default: only on SIGHUP)."
+    )
+    var watchIndex: Double?
+
     @Option(name: .long, help: "Largest frame body accepted, in bytes (default 16 MiB).")
     var maxFrameBytes: Int?
 
@@ -124,6 +131,12 @@ struct Halid: AsyncParsableCommand {
         configuration.weightsPath = weights ?? file.weights
         configuration.detectorWeightsPath = detectorWeights ?? file.detector_weights
         configuration.strict = strict || (file.strict ?? false)
+        if let watchIndex {
+            guard watchIndex.isFinite, watchIndex >= 0.1, watchIndex <= 86_400 else {
+                throw ValidationError("--watch-index must be between 0.1 and 86400 seconds (got \(watchIndex))")
+            }
+            configuration.indexRescanInterval = .milliseconds(Int64(watchIndex * 1000))
+        }
         switch (tlsCert ?? file.tls_cert, tlsKey ?? file.tls_key) {
         case (let cert?, let key?): configuration.tls = (cert, key)
         case (nil, nil): break
@@ -171,7 +184,12 @@ struct Halid: AsyncParsableCommand {
             source.resume()
             return source
         }
-        defer { signalSources.forEach { $0.cancel() } }
+        // SIGHUP: serve the slides whose index appeared in the index folder since the last look.
+        signal(SIGHUP, SIG_IGN)
+        let rescanSource = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+        rescanSource.setEventHandler { Task { await daemon.rescanIndexes() } }
+        rescanSource.resume()
+        defer { (signalSources + [rescanSource]).forEach { $0.cancel() } }
         do {
             try await daemon.run()
         } catch let error as StartupError {

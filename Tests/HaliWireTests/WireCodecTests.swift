@@ -88,7 +88,8 @@ let everyMessage: [Envelope] = {
             ServerStatus(
                 serverVersion: "0.1.0", protocolVersion: 1, uptimeSeconds: 12.5, connections: 3, sessions: 2, slides: 1, framesReceived: 100,
                 framesRejected: 4, maxFrameBytes: 1 << 24, listen: "127.0.0.1:7070",
-                slidesNotServed: ["/slides/a.svs: not a slide OpenSlide can read", "/slides/b.svs: no such file"])),
+                slidesNotServed: ["/slides/a.svs: not a slide OpenSlide can read", "/slides/b.svs: no such file"],
+                slidesPending: ["/index/c.hidx: changed on disk"])),
     ]
     return bodies.enumerated().map { Envelope(requestID: UInt64($0.offset + 1) * 1_000_003, $0.element) }
 }()

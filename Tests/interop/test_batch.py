@@ -6,12 +6,20 @@ they cannot be had it is skipped with the reason. Three slides: two real ones an
 """
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, RunningDaemon
+
+sys.path.insert(0, os.path.join(ROOT, "Deploy", "clients", "python"))
+from hali_client import HaliClient  # noqa: E402
+
+TOKEN = "batch-token"
 
 HALI = os.environ.get("HALI", os.path.join(ROOT, ".build", "debug", "hali"))
 SLIDES = os.path.join(ROOT, "..", "shared", "data", "slides")
@@ -110,3 +118,48 @@ def test_a_slurm_array_ingests_every_good_slide_records_the_bad_one_and_a_rerun_
     again = hali("batch", "submit", str(batch_slides), "--index-dir", str(index), "--mpp", "0.499", env=slurm)
     assert again.stdout.startswith("nothing to submit") and "0 to ingest" in again.stderr
     assert len(os.listdir(index / "batch" / "logs")) == 3
+
+
+def served_soon(daemon, slide_id, timeout=60):
+    """The daemon's slide list once it holds `slide_id` (polled), else the last list seen."""
+    deadline = time.time() + timeout
+    while True:
+        with HaliClient("127.0.0.1", daemon.port, TOKEN) as c:
+            ids = [s.id for s in c.slides()]
+        if slide_id in ids or time.time() > deadline:
+            return ids
+        time.sleep(0.3)
+
+
+def test_a_running_daemon_serves_a_slide_indexed_while_it_runs(tmp_path_factory, batch_slides):
+    daemon = RunningDaemon(tmp_path_factory, "--annotator", f"b:{TOKEN}", "--watch-index", "0.5")
+    try:
+        index = os.path.join(daemon.data_dir, "index")
+        hali("batch", "task", str(batch_slides / "CMU-1-Small-Region-pyramid.tif"), "--index-dir", index, "--mpp", "0.499")
+        assert "CMU-1-Small-Region-pyramid" in served_soon(daemon, "CMU-1-Small-Region-pyramid")
+        with HaliClient("127.0.0.1", daemon.port, TOKEN) as c:
+            c.open_session("CMU-1-Small-Region-pyramid", "til")
+            assert len(c.get_patch(0, 0, 1000, 1000).cells) > 100
+            c.label(1, c.get_patch(0, 0, 1000, 1000).cells[0].id, "other")
+        status = hali("status", "--server", daemon.address, "--token", TOKEN).stdout
+        assert "served        CMU-1-Small-Region, CMU-1-Small-Region-pyramid" in status, status
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_sighup_serves_what_a_slurm_batch_indexed_and_status_names_the_failure(slurm, tmp_path_factory, batch_slides):
+    daemon = RunningDaemon(tmp_path_factory, "--annotator", f"b:{TOKEN}")
+    try:
+        index = os.path.join(daemon.data_dir, "index")
+        os.remove(batch_slides / "CMU-1-Small-Region.svs")  # the daemon serves it already
+        run = hali("batch", "submit", str(batch_slides), "--index-dir", index, "--mpp", "0.499", "--mem", "1G", "--wait",
+                   env=slurm, check=False)
+        assert run.returncode == 2 and "1 current, 1 failed" in run.stdout, run.stdout + run.stderr
+        time.sleep(1)
+        assert served_soon(daemon, "CMU-1-Small-Region-pyramid", timeout=0) == ["CMU-1-Small-Region"]  # not before SIGHUP
+        daemon.proc.send_signal(signal.SIGHUP)
+        assert "CMU-1-Small-Region-pyramid" in served_soon(daemon, "CMU-1-Small-Region-pyramid")
+        status = hali("status", "--server", daemon.address, "--token", TOKEN).stdout
+        assert "broken scan.svs: batch task failed: " in status and "not a slide OpenSlide can read" in status, status
+    finally:
+        assert daemon.stop() == 0

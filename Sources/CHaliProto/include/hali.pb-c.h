@@ -961,14 +961,21 @@ struct  Hali__V1__ServerStatus
    */
   char *listen;
   /*
-   * Configured slides the daemon could not serve, each "PATH: REASON" (missing file, corrupt slide, stale index).
+   * Slides the daemon could not serve, each "PATH: REASON" (missing file, corrupt slide, stale index; since 0.3.0 also
+   * indexes found in its index folder that cannot be served, and slides whose `hali batch task` failed).
    */
   size_t n_slides_not_served;
   char **slides_not_served;
+  /*
+   * Indexes in the index folder seen but not served yet (0.3.0), each "PATH: WHY" (e.g. changed on disk while its
+   * slide is served: a restart serves the new one).
+   */
+  size_t n_slides_pending;
+  char **slides_pending;
 };
 #define HALI__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&hali__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
 
 
 /* Hali__V1__Envelope methods */
