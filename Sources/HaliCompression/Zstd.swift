@@ -51,4 +51,52 @@ public enum Zstd {
         }
         return output
     }
+
+    /// One frame compressed from a stream of chunks, for columns too large to hold whole (a whole slide's outlines).
+    /// The frame records `contentSize` (given up front) and a checksum, like `compress`, so `decompress` reads it
+    /// alike. One owner of its context; not for concurrent use.
+    public final class StreamCompressor {
+        private let context: OpaquePointer
+        private var buffer: [UInt8]
+
+        public init(contentSize: Int, level: Int32 = 3, checksum: Bool = true) throws(ZstdError) {
+            guard let context = ZSTD_createCCtx() else { throw ZstdError(description: "zstd: cannot create a context") }
+            self.context = context
+            ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+            ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, checksum ? 1 : 0)
+            ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1)
+            ZSTD_CCtx_setPledgedSrcSize(context, UInt64(contentSize))
+            buffer = [UInt8](repeating: 0, count: ZSTD_CStreamOutSize())
+        }
+
+        deinit { ZSTD_freeCCtx(context) }
+
+        /// Compresses `input` (the next part of the content), handing each compressed piece to `sink`.
+        public func add(_ input: UnsafeRawBufferPointer, to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+            try run(input, ZSTD_e_continue, sink)
+        }
+
+        /// Ends the frame (after exactly `contentSize` bytes were added).
+        public func finish(to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+            try run(UnsafeRawBufferPointer(start: nil, count: 0), ZSTD_e_end, sink)
+        }
+
+        private func run(_ input: UnsafeRawBufferPointer, _ mode: ZSTD_EndDirective, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+            var source = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+            let capacity = buffer.count
+            while true {
+                let (remaining, produced) = buffer.withUnsafeMutableBytes { out -> (Int, Int) in
+                    var target = ZSTD_outBuffer(dst: out.baseAddress, size: capacity, pos: 0)
+                    let r = ZSTD_compressStream2(context, &target, &source, mode)
+                    return (r, target.pos)
+                }
+                if ZSTD_isError(remaining) != 0 {
+                    throw ZstdError(description: "zstd compress: " + String(cString: ZSTD_getErrorName(remaining)))
+                }
+                try buffer.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[0..<produced])) }
+                let drained = mode == ZSTD_e_end ? remaining == 0 : source.pos == source.size
+                if drained { return }
+            }
+        }
+    }
 }

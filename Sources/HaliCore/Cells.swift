@@ -95,14 +95,17 @@ public struct CellTable: Sendable, Equatable {
         }
     }
 
-    /// Builds a table from rows, sorting them into id order (y, then x, then the rest of the row for ties).
+    /// Id order: by centroid y, then x, then area and outline length for ties.
+    public static func idOrder(_ a: Row, _ b: Row) -> Bool {
+        if a.centroidY != b.centroidY { return a.centroidY < b.centroidY }
+        if a.centroidX != b.centroidX { return a.centroidX < b.centroidX }
+        if a.areaMicrons2 != b.areaMicrons2 { return a.areaMicrons2 < b.areaMicrons2 }
+        return a.contour.count < b.contour.count
+    }
+
+    /// Builds a table from rows, sorting them into id order (`idOrder`).
     public init(rows unsorted: [Row], stainNames: [String], embeddingSource: String = "") {
-        let rows = unsorted.sorted { a, b in
-            if a.centroidY != b.centroidY { return a.centroidY < b.centroidY }
-            if a.centroidX != b.centroidX { return a.centroidX < b.centroidX }
-            if a.areaMicrons2 != b.areaMicrons2 { return a.areaMicrons2 < b.areaMicrons2 }
-            return a.contour.count < b.contour.count
-        }
+        let rows = unsorted.sorted(by: Self.idOrder)
         self.init()
         self.stainNames = stainNames
         stainStatistics = Array(repeating: [], count: stainNames.count * 4)

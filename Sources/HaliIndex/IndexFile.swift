@@ -41,90 +41,48 @@ public enum IndexFile {
 
     // MARK: Writing
 
+    /// Writes `table` as one part of an `IndexStreamWriter` (the one way every index is written).
     public static func write(_ table: CellTable, manifest: IndexManifest, to path: String) throws {
-        var columns: [Header.Column] = []
-        var blobs: [[UInt8]] = []
-        func add<T: FixedWidthInteger>(_ name: String, _ values: [T], type: String) throws {
-            let raw = values.withUnsafeBufferPointer { buffer in
-                buffer.flatMap { value in withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-            }
-            let packed = try Zstd.compress(raw, level: 6)
-            columns.append(.init(name: name, type: type, count: values.count, bytes: packed.count))
-            blobs.append(packed)
-        }
-        func add(_ name: String, _ values: [Float]) throws { try add(name, values.map(\.bitPattern), type: "f32") }
-
-        try add("centroid_x", table.centroidX)
-        try add("centroid_y", table.centroidY)
-        try add("min_x", table.minX)
-        try add("min_y", table.minY)
-        try add("max_x", table.maxX)
-        try add("max_y", table.maxY)
-        try add("area_um2", table.areaMicrons2)
-        try add("perimeter_um", table.perimeterMicrons)
-        try add("circularity", table.circularity)
-        try add("solidity", table.solidity)
-        try add("eccentricity", table.eccentricity)
-        try add("major_axis_um", table.majorAxisMicrons)
-        try add("minor_axis_um", table.minorAxisMicrons)
-        for (k, values) in table.stainStatistics.enumerated() {
-            let stat = ["mean", "std", "min", "max"][k % 4]
-            try add("od_\(table.stainNames[k / 4])_\(stat)", values)
-        }
-        try add("contour_start", table.contourStart, type: "u32")
-        try add("contour_points", table.contourPoints)
-        try add("class_index", table.classIndex, type: "i16")
-        try add("class_probability", table.classProbability)
-        if table.embeddingDimension > 0 {
-            // Half precision halves the largest column; features are used for distances and a linear head, where
-            // float16's 3 significant digits are plenty.
-            try add("embedding", table.embeddings.map { Float16($0).bitPattern }, type: "f16")
-        }
-
-        let header = Header(
-            manifest: manifest, rows: table.count, stainNames: table.stainNames, classNames: table.classNames, columns: columns,
-            embeddingDimension: table.embeddingDimension > 0 ? table.embeddingDimension : nil,
-            embeddingSource: table.embeddingDimension > 0 ? table.embeddingSource : nil)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let headerBytes = Array(try encoder.encode(header))
-
-        var file = magic
-        appendLE(&file, UInt32(headerBytes.count))
-        file += headerBytes
-        for blob in blobs { file += blob }
-        file += trailerMagic
-        appendLE(&file, UInt64(file.count + 8))
-        try writeAtomically(file, to: path)
+        let writer = try IndexStreamWriter(path: path, stainNames: table.stainNames, embeddingSource: table.embeddingSource)
+        try writer.append(table)
+        try writer.finish(manifest: manifest)
     }
 
     /// Writes `bytes` to `path` through a temporary file in the same directory, fsync, rename, fsync of the
     /// directory. A crash at any point leaves either the previous file or the new one.
     public static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+        try writeAtomically(to: path) { write in try write(bytes) }
+    }
+
+    /// `writeAtomically` for contents written in pieces: `body` gets a function that appends bytes to the file.
+    public static func writeAtomically(to path: String, _ body: (_ write: ([UInt8]) throws -> Void) throws -> Void) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try Directories.ensure(directory, purpose: "the output directory") }
         let temporary = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else { throw FileError(path: temporary, message: "cannot create: \(String(cString: strerror(errno)))") }
-        var ok = bytes.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
+        func write(_ bytes: [UInt8]) throws {
+            try bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw FileError(path: temporary, message: "write failed: \(String(cString: strerror(errno)))")
+                    }
+                    offset += n
                 }
-                offset += n
             }
-            return true
         }
-        ok = ok && fsync(fd) == 0
-        let failure = String(cString: strerror(errno))
-        close(fd)
-        guard ok else {
+        do {
+            try body(write)
+            guard fsync(fd) == 0 else { throw FileError(path: temporary, message: "fsync failed: \(String(cString: strerror(errno)))") }
+        } catch {
+            close(fd)
             unlink(temporary)
-            throw FileError(path: temporary, message: "write failed: \(failure)")
+            throw error
         }
+        close(fd)
         guard rename(temporary, path) == 0 else {
             let message = String(cString: strerror(errno))
             unlink(temporary)
@@ -151,22 +109,26 @@ public enum IndexFile {
         try read(bytes: Array(try readFile(path)), path: path)
     }
 
-    /// SHA-256 over the cells as stored: the slide's identity without its path and time (size, fingerprint, vendor,
-    /// dimensions, µm/px), the header's rows, names and column list, then every column's bytes. Two indexes with one
-    /// digest hold the same cells, outlines, measurements and embeddings of the same slide file bit for bit, whatever
-    /// their manifests say of when, where and how fast they were built (what `hali batch` is checked against).
+    /// SHA-256 over the cells' values, decompressed: the row count, stain and class names, embedding size and source,
+    /// then every column's values in file order (little-endian bit patterns). Two indexes with one digest hold the
+    /// same cells, outlines, measurements and embeddings bit for bit, however they were compressed and whatever their
+    /// manifests say of when, where and how fast they were built (what `hali batch` is checked against). Reads the
+    /// whole table: O(cells) memory.
     public static func cellsDigest(path: String) throws -> String {
-        let bytes = Array(try readFile(path))
-        let (header, bodyStart) = try readHeader(bytes, path: path)
-        guard bodyStart <= bytes.count - 16 else { throw FileError(path: path, message: "corrupt index: no room for the columns") }
-        var cells = header
-        cells.manifest = IndexManifest(
-            slide: header.manifest.slide, source: "", settings: [:], cellCount: 0, tissueAreaMicrons2: 0, tiles: 0, seconds: 0, created: "")
-        cells.manifest.slide.path = ""
-        cells.manifest.slide.modified = 0
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return SHA256.hexDigest(bytes: Array(try encoder.encode(cells)) + bytes[bodyStart..<(bytes.count - 16)])
+        let (_, table) = try read(path: path)
+        var bytes = Array("\(table.count)|\(table.stainNames)|\(table.classNames)|\(table.embeddingDimension)|\(table.embeddingSource)|".utf8)
+        func add<T: FixedWidthInteger>(_ values: [T]) {
+            values.withUnsafeBufferPointer { buffer in for v in buffer { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } } }
+        }
+        for column in [
+            table.centroidX, table.centroidY, table.minX, table.minY, table.maxX, table.maxY, table.areaMicrons2, table.perimeterMicrons,
+            table.circularity, table.solidity, table.eccentricity, table.majorAxisMicrons, table.minorAxisMicrons,
+        ] + table.stainStatistics + [table.contourPoints, table.classProbability, table.embeddings] {
+            add(column.map(\.bitPattern))
+        }
+        add(table.contourStart)
+        add(table.classIndex)
+        return SHA256.hexDigest(bytes: bytes)
     }
 
     /// Most rows, columns, classes, stains and embedding dimensions a header may declare. Far above any real slide

@@ -8,7 +8,7 @@ public enum IndexBuilder {
     public enum Outcome: Sendable {
         /// An index with the same slide identity and settings already exists; nothing was done.
         case upToDate(path: String, manifest: IndexManifest)
-        case built(path: String, result: IngestResult)
+        case built(path: String, result: IngestSummary)
     }
 
     /// A slide's name without folder and extension: its index file's name and, in the daemon, its id.
@@ -74,7 +74,7 @@ public enum IndexBuilder {
             return .upToDate(path: path, manifest: existing)
         }
 
-        let result: IngestResult
+        let result: IngestSummary
         if let detections {
             let start = ContinuousClock.now
             let rows = try ExternalDetections.read(
@@ -84,11 +84,17 @@ public enum IndexBuilder {
             let manifest = IndexManifest(
                 slide: identity, source: source, settings: settings, cellCount: table.count, tissueAreaMicrons2: 0, tiles: 0,
                 seconds: (ContinuousClock.now - start).seconds, created: ISO8601DateFormatter().string(from: Date()))
-            result = IngestResult(table: table, manifest: manifest, tissueTiles: 0, totalTiles: 0, megapixelsProcessed: 0)
+            result = IngestSummary(manifest: manifest, tissueTiles: 0, totalTiles: 0, megapixelsProcessed: 0)
+            try IndexFile.write(table, manifest: manifest, to: path)
         } else {
-            result = try await SlideIngest.run(slidePath: slidePath, options: options, progress: progress)
+            // Each band of tiles goes to the index's spill files as it is finished: the slide's cells are never all
+            // in memory.
+            let writer = try IndexStreamWriter(path: path, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource)
+            result = try await SlideIngest.run(slidePath: slidePath, options: options, progress: progress) { band in
+                try writer.append(CellTable(rows: band, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource))
+            }
+            try writer.finish(manifest: result.manifest)
         }
-        try IndexFile.write(result.table, manifest: result.manifest, to: path)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         if let json = try? encoder.encode(result.manifest) {

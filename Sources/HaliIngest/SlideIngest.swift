@@ -81,6 +81,14 @@ public struct IngestProgress: Sendable {
     public var elapsed: Duration
 }
 
+/// What an ingest did, without its cells (they went to an index, `IndexBuilder`).
+public struct IngestSummary: Sendable {
+    public var manifest: IndexManifest
+    public var tissueTiles: Int
+    public var totalTiles: Int
+    public var megapixelsProcessed: Double
+}
+
 public struct IngestResult: Sendable {
     public var table: CellTable
     public var manifest: IndexManifest
@@ -103,9 +111,28 @@ public struct IngestResult: Sendable {
 ///
 /// Complexity: O(tissue pixels) for detection; memory O(threads × tile² + cells).
 public enum SlideIngest {
+    /// The whole slide's cells in memory (`IngestResult.table`): for tests and small slides. `IndexBuilder` streams
+    /// them to the index instead (`run(slidePath:options:progress:emit:)`).
     public static func run(
         slidePath: String, options: IngestOptions, progress: (@Sendable (IngestProgress) -> Void)? = nil
     ) async throws -> IngestResult {
+        var rows: [CellTable.Row] = []
+        let summary = try await run(slidePath: slidePath, options: options, progress: progress) { band in rows += band }
+        return IngestResult(
+            table: CellTable(rows: rows, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource),
+            manifest: summary.manifest, tissueTiles: summary.tissueTiles, totalTiles: summary.totalTiles,
+            megapixelsProcessed: summary.megapixelsProcessed)
+    }
+
+    /// Detects every nucleus and hands the cells to `emit` one band of tiles at a time (a row of tiles), in id order:
+    /// a nucleus belongs to the tile whose core holds its centroid, so the bands split the slide by centroid y and
+    /// each band's rows sorted by (y, x) follow the previous band's. A band is emitted as soon as all its tiles and all
+    /// earlier bands are done, so memory holds the tiles in flight and the bands waiting for them, not the slide.
+    /// The summary's manifest counts every cell.
+    public static func run(
+        slidePath: String, options: IngestOptions, progress: (@Sendable (IngestProgress) -> Void)? = nil,
+        emit: ([CellTable.Row]) throws -> Void
+    ) async throws -> IngestSummary {
         let clock = ContinuousClock()
         let start = clock.now
         let slide: Slide
@@ -182,7 +209,26 @@ public enum SlideIngest {
             learnedDetector: options.learnedDetector, embedder: options.embedder, workingFactor: integerFactor)
         let stainNames = options.stain.stainNames
         let plannedTiles = tiles
-        var rowsByTile = [[CellTable.Row]](repeating: [], count: tiles.count)
+        // Bands: runs of tiles with one y (tiles are planned row by row); each band's rows wait for all its tiles.
+        var bandOfTile: [Int] = []
+        var tilesLeftInBand: [Int] = []
+        for (i, t) in tiles.enumerated() {
+            if i == 0 || t.y != tiles[i - 1].y { tilesLeftInBand.append(0) }
+            bandOfTile.append(tilesLeftInBand.count - 1)
+            tilesLeftInBand[tilesLeftInBand.count - 1] += 1
+        }
+        var rowsOfBand = [[CellTable.Row]](repeating: [], count: tilesLeftInBand.count)
+        var nextBand = 0
+        var cellCount = 0
+        func emitFinishedBands() throws {
+            while nextBand < tilesLeftInBand.count, tilesLeftInBand[nextBand] == 0 {
+                let band = rowsOfBand[nextBand].sorted(by: CellTable.idOrder)
+                rowsOfBand[nextBand] = []
+                cellCount += band.count
+                try emit(band)
+                nextBand += 1
+            }
+        }
         var done = 0
         var nuclei = 0
         var megapixels = 0.0
@@ -198,7 +244,9 @@ public enum SlideIngest {
                     next += 1
                 }
                 while let (index, rows, mp) = try await group.next() {
-                    rowsByTile[index] = rows
+                    rowsOfBand[bandOfTile[index]] += rows
+                    tilesLeftInBand[bandOfTile[index]] -= 1
+                    try emitFinishedBands()
                     done += 1
                     nuclei += rows.count
                     megapixels += mp
@@ -214,15 +262,15 @@ public enum SlideIngest {
             }
         }
 
-        let table = CellTable(rows: rowsByTile.flatMap { $0 }, stainNames: stainNames, embeddingSource: options.embeddingSource)
+        try emitFinishedBands()
         let elapsed = clock.now - start
         var manifest = IndexManifest(
             slide: identity, source: options.learnedDetector == nil ? "hali-watershed" : "hali-learned",
-            settings: options.settings(micronsPerPixel: mpp), cellCount: table.count,
+            settings: options.settings(micronsPerPixel: mpp), cellCount: cellCount,
             tissueAreaMicrons2: tissue.tissueAreaMicrons2(micronsPerPixel: mpp), tiles: tiles.count, seconds: elapsed.seconds,
             created: ISO8601DateFormatter().string(from: Date()))
         manifest.detectorThreshold = detectorParameters.threshold
-        return IngestResult(table: table, manifest: manifest, tissueTiles: tiles.count, totalTiles: totalTiles, megapixelsProcessed: megapixels)
+        return IngestSummary(manifest: manifest, tissueTiles: tiles.count, totalTiles: totalTiles, megapixelsProcessed: megapixels)
     }
 
     /// Side of the calibration windows, in read-level pixels, and how many are used at most.

@@ -127,7 +127,7 @@ struct BatchSubmit: AsyncParsableCommand {
             let file = (batchFolder as NSString).appendingPathComponent("hali-ingest-\(stamp).sbatch")
             try script.write(toFile: file, atomically: true, encoding: .utf8)
             let jobID = try Self.output(of: ["sbatch", "--parsable", file]).trimmingCharacters(in: .whitespacesAndNewlines)
-            print("submitted Slurm job \(jobID): \(todo.count) tasks (\(file))")
+            print("submitted Slurm job \(jobID): \(todo.count) task\(todo.count == 1 ? "" : "s") (\(file))")
             guard wait else { return }
             let id = String(jobID.split(separator: ";").first ?? "")
             while !(try Self.output(of: ["squeue", "-h", "-j", id]).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty) {

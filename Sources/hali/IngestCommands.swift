@@ -161,7 +161,7 @@ struct CellsCommand: ParsableCommand {
         print("slide     \(manifest.slide.path) (\(manifest.slide.width)×\(manifest.slide.height), \(manifest.slide.vendor))")
         print("source    \(manifest.source), \(manifest.created)")
         print("cells     \(table.count)")
-        if let digest = try? IndexFile.cellsDigest(path: path) { print("digest    \(digest) (the cells as stored, not the manifest)") }
+        if let digest = try? IndexFile.cellsDigest(path: path) { print("digest    \(digest) (the cells' values, not the manifest)") }
         print(
             "features  \(table.embeddingDimension > 0 ? "CNN embeddings, \(table.embeddingDimension)-d, from \(table.embeddingSource)" : "measurements only (ingest with --weights for CNN embeddings)")"
         )

@@ -1,5 +1,6 @@
 import Foundation
 import HaliCore
+import HaliIndex
 import HaliTestFixtures
 import Testing
 
@@ -107,5 +108,70 @@ struct BatchTests {
     @Test func yamlScalarsAreQuotedWithJSONEscapes() {
         #expect(KubernetesJob.yamlQuoted("plain") == "\"plain\"")
         #expect(KubernetesJob.yamlQuoted("a \"b\" \\ c\n\u{1}") == "\"a \\\"b\\\" \\\\ c\\n\\u0001\"")
+    }
+}
+
+/// The index written in parts: what a streamed ingest writes equals what the whole table gives, bit for bit.
+struct IndexStreamTests {
+    static func rows(_ ys: [Double], className: String? = nil) -> [CellTable.Row] {
+        ys.enumerated().map { i, y in
+            var row = CellTable.Row(centroidX: Double(i), centroidY: y, minX: 0, minY: y - 1, maxX: 2, maxY: y + 1)
+            row.areaMicrons2 = 10 + y
+            row.stainStatistics = [1, 2, 3, 4, 5, 6, 7, 8]
+            row.contour = Array(repeating: y, count: 2 * (3 + i))
+            row.className = className
+            row.embedding = [Float(y), -Float(y), 0.5]
+            return row
+        }
+    }
+
+    @Test func partsWriteTheSameIndexAsTheWholeTable() throws {
+        try BatchTests.withFolder { folder in
+            let stains = ["hematoxylin", "dab"]
+            let first = Self.rows([1, 2, 3], className: "tumour"), second = Self.rows([4, 5], className: "stroma"), third = Self.rows([6])
+            let whole = CellTable(rows: first + second + third, stainNames: stains, embeddingSource: "w.safetensors")
+            let identity = IndexManifest.SlideIdentity(
+                path: "/slides/s.svs", sizeBytes: 1, modified: 0, fingerprint: "f", vendor: "test", width: 100, height: 100, micronsPerPixel: 0.5,
+                micronsPerPixelSource: "test")
+            let manifest = IndexManifest(
+                slide: identity, source: "test", settings: [:], cellCount: whole.count, tissueAreaMicrons2: 0, tiles: 0, seconds: 0, created: "")
+            try IndexFile.write(whole, manifest: manifest, to: folder + "/whole.hidx")
+            let writer = try IndexStreamWriter(path: folder + "/parts.hidx", stainNames: stains, embeddingSource: "w.safetensors")
+            for part in [first, [], second, third] {
+                try writer.append(CellTable(rows: part, stainNames: stains, embeddingSource: "w.safetensors"))
+            }
+            try writer.finish(manifest: manifest)
+            #expect(try IndexFile.cellsDigest(path: folder + "/parts.hidx") == IndexFile.cellsDigest(path: folder + "/whole.hidx"))
+            let (_, read) = try IndexFile.read(path: folder + "/parts.hidx")
+            #expect(read == whole)
+            #expect(Array(read.contour(ofRow: 4)) == Array(repeating: 5, count: 2 * 4))  // contour offsets carried across parts
+            #expect(read.classNames == ["tumour", "stroma"] && read.classIndex == [0, 0, 0, 1, 1, -1])
+            // Nothing is left beside the index.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["parts.hidx", "whole.hidx"])
+            let mismatched = try IndexStreamWriter(path: folder + "/bad.hidx", stainNames: stains, embeddingSource: "")
+            try mismatched.append(CellTable(rows: first, stainNames: stains))
+            var flat = second
+            for i in flat.indices { flat[i].embedding = [] }
+            #expect(throws: FileError.self) { try mismatched.append(CellTable(rows: flat, stainNames: stains)) }
+        }
+    }
+
+    @Test func aStreamedIngestIndexHoldsTheCellsOfAnIngestInMemory() async throws {
+        try await BatchTests.withFolderAsync { folder in
+            var options = IngestOptions()
+            options.region = (x: 900, y: 1200, width: 768, height: 768)
+            options.tileSize = 256
+            options.threads = 2
+            let inMemory = try await SlideIngest.run(slidePath: SharedData.cmu1SmallRegion, options: options).table
+            guard
+                case .built(let path, _) = try await IndexBuilder.build(
+                    slidePath: SharedData.cmu1SmallRegion, options: options, outputDirectory: folder)
+            else {
+                Issue.record("not built")
+                return
+            }
+            #expect(inMemory.count > 50)
+            #expect(try IndexFile.read(path: path).table == inMemory)
+        }
     }
 }

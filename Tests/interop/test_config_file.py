@@ -97,7 +97,7 @@ def test_strict_refuses_to_start_and_status_lists_what_is_left_out(tmp_path_fact
         status = subprocess.run([hali, "status", "--server", running.address, "--token-file", os.path.join(running.data_dir, "token")],
                                 capture_output=True, text=True, timeout=60)
         assert status.returncode == 0, status.stderr
-        assert "not served    1 configured slide:" in status.stdout
+        assert "not served    1:" in status.stdout
         assert "missing.svs" in status.stdout
     finally:
         running.stop()
