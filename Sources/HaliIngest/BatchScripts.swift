@@ -38,15 +38,25 @@ public struct SlurmSettings: Sendable, Equatable {
 }
 
 public enum SlurmScript {
-    /// A job array of one task per slide. The slides are listed in the script (task i runs `SLIDES[i]`), so it can be
-    /// edited and resubmitted with `sbatch FILE` as it is.
-    public static func render(slides: [String], command: BatchTaskCommand, settings: SlurmSettings, logDirectory: String, created: String) -> String {
+    /// A job array of one task per slide, or per shard of a slide split into `shards` (task i runs `SLIDES[i]`, with
+    /// `--shard SHARDS[i]` where that is set). The tasks are listed in the script, so it can be edited and resubmitted
+    /// with `sbatch FILE` as it is.
+    public static func render(
+        slides: [String], shards: [String?]? = nil, mergeShards: Int? = nil, command: BatchTaskCommand, settings: SlurmSettings,
+        logDirectory: String, created: String
+    ) -> String {
         precondition(!slides.isEmpty, "an array of no tasks")
         var s = "#!/bin/bash\n"
-        s += "# HALI batch ingest: one Slurm array task per slide (written by `hali batch submit`, \(created)).\n"
-        s += "# Task i ingests SLIDES[i] with `hali batch task`: a slide whose index is current is skipped, the index is written\n"
-        s += "# by rename, and a failure leaves <index dir>/<slide name>.failed.txt with the reason. Edit and resubmit with\n"
-        s += "# `sbatch <this file>`; keep --array's range equal to the list (0 to count - 1).\n"
+        if let mergeShards {
+            s += "# HALI batch ingest, merge step: one Slurm array task per sharded slide (written by `hali batch submit`, \(created)).\n"
+            s += "# Task i joins the \(mergeShards) shards of SLIDES[i] into its index with `hali batch merge` (a missing shard is\n"
+            s += "# recorded as the slide's failure). Submitted with --dependency=afterany on the ingest array.\n"
+        } else {
+            s += "# HALI batch ingest: one Slurm array task per slide or shard (written by `hali batch submit`, \(created)).\n"
+            s += "# Task i ingests SLIDES[i] with `hali batch task`: a slide whose index is current is skipped, the index is written\n"
+            s += "# by rename, and a failure leaves <index dir>/<slide name>.failed.txt with the reason. Edit and resubmit with\n"
+            s += "# `sbatch <this file>`; keep --array's range equal to the list (0 to count - 1).\n"
+        }
         s += "#SBATCH --job-name=\(settings.jobName)\n"
         s += "#SBATCH --array=0-\(slides.count - 1)\(settings.maxParallel.map { "%\($0)" } ?? "")\n"
         s += "#SBATCH --cpus-per-task=\(settings.cpusPerTask)\n"
@@ -59,6 +69,10 @@ public enum SlurmScript {
         s += "SLIDES=(\n"
         for slide in slides { s += "  \(shellQuoted(slide))\n" }
         s += ")\n"
+        if let shards {
+            s += "# The share of a slide's tile rows each task ingests (i/n; empty = the whole slide); a merge job joins them.\n"
+            s += "SHARDS=(" + shards.map { shellQuoted($0 ?? "") }.joined(separator: " ") + ")\n"
+        }
         var hali = [command.hali]
         if let image = settings.apptainerImage {
             let folders = Set(slides.map { ($0 as NSString).deletingLastPathComponent } + [command.indexDirectory]).sorted()
@@ -66,9 +80,25 @@ public enum SlurmScript {
         }
         s += "HALI=(\(hali.map(shellQuoted).joined(separator: " ")))\n\n"
         let options = ["--index-dir", command.indexDirectory] + command.ingestArguments
-        s += "exec \"${HALI[@]}\" batch task \"${SLIDES[$SLURM_ARRAY_TASK_ID]}\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" "
+        let perTask =
+            mergeShards.map { "merge \"${SLIDES[$SLURM_ARRAY_TASK_ID]}\" --shards \($0) " }
+            ?? ("task \"${SLIDES[$SLURM_ARRAY_TASK_ID]}\" "
+                + (shards == nil ? "" : "${SHARDS[$SLURM_ARRAY_TASK_ID]:+--shard \"${SHARDS[$SLURM_ARRAY_TASK_ID]}\"} "))
+        s += "exec \"${HALI[@]}\" batch \(perTask)--threads \"${SLURM_CPUS_PER_TASK:-1}\" "
         s += options.map(shellQuoted).joined(separator: " ") + "\n"
         return s
+    }
+
+    /// The job that joins sharded slides (one task per slide, `hali batch merge`), submitted to start after the
+    /// ingest array ends: `sbatch --dependency=afterany:JOB FILE`.
+    public static func renderMerge(
+        slides: [String], shards: Int, command: BatchTaskCommand, settings: SlurmSettings, logDirectory: String, created: String
+    ) -> String {
+        var merge = settings
+        merge.jobName = settings.jobName + "-merge"
+        merge.gres = nil
+        merge.cpusPerTask = 1
+        return render(slides: slides, mergeShards: shards, command: command, settings: merge, logDirectory: logDirectory, created: created)
     }
 
     /// `text` as one word for bash: in single quotes, each `'` written as `'\''`.

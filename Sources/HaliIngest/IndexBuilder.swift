@@ -35,7 +35,7 @@ public enum IndexBuilder {
         do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
         let identity = try SlideIngest.identify(slide: slide, options: options)
         return state(
-            ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, source: "hali-watershed",
+            ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, source: options.sourceName,
             settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
     }
 
@@ -66,7 +66,7 @@ public enum IndexBuilder {
             source = detections.format.sourceName
             settings = ["file": detections.path, "file_fingerprint": fingerprint, "mpp": String(identity.micronsPerPixel)]
         } else {
-            source = "hali-watershed"
+            source = options.sourceName
             settings = options.settings(micronsPerPixel: identity.micronsPerPixel)
         }
 
@@ -101,5 +101,83 @@ public enum IndexBuilder {
             try IndexFile.writeAtomically(Array(json) + [10], to: (path as NSString).deletingPathExtension + ".manifest.json")
         }
         return .built(path: path, result: result)
+    }
+
+    // MARK: Shards
+
+    /// Where shard `index` of `count` of a slide's index goes: `<out>/shards/<stem>.<index>-of-<count>.hidx`.
+    public static func shardPath(slidePath: String, outputDirectory: String, index: Int, count: Int) -> String {
+        (outputDirectory as NSString).appendingPathComponent("shards/\(slideStem(slidePath)).\(index)-of-\(count).hidx")
+    }
+
+    /// Ingests one shard of the slide (`IngestOptions.shard`: its share of the tile rows) into `shardPath`, unless the
+    /// whole index or this shard is already current. Returns the shard's path and whether it was built.
+    public static func buildShard(
+        slidePath: String, options: IngestOptions, index: Int, count: Int, outputDirectory: String,
+        progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) async throws -> (path: String, built: Bool) {
+        precondition(count >= 1 && (0..<count).contains(index), "shard \(index) of \(count)")
+        let path = shardPath(slidePath: slidePath, outputDirectory: outputDirectory, index: index, count: count)
+        if case .current = try state(slidePath: slidePath, options: options, outputDirectory: outputDirectory) { return (path, false) }
+        let slide: Slide
+        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
+        let identity = try SlideIngest.identify(slide: slide, options: options)
+        if case .current = state(
+            ofIndexAt: path, identity: identity, source: options.sourceName, settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
+        {
+            return (path, false)
+        }
+        var shardOptions = options
+        shardOptions.shard = (index, count)
+        let writer = try IndexStreamWriter(path: path, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource)
+        let summary = try await SlideIngest.run(slidePath: slidePath, options: shardOptions, progress: progress) { band in
+            try writer.append(CellTable(rows: band, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource))
+        }
+        try writer.finish(manifest: summary.manifest)
+        return (path, true)
+    }
+
+    /// Joins the `count` shards of a slide, in order, into its index (the cells of a whole ingest, bit for bit), then
+    /// removes them. Throws, naming what is missing, when a shard is absent or was built from another file or other
+    /// settings. Memory: one shard's cells at a time.
+    public static func merge(slidePath: String, options: IngestOptions, count: Int, outputDirectory: String) throws -> Outcome {
+        let slide: Slide
+        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
+        let identity = try SlideIngest.identify(slide: slide, options: options)
+        let settings = options.settings(micronsPerPixel: identity.micronsPerPixel)
+        let path = indexPath(slidePath: slidePath, outputDirectory: outputDirectory)
+        if case .current(let manifest) = state(ofIndexAt: path, identity: identity, source: options.sourceName, settings: settings) {
+            return .upToDate(path: path, manifest: manifest)
+        }
+        let shards = (0..<count).map { shardPath(slidePath: slidePath, outputDirectory: outputDirectory, index: $0, count: count) }
+        for shard in shards {
+            guard case .current = state(ofIndexAt: shard, identity: identity, source: options.sourceName, settings: settings) else {
+                throw FileError(path: shard, message: "shard missing or not of this slide and settings: its task failed or has not run")
+            }
+        }
+        let writer = try IndexStreamWriter(path: path, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource)
+        var merged: IndexManifest?
+        var tissueTiles = 0
+        for shard in shards {
+            let (manifest, table) = try IndexFile.read(path: shard)
+            try writer.append(table)
+            tissueTiles += manifest.tiles
+            if merged == nil {
+                merged = manifest
+            } else {
+                merged!.cellCount += manifest.cellCount
+                merged!.tiles += manifest.tiles
+                merged!.seconds += manifest.seconds
+            }
+        }
+        merged!.created = ISO8601DateFormatter().string(from: Date())
+        try writer.finish(manifest: merged!)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        if let json = try? encoder.encode(merged!) {
+            try IndexFile.writeAtomically(Array(json) + [10], to: (path as NSString).deletingPathExtension + ".manifest.json")
+        }
+        for shard in shards { try? FileManager.default.removeItem(atPath: shard) }
+        return .built(path: path, result: IngestSummary(manifest: merged!, tissueTiles: tissueTiles, totalTiles: 0, megapixelsProcessed: 0))
     }
 }

@@ -34,6 +34,10 @@ public struct IngestOptions: Sendable {
     public var learnedDetector: LearnedNucleusDetector?
     /// Restrict the ingest to this level-0 rectangle (x, y, width, height); nil = the whole slide.
     public var region: (x: Int64, y: Int64, width: Int64, height: Int64)?
+    /// Only share `index` of `count` of the tile grid's rows (contiguous, in order): a batch shard. The shards' cells,
+    /// concatenated in shard order, are the whole slide's, bit for bit (`IndexBuilder.merge`). Not a setting: a
+    /// shard computes exactly what the whole ingest computes for its rows.
+    public var shard: (index: Int, count: Int)?
 
     public init() {}
 
@@ -41,6 +45,9 @@ public struct IngestOptions: Sendable {
     public var workingPixelSizeMicrons: Double {
         learnedDetector?.detector.parameters.workingPixelSizeMicrons ?? detector.workingPixelSizeMicrons
     }
+
+    /// The manifest's `source` for an ingest with these options: which built-in detector found the nuclei.
+    public var sourceName: String { learnedDetector == nil ? "hali-watershed" : "hali-learned" }
 
     /// What decides the cells, as stored in the manifest; equal settings on the same slide make re-ingest a no-op.
     /// Tile size and threads are left out on purpose: they do not change the result beyond border order.
@@ -180,7 +187,9 @@ public enum SlideIngest {
         }
         var tiles: [(x: Int, y: Int, width: Int, height: Int)] = []
         var totalTiles = 0
-        for ty in stride(from: areaY0, to: areaY1, by: tile) {
+        let gridRows = (areaY1 - areaY0 + tile - 1) / tile
+        let rowsOfShard = options.shard.map { s in (gridRows * s.index / s.count)..<(gridRows * (s.index + 1) / s.count) } ?? 0..<gridRows
+        for (row, ty) in stride(from: areaY0, to: areaY1, by: tile).enumerated() where rowsOfShard.contains(row) {
             for tx in stride(from: areaX0, to: areaX1, by: tile) {
                 totalTiles += 1
                 let tw = min(tile, areaX1 - tx), th = min(tile, areaY1 - ty)
@@ -265,7 +274,7 @@ public enum SlideIngest {
         try emitFinishedBands()
         let elapsed = clock.now - start
         var manifest = IndexManifest(
-            slide: identity, source: options.learnedDetector == nil ? "hali-watershed" : "hali-learned",
+            slide: identity, source: options.sourceName,
             settings: options.settings(micronsPerPixel: mpp), cellCount: cellCount,
             tissueAreaMicrons2: tissue.tissueAreaMicrons2(micronsPerPixel: mpp), tiles: tiles.count, seconds: elapsed.seconds,
             created: ISO8601DateFormatter().string(from: Date()))

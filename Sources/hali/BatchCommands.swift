@@ -14,7 +14,7 @@ struct BatchCommand: AsyncParsableCommand {
             failed (<index dir>/<slide>.failed.txt). A rerun submits only what is missing. `hali batch status` lists \
             where every slide stands. Guide: docs/admin-guide.md, "Batch ingest on a cluster".
             """,
-        subcommands: [BatchSubmit.self, BatchTask.self, BatchStatus.self])
+        subcommands: [BatchSubmit.self, BatchTask.self, BatchMerge.self, BatchStatus.self])
 }
 
 /// The slides of a batch and where their indexes go.
@@ -61,6 +61,12 @@ struct BatchSubmit: AsyncParsableCommand {
     @Flag(help: "Submit slides whose last task failed, although their file is unchanged.")
     var retryFailed = false
 
+    @Option(help: "Slurm: split each slide larger than --shard-above-mb into this many tasks (shares of its tile rows), joined by a merge job.")
+    var shards = 1
+
+    @Option(help: "Slurm: with --shards, only slides larger than this many MB are split.")
+    var shardAboveMb: Double = 0
+
     @Option(help: "The hali executable as the nodes see it (default: this one for Slurm, hali on the image's PATH for Kubernetes).")
     var hali: String?
 
@@ -79,6 +85,10 @@ struct BatchSubmit: AsyncParsableCommand {
 
     func validate() throws {
         guard cpusPerTask >= 1, (maxParallel ?? 1) >= 1 else { throw ValidationError("--cpus-per-task and --max-parallel must be ≥ 1") }
+        guard (1...64).contains(shards), shardAboveMb >= 0, shardAboveMb.isFinite else {
+            throw ValidationError("--shards must be 1 to 64 and --shard-above-mb a size of 0 or more")
+        }
+        guard shards == 1 || scheduler == .slurm else { throw ValidationError("--shards is for Slurm (not in the Kubernetes Job yet)") }
         guard !(wait && scheduler == .kubernetes) else { throw ValidationError("--wait is for Slurm (kubectl wait follows a Job)") }
         for (name, value) in [("--partition", partition), ("--time", time), ("--mem", mem), ("--gres", gres)] {
             if let value, value.isEmpty || value.contains(where: { $0.isWhitespace || $0.isNewline }) {
@@ -118,19 +128,43 @@ struct BatchSubmit: AsyncParsableCommand {
             settings.partition = partition; settings.time = time; settings.memory = mem; settings.cpusPerTask = cpusPerTask
             settings.gres = gres; settings.maxParallel = maxParallel; settings.apptainerImage = apptainer
             let logs = (batchFolder as NSString).appendingPathComponent("logs")
-            let script = SlurmScript.render(slides: todo, command: command, settings: settings, logDirectory: logs, created: stamp)
+            let split = shards > 1 ? todo.filter { Self.megabytes($0) > shardAboveMb } : []
+            var tasks: [(slide: String, shard: String?)] = []
+            for slide in todo {
+                tasks += split.contains(slide) ? (0..<shards).map { (slide, "\($0)/\(shards)") } : [(slide, nil)]
+            }
+            let script = SlurmScript.render(
+                slides: tasks.map(\.slide), shards: split.isEmpty ? nil : tasks.map(\.shard), command: command, settings: settings,
+                logDirectory: logs, created: stamp)
+            let mergeScript =
+                split.isEmpty
+                ? nil
+                : SlurmScript.renderMerge(slides: split, shards: shards, command: command, settings: settings, logDirectory: logs, created: stamp)
             if dryRun {
                 print(script, terminator: "")
+                if let mergeScript { print("\n# then, with --dependency=afterany on that job:\n" + mergeScript, terminator: "") }
                 return
             }
             try FileManager.default.createDirectory(atPath: logs, withIntermediateDirectories: true)
             let file = (batchFolder as NSString).appendingPathComponent("hali-ingest-\(stamp).sbatch")
             try script.write(toFile: file, atomically: true, encoding: .utf8)
-            let jobID = try Self.output(of: ["sbatch", "--parsable", file]).trimmingCharacters(in: .whitespacesAndNewlines)
-            print("submitted Slurm job \(jobID): \(todo.count) task\(todo.count == 1 ? "" : "s") (\(file))")
+            let jobID = String(
+                try Self.output(of: ["sbatch", "--parsable", file]).trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? "")
+            print("submitted Slurm job \(jobID): \(tasks.count) task\(tasks.count == 1 ? "" : "s") (\(file))")
+            var jobs = [jobID]
+            if let mergeScript {
+                let mergeFile = (batchFolder as NSString).appendingPathComponent("hali-merge-\(stamp).sbatch")
+                try mergeScript.write(toFile: mergeFile, atomically: true, encoding: .utf8)
+                let mergeID = String(
+                    try Self.output(of: ["sbatch", "--parsable", "--dependency=afterany:\(jobID)", mergeFile])
+                        .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ";").first ?? "")
+                print(
+                    "submitted Slurm job \(mergeID) after \(jobID): merges \(split.count) sharded slide\(split.count == 1 ? "" : "s") (\(mergeFile))")
+                jobs.append(mergeID)
+            }
             guard wait else { return }
-            let id = String(jobID.split(separator: ";").first ?? "")
-            while !(try Self.output(of: ["squeue", "-h", "-j", id]).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty) {
+            while !(try Self.output(of: ["squeue", "-h", "-j", jobs.joined(separator: ",")]).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+            {
                 try await Task.sleep(for: .seconds(2))
             }
             let after = BatchPlan(slides: slides, options: options, outputDirectory: indexDirectory)
@@ -154,6 +188,10 @@ struct BatchSubmit: AsyncParsableCommand {
             try manifest.write(toFile: file, atomically: true, encoding: .utf8)
             print("wrote \(file): apply it with `kubectl apply -f \(file)`")
         }
+    }
+
+    static func megabytes(_ path: String) -> Double {
+        Double((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)??.int64Value ?? 0) / 1e6
     }
 
     static func thisExecutable() -> String {
@@ -219,6 +257,9 @@ struct BatchTask: AsyncParsableCommand {
     @Option(help: "The index folder.")
     var indexDir: String = "hali-data/index"
 
+    @Option(help: "Only shard I of N of the slide (I/N, from 0): its share of the tile rows, into <index dir>/shards/.")
+    var shard: String?
+
     @OptionGroup var ingest: IngestSettingsOptions
 
     func validate() throws {
@@ -226,6 +267,13 @@ struct BatchTask: AsyncParsableCommand {
             throw ValidationError("give a slide, or --list and --item")
         }
         if let item, item < 0 { throw ValidationError("--item must be 0 or more") }
+        if let shard, Self.parseShard(shard) == nil { throw ValidationError("--shard wants I/N with 0 ≤ I < N ≤ 64, e.g. 0/2") }
+    }
+
+    static func parseShard(_ text: String) -> (index: Int, count: Int)? {
+        let parts = text.split(separator: "/").map { Int($0) }
+        guard parts.count == 2, let i = parts[0], let n = parts[1], (1...64).contains(n), (0..<n).contains(i) else { return nil }
+        return (i, n)
     }
 
     func run() async throws {
@@ -240,6 +288,12 @@ struct BatchTask: AsyncParsableCommand {
         do {
             try Directories.ensure(indexDirectory, purpose: "--index-dir")
             let options = try ingest.ingestOptions()
+            if let shard = shard.flatMap(Self.parseShard) {
+                let (shardPath, built) = try await IndexBuilder.buildShard(
+                    slidePath: path, options: options, index: shard.index, count: shard.count, outputDirectory: indexDirectory)
+                print(built ? "\(shardPath): shard \(shard.index) of \(shard.count) written" : "\(shardPath): current (or the whole index is)")
+                return
+            }
             let outcome = try await IndexBuilder.build(slidePath: path, options: options, outputDirectory: indexDirectory)
             BatchFailure.clear(slidePath: path, outputDirectory: indexDirectory)
             switch outcome {
@@ -252,6 +306,47 @@ struct BatchTask: AsyncParsableCommand {
             FileHandle.standardError.write(Data("hali batch task: \(reason.contains(path) ? reason : "\(path): \(reason)")\n".utf8))
             do { try BatchFailure.record(slidePath: path, outputDirectory: indexDirectory, reason: "\(error)") } catch {
                 FileHandle.standardError.write(Data("hali batch task: could not record the failure: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            throw ExitCode(KubernetesJob.recordedFailureExitCode)
+        }
+    }
+}
+
+struct BatchMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Join a slide's shards (hali batch task --shard) into its index, as the merge job does; record why if one is missing.",
+        discussion: "Exit status as for `hali batch task`.")
+
+    @Argument(help: "The slide.")
+    var slide: String
+
+    @Option(help: "How many shards the slide was split into.")
+    var shards: Int
+
+    @Option(help: "The index folder.")
+    var indexDir: String = "hali-data/index"
+
+    @OptionGroup var ingest: IngestSettingsOptions
+
+    func validate() throws {
+        guard (1...64).contains(shards) else { throw ValidationError("--shards must be 1 to 64") }
+    }
+
+    func run() throws {
+        let path = BatchSlides.absolutePath(slide)
+        let indexDirectory = BatchSlides.absolutePath(indexDir)
+        do {
+            let outcome = try IndexBuilder.merge(slidePath: path, options: try ingest.ingestOptions(), count: shards, outputDirectory: indexDirectory)
+            BatchFailure.clear(slidePath: path, outputDirectory: indexDirectory)
+            switch outcome {
+            case .upToDate(let index, let manifest): print("\(index) is current (\(manifest.cellCount) cells)")
+            case .built(let index, let result): print("\(index): \(result.manifest.cellCount) cells from \(shards) shards")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("hali batch merge: \(path): \(error)\n".utf8))
+            do { try BatchFailure.record(slidePath: path, outputDirectory: indexDirectory, reason: "merge: \(error)") } catch {
                 throw ExitCode(1)
             }
             throw ExitCode(KubernetesJob.recordedFailureExitCode)

@@ -175,3 +175,44 @@ struct IndexStreamTests {
         }
     }
 }
+
+/// A slide ingested in shards (shares of its tile rows) and merged holds the cells of one ingest, bit for bit.
+struct ShardTests {
+    @Test func shardsMergeIntoTheCellsOfOneIngest() async throws {
+        try await BatchTests.withFolderAsync { folder in
+            var options = IngestOptions()
+            options.region = (x: 600, y: 900, width: 1024, height: 1300)
+            options.tileSize = 256
+            options.threads = 2
+            let slide = SharedData.cmu1SmallRegion
+            _ = try await IndexBuilder.build(slidePath: slide, options: options, outputDirectory: folder + "/whole")
+            for index in [2, 0, 1] {  // any order: the merge puts them in place
+                let (path, built) = try await IndexBuilder.buildShard(
+                    slidePath: slide, options: options, index: index, count: 3, outputDirectory: folder + "/sharded")
+                #expect(built && FileManager.default.fileExists(atPath: path))
+            }
+            #expect(throws: FileError.self) {
+                try IndexBuilder.merge(slidePath: slide, options: options, count: 4, outputDirectory: folder + "/sharded")
+            }
+            guard
+                case .built(let merged, let summary) = try IndexBuilder.merge(
+                    slidePath: slide, options: options, count: 3, outputDirectory: folder + "/sharded")
+            else {
+                Issue.record("not merged")
+                return
+            }
+            let whole = IndexBuilder.indexPath(slidePath: slide, outputDirectory: folder + "/whole")
+            #expect(summary.manifest.cellCount == (try IndexFile.readManifest(path: whole)).cellCount)
+            #expect(try IndexFile.cellsDigest(path: merged) == IndexFile.cellsDigest(path: whole))
+            // The shards are gone, and the merged index is current: a second merge or shard does nothing.
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder + "/sharded/shards").isEmpty)
+            guard case .upToDate = try IndexBuilder.merge(slidePath: slide, options: options, count: 3, outputDirectory: folder + "/sharded") else {
+                Issue.record("merged twice")
+                return
+            }
+            let again = try await IndexBuilder.buildShard(
+                slidePath: slide, options: options, index: 0, count: 3, outputDirectory: folder + "/sharded")
+            #expect(!again.built)
+        }
+    }
+}

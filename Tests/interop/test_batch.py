@@ -120,6 +120,19 @@ def test_a_slurm_array_ingests_every_good_slide_records_the_bad_one_and_a_rerun_
     assert len(os.listdir(index / "batch" / "logs")) == 3
 
 
+def test_a_slurm_batch_splits_a_large_slide_into_shards_and_merges_them_into_the_cells_of_one_ingest(slurm, batch_slides, tmp_path):
+    os.remove(batch_slides / "broken scan.svs")
+    index = tmp_path / "index"
+    # CMU-1-Small-Region.svs (1.9 MB) is over 1.5 MB: two shard tasks and a merge; the 1.2 MB TIFF is one task.
+    run = hali("batch", "submit", str(batch_slides), "--index-dir", str(index), "--mpp", "0.499", "--mem", "1G", "--shards", "2",
+               "--shard-above-mb", "1.5", "--wait", env=slurm)
+    assert ": 3 tasks" in run.stdout and "merges 1 sharded slide" in run.stdout and "2 slides: 2 current" in run.stdout, run.stdout
+    local = tmp_path / "local"
+    hali("ingest", str(batch_slides / "CMU-1-Small-Region.svs"), "--mpp", "0.499", "--out", str(local))
+    assert digest(index / "CMU-1-Small-Region.hidx") == digest(local / "CMU-1-Small-Region.hidx")
+    assert os.listdir(index / "shards") == [] and len(os.listdir(index / "batch" / "logs")) == 4
+
+
 def served_soon(daemon, slide_id, timeout=60):
     """The daemon's slide list once it holds `slide_id` (polled), else the last list seen."""
     deadline = time.time() + timeout

@@ -17,7 +17,7 @@ COMMANDS = [
     ("hali",),
     *[("hali", c) for c in ("label", "ping", "status", "slides", "slide-info", "ingest", "cells", "predict", "export",
                             "import", "report", "hash-token", "batch")],
-    *[("hali", "batch", c) for c in ("submit", "task", "status")],
+    *[("hali", "batch", c) for c in ("submit", "task", "merge", "status")],
     ("hali-lab",),
     *[("hali-lab", c) for c in ("train-backbone", "train-detector", "embed", "eval")],
     *[("hali-lab", "eval", c) for c in ("detection", "backbone", "effectiveness", "efficiency", "report")],
