@@ -85,6 +85,24 @@ func smallRegionOptions(tileSize: Int, threads: Int) -> IngestOptions {
         #expect(small.manifest.source == "hali-learned" && small.manifest.settings["detector_weights"] == "hali-detector-v1.safetensors")
     }
 
+    /// An index the learned detector built is current for the same options: a rerun (and a batch) does nothing.
+    @Test func aLearnedDetectorIndexIsCurrentForItsOptions() async throws {
+        let out = temporaryDirectory("learned-current")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let weights = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Deploy/models/hali-detector-v1.safetensors").path
+        var options = smallRegionOptions(tileSize: 256, threads: 2)
+        options.learnedDetector = try LearnedNucleusDetector.load(path: weights)
+        guard case .built = try await IndexBuilder.build(slidePath: svs, options: options, outputDirectory: out) else {
+            Issue.record("expected a build")
+            return
+        }
+        guard case .upToDate = try await IndexBuilder.build(slidePath: svs, options: options, outputDirectory: out) else {
+            Issue.record("rebuilt an index that was current")
+            return
+        }
+    }
+
     @Test func indexRoundTripsAndRefusesDamage() async throws {
         let out = temporaryDirectory("index")
         defer { try? FileManager.default.removeItem(atPath: out) }
