@@ -111,9 +111,8 @@ public final class IndexStreamWriter {
 
     private func append<T: FixedWidthInteger>(_ values: [T], to index: Int) throws {
         guard !values.isEmpty else { return }
-        let bytes = values.withUnsafeBufferPointer { buffer in
-            Data(buffer.flatMap { value in withUnsafeBytes(of: value.littleEndian) { Array($0) } })
-        }
+        // The file is little-endian; on a little-endian machine (every one Swift runs on Linux) that is memory as is.
+        let bytes = values.map(\.littleEndian).withUnsafeBytes { Data($0) }
         do { try columns[index].handle.write(contentsOf: bytes) } catch {
             throw FileError(path: columns[index].path, message: "spill write failed: \((error as NSError).localizedDescription)")
         }
