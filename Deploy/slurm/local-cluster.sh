@@ -68,12 +68,13 @@ NodeName=localhost CPUs=$cpus RealMemory=$memory State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
 export SLURM_CONF="$dir/slurm.conf"
-slurmctld -f "$SLURM_CONF"
-slurmd -f "$SLURM_CONF"
+slurmctld -f "$SLURM_CONF" || { stop; exit 1; }
+slurmd -f "$SLURM_CONF" || { stop; exit 1; }
 for _ in $(seq 60); do
   sinfo -h -o %T 2>/dev/null | grep -q idle && { echo "export SLURM_CONF=$SLURM_CONF"; exit 0; }
   sleep 0.5
 done
 echo "local-cluster.sh: the node did not come up; logs in $dir" >&2
 tail -n 5 "$dir/slurmctld.log" "$dir/slurmd.log" >&2 || true
+stop  # leave no daemon behind
 exit 1

@@ -95,6 +95,7 @@ def slurm(tmp_path):
     state = tmp_path / "slurm"
     start = subprocess.run(["bash", CLUSTER, "start", str(state)], capture_output=True, text=True, timeout=120)
     if start.returncode != 0:
+        subprocess.run(["bash", CLUSTER, "stop", str(state)], timeout=60)
         pytest.skip("a one-node Slurm cluster could not start here: " + start.stderr.strip()[-400:])
     env = dict(os.environ, SLURM_CONF=str(state / "slurm.conf"))
     yield env
