@@ -81,14 +81,26 @@ public enum BatchFailure {
     /// The recorded failure of `slidePath`, if its last task failed: the reason, and whether the file is still the
     /// one that failed.
     public static func recorded(slidePath: String, outputDirectory: String) -> (reason: String, sameFile: Bool)? {
-        guard let text = try? String(contentsOfFile: path(slidePath: slidePath, outputDirectory: outputDirectory), encoding: .utf8) else {
-            return nil
+        guard let record = read(path(slidePath: slidePath, outputDirectory: outputDirectory)) else { return nil }
+        let now = (try? SlideFingerprint.compute(path: slidePath).fingerprint) ?? "unreadable"
+        return (record.reason, record.fingerprint == now)
+    }
+
+    /// Every failure recorded in `outputDirectory`, by file name: the slide (as recorded) and the reason.
+    public static func records(in outputDirectory: String) -> [(slide: String, reason: String)] {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: outputDirectory)) ?? []).sorted()
+        return names.filter { $0.hasSuffix(".failed.txt") }.compactMap { name in
+            read((outputDirectory as NSString).appendingPathComponent(name)).map { ($0.slide ?? name, $0.reason) }
         }
+    }
+
+    /// A record's fields (`key: value` lines); a file without a reason line is its own reason.
+    private static func read(_ file: String) -> (slide: String?, fingerprint: String?, reason: String)? {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { return nil }
         func field(_ name: String) -> String? {
             text.split(separator: "\n").first { $0.hasPrefix(name + ": ") }.map { String($0.dropFirst(name.count + 2)) }
         }
-        let now = (try? SlideFingerprint.compute(path: slidePath).fingerprint) ?? "unreadable"
-        return (field("reason") ?? text.trimmingCharacters(in: .whitespacesAndNewlines), field("fingerprint") == now)
+        return (field("slide"), field("fingerprint"), field("reason") ?? text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     public static func clear(slidePath: String, outputDirectory: String) {

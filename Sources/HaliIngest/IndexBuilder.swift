@@ -31,12 +31,21 @@ public enum IndexBuilder {
     /// The state of `slidePath`'s index in `outputDirectory` for a built-in detector run with `options` (what
     /// `build` would skip). Opens the slide (its size, fingerprint and µm/px): throws when it cannot be read.
     public static func state(slidePath: String, options: IngestOptions, outputDirectory: String) throws -> IndexState {
+        let (_, identity) = try open(slidePath, options: options)
+        return state(ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, options: options)
+    }
+
+    /// The slide and its identity for the manifest (size, fingerprint, µm/px); a slide OpenSlide cannot read is a
+    /// `FileError` naming it.
+    static func open(_ slidePath: String, options: IngestOptions) throws -> (Slide, IndexManifest.SlideIdentity) {
         let slide: Slide
         do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
-        let identity = try SlideIngest.identify(slide: slide, options: options)
-        return state(
-            ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, source: options.sourceName,
-            settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
+        return (slide, try SlideIngest.identify(slide: slide, options: options))
+    }
+
+    /// The state of the index at `path` for a built-in detector run with `options` on the slide `identity` names.
+    static func state(ofIndexAt path: String, identity: IndexManifest.SlideIdentity, options: IngestOptions) -> IndexState {
+        state(ofIndexAt: path, identity: identity, source: options.sourceName, settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
     }
 
     static func state(ofIndexAt path: String, identity: IndexManifest.SlideIdentity, source: String, settings: [String: String]) -> IndexState {
@@ -54,9 +63,7 @@ public enum IndexBuilder {
         slidePath: String, options: IngestOptions, detections: (path: String, format: ExternalDetections.Format)? = nil,
         outputDirectory: String, force: Bool = false, progress: (@Sendable (IngestProgress) -> Void)? = nil
     ) async throws -> Outcome {
-        let slide: Slide
-        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
-        let identity = try SlideIngest.identify(slide: slide, options: options)
+        let (slide, identity) = try open(slidePath, options: options)
         let path = indexPath(slidePath: slidePath, outputDirectory: outputDirectory)
 
         let source: String
@@ -118,15 +125,12 @@ public enum IndexBuilder {
     ) async throws -> (path: String, built: Bool) {
         precondition(count >= 1 && (0..<count).contains(index), "shard \(index) of \(count)")
         let path = shardPath(slidePath: slidePath, outputDirectory: outputDirectory, index: index, count: count)
-        if case .current = try state(slidePath: slidePath, options: options, outputDirectory: outputDirectory) { return (path, false) }
-        let slide: Slide
-        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
-        let identity = try SlideIngest.identify(slide: slide, options: options)
-        if case .current = state(
-            ofIndexAt: path, identity: identity, source: options.sourceName, settings: options.settings(micronsPerPixel: identity.micronsPerPixel))
-        {
+        // The slide is opened once: its identity decides whether the whole index or this shard is current.
+        let (_, identity) = try open(slidePath, options: options)
+        if case .current = state(ofIndexAt: indexPath(slidePath: slidePath, outputDirectory: outputDirectory), identity: identity, options: options) {
             return (path, false)
         }
+        if case .current = state(ofIndexAt: path, identity: identity, options: options) { return (path, false) }
         var shardOptions = options
         shardOptions.shard = (index, count)
         let writer = try IndexStreamWriter(path: path, stainNames: options.stain.stainNames, embeddingSource: options.embeddingSource)
@@ -141,17 +145,14 @@ public enum IndexBuilder {
     /// removes them. Throws, naming what is missing, when a shard is absent or was built from another file or other
     /// settings. Memory: one shard's cells at a time.
     public static func merge(slidePath: String, options: IngestOptions, count: Int, outputDirectory: String) throws -> Outcome {
-        let slide: Slide
-        do { slide = try Slide(path: slidePath) } catch { throw FileError(path: slidePath, message: error.message) }
-        let identity = try SlideIngest.identify(slide: slide, options: options)
-        let settings = options.settings(micronsPerPixel: identity.micronsPerPixel)
+        let (_, identity) = try open(slidePath, options: options)
         let path = indexPath(slidePath: slidePath, outputDirectory: outputDirectory)
-        if case .current(let manifest) = state(ofIndexAt: path, identity: identity, source: options.sourceName, settings: settings) {
+        if case .current(let manifest) = state(ofIndexAt: path, identity: identity, options: options) {
             return .upToDate(path: path, manifest: manifest)
         }
         let shards = (0..<count).map { shardPath(slidePath: slidePath, outputDirectory: outputDirectory, index: $0, count: count) }
         for shard in shards {
-            guard case .current = state(ofIndexAt: shard, identity: identity, source: options.sourceName, settings: settings) else {
+            guard case .current = state(ofIndexAt: shard, identity: identity, options: options) else {
                 throw FileError(path: shard, message: "shard missing or not of this slide and settings: its task failed or has not run")
             }
         }

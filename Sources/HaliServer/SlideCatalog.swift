@@ -108,11 +108,8 @@ actor SlideCatalog {
     func rescan(indexDirectory: String) async -> Rescan {
         var found = Rescan()
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: indexDirectory)) ?? []).sorted()
-        for name in names where name.hasSuffix(".failed.txt") {
-            let text = (try? String(contentsOfFile: (indexDirectory as NSString).appendingPathComponent(name), encoding: .utf8)) ?? ""
-            let field = { (key: String) in text.split(separator: "\n").first { $0.hasPrefix(key + ": ") }.map { String($0.dropFirst(key.count + 2)) }
-            }
-            found.notServed.append("\(field("slide") ?? name): batch task failed: \(field("reason") ?? "no reason recorded")")
+        for record in BatchFailure.records(in: indexDirectory) {
+            found.notServed.append("\(record.slide): batch task failed: \(record.reason)")
         }
         for name in names where name.hasSuffix(".hidx") {
             let indexPath = (indexDirectory as NSString).appendingPathComponent(name)

@@ -302,14 +302,24 @@ struct BatchTask: AsyncParsableCommand {
                 print(String(format: "%@: %d cells in %.1f s", index, result.manifest.cellCount, result.manifest.seconds))
             }
         } catch {
-            let reason = "\(error)"
-            FileHandle.standardError.write(Data("hali batch task: \(reason.contains(path) ? reason : "\(path): \(reason)")\n".utf8))
-            do { try BatchFailure.record(slidePath: path, outputDirectory: indexDirectory, reason: "\(error)") } catch {
-                FileHandle.standardError.write(Data("hali batch task: could not record the failure: \(error)\n".utf8))
-                throw ExitCode(1)
-            }
-            throw ExitCode(KubernetesJob.recordedFailureExitCode)
+            throw BatchTask.recordFailure(error, of: path, in: indexDirectory, by: "task")
         }
+    }
+}
+
+extension BatchTask {
+    /// Says why `slidePath` failed, records it beside its index, and gives the exit to end with: the recorded-failure
+    /// status, or 1 when not even the record could be written.
+    static func recordFailure(_ error: any Error, of slidePath: String, in indexDirectory: String, by step: String) -> ExitCode {
+        let reason = "\(error)"
+        FileHandle.standardError.write(Data("hali batch \(step): \(reason.contains(slidePath) ? reason : "\(slidePath): \(reason)")\n".utf8))
+        do {
+            try BatchFailure.record(slidePath: slidePath, outputDirectory: indexDirectory, reason: step == "task" ? reason : "\(step): \(reason)")
+        } catch {
+            FileHandle.standardError.write(Data("hali batch \(step): could not record the failure: \(error)\n".utf8))
+            return ExitCode(1)
+        }
+        return ExitCode(KubernetesJob.recordedFailureExitCode)
     }
 }
 
@@ -345,11 +355,7 @@ struct BatchMerge: ParsableCommand {
             case .built(let index, let result): print("\(index): \(result.manifest.cellCount) cells from \(shards) shards")
             }
         } catch {
-            FileHandle.standardError.write(Data("hali batch merge: \(path): \(error)\n".utf8))
-            do { try BatchFailure.record(slidePath: path, outputDirectory: indexDirectory, reason: "merge: \(error)") } catch {
-                throw ExitCode(1)
-            }
-            throw ExitCode(KubernetesJob.recordedFailureExitCode)
+            throw BatchTask.recordFailure(error, of: path, in: indexDirectory, by: "merge")
         }
     }
 }
