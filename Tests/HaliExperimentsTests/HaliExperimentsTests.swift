@@ -167,3 +167,30 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     let expected = 10 * klm.manual + 2 * klm.k + 2 * klm.galleryPage(8) + 2 * klm.galleryPage(7)
     #expect(abs(counts.seconds - expected) < 1e-9)
 }
+
+@Test func pooledSetsKeepTheirCellsInMicrons() throws {
+    let a = syntheticData(seed: 3)
+    var b = syntheticData(seed: 4)
+    // b as if scanned at 0.5 µm per pixel: the same tissue, twice the pixel coordinates.
+    b.pool.micronsPerPixel = 0.5
+    b.pool.x = b.pool.x.map { $0 * 2 }
+    b.pool.y = b.pool.y.map { $0 * 2 }
+    b.pool.imageSizes = b.pool.imageSizes.map { ($0.width * 2, $0.height * 2) }
+    b.pool.directory = "/data/second"
+    let pooled = try PreparedData.pooled([a, b], patchMicrons: 50, describedAs: "a + b")
+    #expect(pooled.pool.count == a.pool.count + b.pool.count && pooled.test.count == a.test.count + b.test.count)
+    #expect(pooled.poolLabels == a.poolLabels + b.poolLabels && pooled.testLabels == a.testLabels + b.testLabels)
+    #expect(pooled.poolX.values == a.poolX.values + b.poolX.values && pooled.poolX.rows == pooled.pool.count)
+    #expect(pooled.pool.micronsPerPixel == 1)
+    let n = a.pool.count
+    #expect(pooled.pool.x[n] == b.pool.x[0] * 0.5 && pooled.pool.y[n + 7] == b.pool.y[7] * 0.5)
+    #expect(pooled.pool.image[n] == b.pool.image[0] + a.pool.imageNames.count)
+    #expect(pooled.pool.imageSizes[a.pool.imageNames.count].width == 100)
+    #expect(pooled.pool.imageNames[a.pool.imageNames.count] == "second/pool0.png")
+    // The same 50 µm patches in both halves: a's 6 images and b's 6, 4 patches each.
+    #expect(pooled.grid.patches.count == 2 * a.grid.patches.count)
+    // Parts that disagree on classes are refused.
+    var other = syntheticData(seed: 5)
+    other.classNames = ["neg", "pos", "third"]
+    #expect(throws: ExperimentError.self) { try PreparedData.pooled([a, other], patchMicrons: 50, describedAs: "x") }
+}

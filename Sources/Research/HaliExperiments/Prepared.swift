@@ -112,3 +112,51 @@ public struct PreparedData: Sendable {
             patchMicrons: patchMicrons, testDescription: desc)
     }
 }
+
+extension PreparedData {
+    /// Several prepared sets as one labelling pool and one held-aside part (e.g. the three Ki-67 sets, which differ in
+    /// µm per pixel, stain and scanner). Each part keeps its own split and its own z-scored features (each set was
+    /// standardised over its own cells, an unsupervised per-set normalisation); positions and image sizes are
+    /// converted to µm (the pooled tables have 1 µm per pixel), so patches of `patchMicrons` mean the same tissue
+    /// area in every set. Images keep their names, prefixed by the set's folder name.
+    ///
+    /// Throws when the parts disagree on classes or feature width.
+    public static func pooled(_ parts: [PreparedData], patchMicrons: Double, describedAs name: String) throws -> PreparedData {
+        guard let first = parts.first else { throw ExperimentError.invalid("nothing to pool") }
+        for p in parts.dropFirst() {
+            guard p.classNames == first.classNames else {
+                throw ExperimentError.invalid("cannot pool classes \(p.classNames) with \(first.classNames)")
+            }
+            guard p.poolX.columns == first.poolX.columns, p.features == first.features else {
+                throw ExperimentError.invalid("cannot pool \(p.poolX.columns) features of kind \(p.features) with \(first.poolX.columns)")
+            }
+        }
+        func inMicrons(_ tables: [CellData]) -> CellData {
+            var out = CellData(directory: name, imageNames: [], imagePaths: [], imageSizes: [], micronsPerPixel: 1)
+            for t in tables {
+                let mpp = t.micronsPerPixel, offset = out.imageNames.count
+                let set = (t.directory as NSString).lastPathComponent
+                out.imageNames += t.imageNames.map { "\(set)/\($0)" }
+                out.imagePaths += t.imagePaths
+                out.imageSizes += t.imageSizes.map { (Int((Double($0.width) * mpp).rounded()), Int((Double($0.height) * mpp).rounded())) }
+                out.image += t.image.map { $0 + offset }
+                out.x += t.x.map { $0 * mpp }
+                out.y += t.y.map { $0 * mpp }
+                out.className += t.className
+            }
+            return out
+        }
+        func stacked(_ ms: [Matrix]) -> Matrix {
+            Matrix(rows: ms.map(\.rows).reduce(0, +), columns: first.poolX.columns, values: ms.flatMap(\.values))
+        }
+        let pool = inMicrons(parts.map(\.pool)), test = inMicrons(parts.map(\.test))
+        let grid = PatchGrid(
+            image: pool.image, x: pool.x, y: pool.y, extents: pool.imageSizes.map { (Double($0.width), Double($0.height)) },
+            side: patchMicrons)
+        return PreparedData(
+            pool: pool, poolX: stacked(parts.map(\.poolX)), poolLabels: parts.flatMap(\.poolLabels), test: test,
+            testX: stacked(parts.map(\.testX)), testLabels: parts.flatMap(\.testLabels), classNames: first.classNames, grid: grid,
+            features: first.features, patchMicrons: patchMicrons,
+            testDescription: parts.map(\.testDescription).joined(separator: "; "))
+    }
+}

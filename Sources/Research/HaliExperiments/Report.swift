@@ -54,6 +54,8 @@ public enum LearningReport {
         public var patchMicrons: Double
         public var imageRange: ClosedRange<Int>?
         public var paperEfficiency: Double?
+        /// A pooled use case: these sets, each prepared on its own, as one pool (`PreparedData.pooled`).
+        public var parts: [UseCaseSpec] = []
     }
 
     public struct Row: Sendable {
@@ -90,29 +92,39 @@ public enum LearningReport {
                     id: id, title: title, dataset: root + "/consep/train", testDataset: root + "/consep/test",
                     positive: pos, patchMicrons: 250, imageRange: nil, paperEfficiency: paper)
         }
-        return [
-            crc("tils-crc", "TILS CRC", "inflammatory", 4.46),
-            consep("tils-consep", "TILS CONSEP", "inflammatory", 4.46),
-            crc("tumour-crc", "TUMOUR CRC", "epithelial", 6.16),
-            consep("tumour-consep", "TUMOUR CONSEP", "epithelial", 6.16),
-            // Ki-67 images are 128 µm wide with ~125 cells each: 64 µm patches (4 per image) for the active learner.
+        // Ki-67 images are 128 µm wide with ~125 cells each: 64 µm patches (4 per image) for the active learner. The
+        // sets the backbone never saw (issue 17) have patch sides as in Deploy/bench/cell_picks_sweep.sh: ~100–200
+        // cells a patch, several patches an image.
+        let ki67 = [
             UseCaseSpec(
                 id: "ki67", title: "KI-67 DEEPLIIF", dataset: root + "/ki67", testDataset: nil, positive: "positive",
                 patchMicrons: 64, imageRange: nil, paperEfficiency: 8.03),
-            // Sets the backbone never saw (issue 17): a second H&E organ and two more Ki-67 sets, each split by image.
-            // Patch sides as in Deploy/bench/cell_picks_sweep.sh: ~100–200 cells a patch, several patches an image.
-            UseCaseSpec(
-                id: "tils-brca", title: "TILS BRCA-M2C", dataset: root + "/brca_m2c", testDataset: nil, positive: "lymphocyte",
-                patchMicrons: 125, imageRange: nil, paperEfficiency: 4.46),
-            UseCaseSpec(
-                id: "tumour-brca", title: "TUMOUR BRCA-M2C", dataset: root + "/brca_m2c", testDataset: nil, positive: "tumour",
-                patchMicrons: 125, imageRange: nil, paperEfficiency: 6.16),
             UseCaseSpec(
                 id: "ki67-bcdata", title: "KI-67 BCDATA", dataset: root + "/ki67_bcdata", testDataset: nil, positive: "positive",
                 patchMicrons: 80, imageRange: nil, paperEfficiency: 8.03),
             UseCaseSpec(
                 id: "ki67-glioma", title: "KI-67 GLIOMA", dataset: root + "/ki67_glioma", testDataset: nil, positive: "positive",
                 patchMicrons: 112, imageRange: nil, paperEfficiency: 8.03),
+        ]
+        return [
+            crc("tils-crc", "TILS CRC", "inflammatory", 4.46),
+            consep("tils-consep", "TILS CONSEP", "inflammatory", 4.46),
+            crc("tumour-crc", "TUMOUR CRC", "epithelial", 6.16),
+            consep("tumour-consep", "TUMOUR CONSEP", "epithelial", 6.16),
+            ki67[0],
+            // A second H&E organ the backbone never saw, split by image.
+            UseCaseSpec(
+                id: "tils-brca", title: "TILS BRCA-M2C", dataset: root + "/brca_m2c", testDataset: nil, positive: "lymphocyte",
+                patchMicrons: 125, imageRange: nil, paperEfficiency: 4.46),
+            UseCaseSpec(
+                id: "tumour-brca", title: "TUMOUR BRCA-M2C", dataset: root + "/brca_m2c", testDataset: nil, positive: "tumour",
+                patchMicrons: 125, imageRange: nil, paperEfficiency: 6.16),
+            ki67[1],
+            ki67[2],
+            // The three Ki-67 sets as one pool (3,250 cells over three scanners, stains and µm/px), each split as above.
+            UseCaseSpec(
+                id: "ki67-pooled", title: "KI-67 POOLED", dataset: ki67.map(\.dataset).joined(separator: " + "), testDataset: nil,
+                positive: "positive", patchMicrons: 80, imageRange: nil, paperEfficiency: 8.03, parts: ki67),
         ]
     }
 
@@ -190,24 +202,33 @@ public enum LearningReport {
         func gain(_ r: Row, _ arm: String, _ control: String) -> Gain? {
             r.effectiveness.gains.first { $0.arm == arm && $0.control == control }
         }
-        let picksVsSequential = rows.compactMap { gain($0, "active-cells", "sequential") }
-        let picksVsRandom = rows.compactMap { gain($0, "active-cells", "random-cells") }
-        let patchesVsSequential = rows.compactMap { gain($0, "active", "sequential") }
+        // The headline rows: every use case once, a pooled one in place of the sets it pools.
+        let pooledIds = Set(rows.flatMap { $0.useCase.parts.map(\.id) })
+        let headline = rows.filter { !pooledIds.contains($0.useCase.id) }
         for r in rows {
             let cells = [gain(r, "active-cells", "sequential"), gain(r, "active-cells", "random-cells"), gain(r, "active", "sequential")]
                 .map { $0.map { ci($0.accuracy) } ?? "–" }
             s +=
                 "| \(r.useCase.title.lowercased()) | \(cells.joined(separator: " | ")) | \(fmt(r.efficiency.ratio, 2))× | \(fmt(r.gallery.ratio, 2))× | \(r.useCase.paperEfficiency.map { fmt($0, 2) + "×" } ?? "–") |\n"
         }
-        if !rows.isEmpty {
-            func mean(_ gains: [Gain]) -> String {
-                guard !gains.isEmpty else { return "–" }
-                let above = gains.filter { $0.accuracy.ciLow > 0 }.count
-                return "\(fmt(gains.map(\.accuracy.mean).reduce(0, +) / Double(gains.count)))% (\(above)/\(gains.count) above 0)"
-            }
+        func mean(_ gains: [Gain]) -> String {
+            guard !gains.isEmpty else { return "–" }
+            let above = gains.filter { $0.accuracy.ciLow > 0 }.count
+            return "\(fmt(gains.map(\.accuracy.mean).reduce(0, +) / Double(gains.count)))% (\(above)/\(gains.count) above 0)"
+        }
+        func meanRow(_ title: String, _ rows: [Row]) -> String {
             let ratios = rows.map(\.efficiency.ratio), galleryRatios = rows.map(\.gallery.ratio)
-            s +=
-                "| **mean** | \(mean(picksVsSequential)) | \(mean(picksVsRandom)) | \(mean(patchesVsSequential)) | \(fmt(ratios.reduce(0, +) / Double(ratios.count), 2))× | \(fmt(galleryRatios.reduce(0, +) / Double(galleryRatios.count), 2))× | paper: +4.34% effectiveness, 5.15× efficiency |\n\n"
+            let g = { (arm: String, control: String) in mean(rows.compactMap { gain($0, arm, control) }) }
+            return
+                "| \(title) | \(g("active-cells", "sequential")) | \(g("active-cells", "random-cells")) | \(g("active", "sequential")) | \(fmt(ratios.reduce(0, +) / Double(ratios.count), 2))× | \(fmt(galleryRatios.reduce(0, +) / Double(galleryRatios.count), 2))× | paper: +4.34% effectiveness, 5.15× efficiency |\n"
+        }
+        if !headline.isEmpty {
+            s += meanRow(pooledIds.isEmpty ? "**mean**" : "**mean, \(headline.count) use cases (pooled sets once)**", headline)
+            if !pooledIds.isEmpty {
+                let sets = rows.filter { $0.useCase.parts.isEmpty }
+                s += meanRow("mean, \(sets.count) sets (pooled ones apart)", sets)
+            }
+            s += "\n"
         }
         s +=
             "## Against every control (accuracy; balanced accuracy)\n\n| use case | vs sequential | vs random cells | vs class-balanced | random cells vs sequential | cell picks vs sequential | cell picks vs random cells |\n|---|---|---|---|---|---|---|\n"

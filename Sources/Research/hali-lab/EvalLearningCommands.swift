@@ -243,11 +243,17 @@ struct EvalReportCommand: AsyncParsableCommand {
         let provider = try LearningFeatureProviders.provider(kind: features, weights: weights, cacheDirectory: cacheDirectory)
         for uc in cases {
             FileHandle.standardError.write(Data("report: \(uc.id) …\n".utf8))
-            let prepared = try PreparedData.make(
-                directory: uc.dataset, testDirectory: uc.testDataset,
-                useCase: UseCase(positive: uc.positive), features: features,
-                patchMicrons: uc.patchMicrons, cacheDirectory: cacheDirectory, imageRange: uc.imageRange,
-                featureProvider: provider)
+            func prepare(_ spec: LearningReport.UseCaseSpec) throws -> PreparedData {
+                try PreparedData.make(
+                    directory: spec.dataset, testDirectory: spec.testDataset,
+                    useCase: UseCase(positive: spec.positive), features: features,
+                    patchMicrons: spec.patchMicrons, cacheDirectory: cacheDirectory, imageRange: spec.imageRange,
+                    featureProvider: provider)
+            }
+            let prepared =
+                uc.parts.isEmpty
+                ? try prepare(uc)
+                : try PreparedData.pooled(uc.parts.map(prepare), patchMicrons: uc.patchMicrons, describedAs: uc.dataset)
             var ecfg = EffectivenessConfig()
             ecfg.repeats = repeats; ecfg.budget = budget; ecfg.evalStep = evalStep; ecfg.head = head; ecfg.threads = threads
             ecfg.withinPatch = withinPatch
