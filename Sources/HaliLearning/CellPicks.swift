@@ -24,7 +24,8 @@ public enum CellStrategy: String, Sendable, CaseIterable, Codable {
 
 /// One annotator's cell picker over a slide's (or a pool's) frozen features. Labels arrive with `addLabelled`; each
 /// `pick` returns the next cells in order. What a strategy needs is built on first use and kept: the k-center
-/// distances (one O(N·D) pass per label), the ProbCover graph over a sample (O(m²·D) once).
+/// distances (one O(N·D) pass per label), one uniform sample of at most `sampleLimit` cells (drawn once; TypiClust
+/// clusters it, ProbCover's graph holds it), the ProbCover graph (O(m²·D) once), TypiClust's last centres.
 ///
 /// Strategies that need a model (margin, entropy) fall back to TypiClust until `probabilities` is given: before the
 /// first fit there is nothing to be uncertain about.
@@ -42,6 +43,10 @@ public struct CellPicker: Sendable {
     private var kcenter: IncrementalKCenter?
     private var cover: ProbCover?
     private var coverRefused = false
+    /// The cells TypiClust clusters and the ProbCover graph holds: at most `sampleLimit`, drawn once.
+    private var sample: [Int]?
+    /// TypiClust's centres at the last pick (the next pick's warm start).
+    private var typiclustCentres: Matrix?
     private var rng: SeededRandom
 
     public init(features: Matrix, strategy: CellStrategy, classCount: Int, seed: UInt64) {
@@ -80,8 +85,11 @@ public struct CellPicker: Sendable {
         case .coreset:
             return coresetPick(count, candidate: candidate)
         case .typiclust, .typiclustThenMargin:
+            // The drawn sample, unless the candidates allowed lie outside it (a region): then theirs.
+            let inSample = drawnSample().filter { !isLabelled[$0] && (candidate?[$0] ?? true) }
             return TypiClust.select(
-                features: features, labelled: labelled, candidates: candidates, count: count, sampleLimit: sampleLimit, rng: &rng)
+                features: features, labelled: labelled, candidates: inSample.isEmpty ? candidates : inSample, count: count, sampleLimit: sampleLimit, rng: &rng,
+                warmStart: &typiclustCentres)
         case .probcover:
             if cover == nil && !coverRefused { buildCover() }
             guard let cover else { return coresetPick(count, candidate: candidate) }
@@ -144,10 +152,17 @@ public struct CellPicker: Sendable {
         return kc.select(count: count, candidate: candidate)
     }
 
+    private mutating func drawnSample() -> [Int] {
+        if let sample { return sample }
+        let drawn = features.rows <= sampleLimit ? Array(0..<features.rows) : rng.sample(features.rows, sampleLimit).sorted()
+        sample = drawn
+        return drawn
+    }
+
     private mutating func buildCover() {
-        let sample = features.rows <= sampleLimit ? Array(0..<features.rows) : rng.sample(features.rows, sampleLimit).sorted()
+        let sample = drawnSample()
         let x = features.gathering(rows: sample)
-        let pseudo = KMeans(x, k: classCount, rng: &rng).assignment
+        let pseudo = KMeans(x, k: classCount, tolerance: KMeans.scikitLearnTolerance, rng: &rng).assignment
         let delta = ProbCover.radius(features: x, clusters: pseudo)
         guard delta.isFinite, var built = ProbCover(features: features, sample: sample, delta: delta) else {
             coverRefused = true

@@ -1,11 +1,15 @@
 // k-means (Lloyd 1982) with k-means++ seeding (Arthur & Vassilvitskii, SODA 2007), the clustering under TypiClust and
 // the pseudo-labels ProbCover picks its radius from.
 //
-// Distances are squared Euclidean, computed as ‖x‖² + ‖c‖² − 2·x·c with one GEMM per block of rows, so a pass over
-// N rows × k centres × D features costs O(N·k·D) multiply-adds in BLAS and O(block·k) memory.
+// Distances are squared Euclidean, computed as ‖x‖² + ‖c‖² − 2·x·c with one GEMM per block of rows read in place (no
+// copy), so a pass over N rows × k centres × D features costs O(N·k·D) multiply-adds in BLAS and O(block·k) memory. The
+// nearest centre needs only ‖c‖² − 2·x·c (‖x‖² is the same for every centre), so assignment skips it.
 //
-// Complexity: seeding O(N·k·D) (one GEMV-like pass per new centre); each Lloyd iteration O(N·k·D); `maxIterations`
-// bounds the total. Deterministic for a seed: the generator draws the seeds; ties go to the lower centre index.
+// Complexity: seeding O(N·k·D), one GEMV over all rows per new centre; each Lloyd iteration O(N·k·D); `maxIterations`
+// bounds the total. Stopping: when no row changes cluster, or (with `tolerance` > 0) when the centres' total squared
+// shift is at most `tolerance` × the mean per-feature variance of the rows — scikit-learn's `KMeans` rule (tol = 10⁻⁴
+// there), which TypiClust's authors used; a final assignment then puts every row with its nearest centre.
+// Deterministic for a seed: the generator draws the seeds; ties go to the lower centre index.
 
 import HaliMath
 
@@ -14,20 +18,39 @@ public struct KMeans: Sendable {
     public private(set) var centres: Matrix
     /// Centre of each row of the clustered matrix.
     public private(set) var assignment: [Int32]
+    /// scikit-learn's default relative tolerance (`KMeans(tol=1e-4)`), used by the picks that follow papers whose
+    /// code clustered with it.
+    public static let scikitLearnTolerance = 1e-4
     /// Lloyd iterations run (≥ 1 unless there are no rows).
     public private(set) var iterations = 0
 
-    /// Clusters the rows of `x` into `k` clusters (fewer when x has fewer distinct rows than k).
-    public init(_ x: Matrix, k requested: Int, maxIterations: Int = 20, rng: inout SeededRandom) {
-        let n = x.rows, d = x.columns
+    /// Clusters the rows of `x` into `k` clusters (fewer when x has fewer distinct rows than k). `tolerance` 0 runs
+    /// Lloyd to a fixed point (or `maxIterations`); see the file's notes for the relative tolerance.
+    ///
+    /// `initialCentres` (a warm start): Lloyd starts from these (at most k of them, in order) and k-means++ adds the
+    /// rest, each with probability ∝ D² to the nearest centre so far.
+    public init(
+        _ x: Matrix, k requested: Int, maxIterations: Int = 20, tolerance: Double = 0, initialCentres: Matrix? = nil,
+        rng: inout SeededRandom
+    ) {
+        let n = x.rows
         let k = max(0, min(requested, n))
         let norms = x.rowSquaredNorms()
         // k-means++: the first centre uniformly, each next with probability ∝ D² to the nearest chosen centre.
         var chosen: [Int] = []
         var nearest = [Float](repeating: .infinity, count: n)
-        if k > 0 { chosen.append(rng.below(n)) }
-        while chosen.count < k {
-            Self.lowerToCentres(x, norms, centres: [chosen.last!], nearest: &nearest)
+        var kept = Matrix(rows: 0, columns: x.columns)
+        if let initial = initialCentres, initial.columns == x.columns, initial.rows > 0, k > 0 {
+            let count = min(initial.rows, k)
+            kept = Matrix(rows: count, columns: x.columns, values: Array(initial.values[0..<(count * x.columns)]))
+            Self.forEachDistanceBlock(x, norms, kept, kept.rowSquaredNorms()) { row, distances in
+                nearest[row] = distances.min() ?? .infinity
+            }
+        } else if k > 0 {
+            chosen.append(rng.below(n))
+        }
+        while kept.rows + chosen.count < k {
+            if let last = chosen.last { Self.lower(x, norms, toRow: last, nearest: &nearest) }
             var total = 0.0
             for v in nearest { total += Double(v) }
             guard total > 0 else { break }  // every row sits on a centre: no more distinct rows
@@ -41,61 +64,132 @@ public struct KMeans: Sendable {
             chosen.append(pick)
         }
         centres = x.gathering(rows: chosen)
+        if kept.rows > 0 { centres = Matrix(rows: kept.rows + chosen.count, columns: x.columns, values: kept.values + centres.values) }
         assignment = [Int32](repeating: 0, count: n)
-        guard !chosen.isEmpty else { return }
+        guard centres.rows > 0 else { return }
+        let shiftLimit = tolerance > 0 ? tolerance * Self.meanFeatureVariance(x) : -1
         for _ in 0..<max(1, maxIterations) {
             iterations += 1
-            let next = Self.nearestCentres(x, norms, centres: centres)
+            let next = Self.nearestCentres(x, centres: centres)
             let changed = next != assignment || iterations == 1
             assignment = next
+            let previous = centres
             centres = Self.means(x, assignment: assignment, previous: centres)
             if !changed { break }
+            if Self.squaredShift(previous, centres) <= shiftLimit { break }
         }
-        assignment = Self.nearestCentres(x, norms, centres: centres)
+        assignment = Self.nearestCentres(x, centres: centres)
     }
 
-    /// For each row of `x`, the index of the nearest row of `centres` (ties → lower index), in GEMM blocks.
-    public static func nearestCentres(_ x: Matrix, _ norms: [Float], centres: Matrix) -> [Int32] {
+    /// For each row of `x`, the index of the nearest row of `centres` (ties → lower index): the least ‖c‖² − 2·x·c,
+    /// in GEMM blocks of 1,024 rows read in place.
+    public static func nearestCentres(_ x: Matrix, centres: Matrix) -> [Int32] {
+        let k = centres.rows, d = x.columns
         var out = [Int32](repeating: 0, count: x.rows)
+        guard k > 0 else { return out }
         let cn = centres.rowSquaredNorms()
-        forEachDistanceBlock(x, norms, centres, cn) { row, distances in
-            var best = 0
-            for j in 1..<max(1, distances.count) where distances[j] < distances[best] { best = j }
-            out[row] = Int32(best)
+        let blockRows = 1024
+        var g = [Float](repeating: 0, count: min(blockRows, x.rows) * k)
+        x.values.withUnsafeBufferPointer { px in
+            centres.values.withUnsafeBufferPointer { pc in
+                g.withUnsafeMutableBufferPointer { pg in
+                    var start = 0
+                    while start < x.rows {
+                        let m = min(blockRows, x.rows - start)
+                        BLAS.sgemm(
+                            transposeB: true, m: m, n: k, k: d, a: px.baseAddress! + start * d, lda: d, b: pc.baseAddress!, ldb: d,
+                            c: pg.baseAddress!, ldc: k)
+                        for r in 0..<m {
+                            var best = 0
+                            var bestScore = cn[0] - 2 * pg[r * k]
+                            for j in 1..<k {
+                                let score = cn[j] - 2 * pg[r * k + j]
+                                if score < bestScore {
+                                    bestScore = score
+                                    best = j
+                                }
+                            }
+                            out[start + r] = Int32(best)
+                        }
+                        start += m
+                    }
+                }
+            }
         }
         return out
     }
 
-    /// nearest[i] = min(nearest[i], ‖x_i − x_c‖²) for the rows `centres` of x.
-    static func lowerToCentres(_ x: Matrix, _ norms: [Float], centres: [Int], nearest: inout [Float]) {
-        let c = x.gathering(rows: centres)
-        let cn = centres.map { norms[$0] }
-        var lowered = nearest
-        forEachDistanceBlock(x, norms, c, cn) { row, distances in
-            for v in distances where v < lowered[row] { lowered[row] = v }
+    /// nearest[i] = min(nearest[i], ‖x_i − x_c‖²) for row c of x: one GEMV over every row.
+    static func lower(_ x: Matrix, _ norms: [Float], toRow c: Int, nearest: inout [Float]) {
+        let n = x.rows, d = x.columns
+        guard n > 0, d > 0 else { return }
+        var dots = [Float](repeating: 0, count: n)
+        x.values.withUnsafeBufferPointer { px in
+            dots.withUnsafeMutableBufferPointer { pd in
+                BLAS.sgemv(m: n, n: d, a: px.baseAddress!, lda: d, x: px.baseAddress! + c * d, y: pd.baseAddress!)
+            }
         }
-        nearest = lowered
+        let cn = norms[c]
+        for i in 0..<n {
+            let v = max(norms[i] + cn - 2 * dots[i], 0)
+            if v < nearest[i] { nearest[i] = v }
+        }
     }
 
-    /// Calls `body(row, squared distances to every centre)` for each row of x, computing 256 rows at a time.
+    /// Calls `body(row, squared distances to every centre)` for each row of x, computing 256 rows at a time (one GEMM
+    /// per block, rows read in place).
     static func forEachDistanceBlock(
         _ x: Matrix, _ norms: [Float], _ centres: Matrix, _ centreNorms: [Float], _ body: (Int, [Float]) -> Void
     ) {
-        let k = centres.rows
+        let k = centres.rows, d = x.columns
         guard k > 0 else { return }
+        var g = [Float](repeating: 0, count: min(256, x.rows) * k)
+        var distances = [Float](repeating: 0, count: k)
         var start = 0
         while start < x.rows {
-            let end = min(x.rows, start + 256)
-            let block = Matrix(rows: end - start, columns: x.columns, values: Array(x.values[(start * x.columns)..<(end * x.columns)]))
-            var g = Matrix(rows: end - start, columns: k)
-            BLAS.gemm(block, centres, transposeB: true, into: &g)
-            var distances = [Float](repeating: 0, count: k)
-            for r in 0..<(end - start) {
-                for j in 0..<k { distances[j] = max(norms[start + r] + centreNorms[j] - 2 * g.values[r * k + j], 0) }
+            let m = min(256, x.rows - start)
+            x.values.withUnsafeBufferPointer { px in
+                centres.values.withUnsafeBufferPointer { pc in
+                    g.withUnsafeMutableBufferPointer { pg in
+                        BLAS.sgemm(
+                            transposeB: true, m: m, n: k, k: d, a: px.baseAddress! + start * d, lda: d, b: pc.baseAddress!, ldb: d,
+                            c: pg.baseAddress!, ldc: k)
+                    }
+                }
+            }
+            for r in 0..<m {
+                for j in 0..<k { distances[j] = max(norms[start + r] + centreNorms[j] - 2 * g[r * k + j], 0) }
                 body(start + r, distances)
             }
-            start = end
+            start += m
         }
+    }
+
+    /// Mean over features of each feature's variance (population), the scale `tolerance` is relative to.
+    static func meanFeatureVariance(_ x: Matrix) -> Double {
+        let n = x.rows, d = x.columns
+        guard n > 0, d > 0 else { return 0 }
+        var sum = [Double](repeating: 0, count: d), squares = [Double](repeating: 0, count: d)
+        for r in 0..<n {
+            for j in 0..<d {
+                let v = Double(x.values[r * d + j])
+                sum[j] += v
+                squares[j] += v * v
+            }
+        }
+        var total = 0.0
+        for j in 0..<d { total += max(squares[j] / Double(n) - (sum[j] / Double(n)) * (sum[j] / Double(n)), 0) }
+        return total / Double(d)
+    }
+
+    /// Σ over centres of ‖a_c − b_c‖².
+    static func squaredShift(_ a: Matrix, _ b: Matrix) -> Double {
+        var total = 0.0
+        for i in a.values.indices {
+            let v = Double(a.values[i]) - Double(b.values[i])
+            total += v * v
+        }
+        return total
     }
 
     /// The mean of each cluster; a cluster left empty keeps its previous centre.

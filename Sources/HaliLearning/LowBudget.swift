@@ -16,8 +16,10 @@ import HaliMath
 /// (K = 20, clusters of ≤ 5 cells dropped, at most 500 clusters).
 ///
 /// Scale: the clustering runs on the labelled cells plus at most `sampleLimit` candidates drawn uniformly (all of them
-/// when fewer), so a slide of 10⁶ cells costs what 10⁴ do. Complexity: k-means O(m·k·D·iterations) for m = |L| +
-/// min(candidates, sampleLimit); each pick O(n_c²·D) for its cluster's n_c sampled cells (one GEMM).
+/// when fewer), so a slide of 10⁶ cells costs what 10⁴ do. k-means stops at scikit-learn's tolerance, as the authors'
+/// code did, and may start from the previous pick's centres (`warmStart`; `CellPicker` does). Complexity: k-means
+/// O(m·k·D·iterations) for m = |L| + min(candidates, sampleLimit); each pick O(n_c²·D) for its cluster's n_c sampled
+/// cells (one GEMM).
 public enum TypiClust {
     public static let neighbours = 20
     public static let minClusterSize = 5
@@ -28,13 +30,29 @@ public enum TypiClust {
         features x: Matrix, labelled: [Int], candidates: [Int], count b: Int, sampleLimit: Int = 10_000,
         maxClusters: Int = TypiClust.maxClusters, rng: inout SeededRandom
     ) -> [Int] {
+        var cold: Matrix?
+        return select(
+            features: x, labelled: labelled, candidates: candidates, count: b, sampleLimit: sampleLimit, maxClusters: maxClusters,
+            rng: &rng, warmStart: &cold)
+    }
+
+    /// `select`, with k-means started from `warmStart` (the previous pick's centres; nil: k-means++ alone) and the
+    /// clustering's centres left there for the next pick. Between two picks a page of labels moves few cells, so
+    /// Lloyd's iterations from the last centres are few; k-means++ adds the centres that the larger k asks for.
+    public static func select(
+        features x: Matrix, labelled: [Int], candidates: [Int], count b: Int, sampleLimit: Int = 10_000,
+        maxClusters: Int = TypiClust.maxClusters, rng: inout SeededRandom, warmStart centres: inout Matrix?
+    ) -> [Int] {
         let labelledSet = Set(labelled)
-        var pool = candidates.filter { !labelledSet.contains($0) }
+        var pool = candidates
         if pool.count > sampleLimit { pool = rng.sample(pool.count, sampleLimit).sorted().map { pool[$0] } }
+        pool.removeAll { labelledSet.contains($0) }
         guard b > 0, !pool.isEmpty else { return [] }
         let rows = labelled + pool
         let k = min(labelled.count + b, maxClusters, rows.count)
-        let clustering = KMeans(x.gathering(rows: rows), k: k, rng: &rng)
+        let clustering = KMeans(
+            x.gathering(rows: rows), k: k, tolerance: KMeans.scikitLearnTolerance, initialCentres: centres, rng: &rng)
+        centres = clustering.centres
         return pick(features: x, rows: rows, labelledCount: labelled.count, clusters: clustering.assignment, count: b)
     }
 

@@ -22,3 +22,22 @@ extension BLAS {
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 }
+
+extension BLAS {
+    /// y = alpha · A · x + beta · y on raw pointers (`cblas_sgemv`, row-major, no transpose): A is m×n with row
+    /// stride `lda`, x has n elements, y has m.
+    ///
+    /// - Complexity: O(m · n) multiply-adds.
+    @inlinable
+    public static func sgemv(
+        m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>, beta: Float = 0,
+        y: UnsafeMutablePointer<Float>
+    ) {
+        guard m > 0 else { return }
+        guard n > 0 else {
+            for i in 0..<m { y[i] *= beta }
+            return
+        }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
+}

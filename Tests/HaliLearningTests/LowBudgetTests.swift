@@ -53,6 +53,70 @@ import Testing
         #expect(Set(km.assignment).count == 3)
     }
 
+    @Test func kMeansAssignsEveryRowToItsNearestCentreByBruteForce() {
+        // More rows than one GEMM block (1,024), centres with exact ties (a repeated centre): ties go to the lower index.
+        let x = randomPoints(2_500, 6, seed: 11)
+        var centres = randomPoints(7, 6, seed: 12)
+        for j in 0..<6 { centres[6, j] = centres[2, j] }
+        let got = KMeans.nearestCentres(x, centres: centres)
+        for i in 0..<x.rows {
+            let d = (0..<7).map { c in (0..<6).map { j in pow2(Double(x[i, j]) - Double(centres[c, j])) }.reduce(0, +) }
+            let best = d.indices.min { d[$0] < d[$1] || (d[$0] == d[$1] && $0 < $1) }!
+            #expect(got[i] != 6, "row \(i) went to the repeated centre, not the lower index")
+            #expect(d[Int(got[i])] <= d[best] + 1e-4, "row \(i)")
+        }
+        // The seeding pass: nearest[i] = min(previous, ‖x_i − x_c‖²), against the direct sum.
+        var nearest = [Float](repeating: 5, count: x.rows)
+        KMeans.lower(x, x.rowSquaredNorms(), toRow: 17, nearest: &nearest)
+        for i in 0..<x.rows {
+            let direct = min(5, Self.squared(x, i, 17))
+            #expect(abs(Double(nearest[i]) - direct) < 1e-3 * max(1, direct), "row \(i)")
+        }
+        #expect(nearest[17] == 0)
+    }
+
+    @Test func kMeansWithAToleranceStopsAtItsRuleAndAssignsToNearest() {
+        for seed in UInt64(1)...5 {
+            let x = randomPoints(400, 4, seed: seed)
+            var strictRng = SeededRandom(seed: seed), looseRng = SeededRandom(seed: seed)
+            let strict = KMeans(x, k: 12, maxIterations: 300, rng: &strictRng)
+            let loose = KMeans(x, k: 12, maxIterations: 300, tolerance: 1e-2, rng: &looseRng)
+            // The same seeding, so the tolerance can only stop Lloyd earlier.
+            #expect(loose.iterations <= strict.iterations, "seed \(seed)")
+            for i in 0..<x.rows {
+                let d = (0..<12).map { c in (0..<4).map { j in pow2(Double(x[i, j]) - Double(loose.centres[c, j])) }.reduce(0, +) }
+                #expect(d[Int(loose.assignment[i])] <= d.min()! + 1e-4, "seed \(seed) row \(i)")
+            }
+        }
+        // A huge tolerance stops after the first update.
+        let x = randomPoints(300, 3, seed: 9)
+        var rng = SeededRandom(seed: 9)
+        #expect(KMeans(x, k: 5, tolerance: 1e9, rng: &rng).iterations <= 2)
+    }
+
+    @Test func kMeansStartedAtAFixedPointStaysThere() {
+        for seed in UInt64(1)...4 {
+            let x = randomPoints(200, 3, seed: seed)
+            var rng = SeededRandom(seed: seed)
+            let fixed = KMeans(x, k: 6, maxIterations: 300, rng: &rng)
+            var other = SeededRandom(seed: seed &+ 100)
+            let again = KMeans(x, k: 6, maxIterations: 300, initialCentres: fixed.centres, rng: &other)
+            #expect(again.iterations <= 2, "seed \(seed)")  // the first update, and the pass that sees nothing move
+            #expect(again.assignment == fixed.assignment && again.centres == fixed.centres, "seed \(seed)")
+            // Fewer centres than k: they come first, k-means++ adds the rest, and Lloyd runs to a fixed point.
+            let grown = KMeans(x, k: 9, maxIterations: 300, initialCentres: fixed.centres, rng: &other)
+            #expect(grown.centres.rows == 9)
+            for c in 0..<9 {
+                let rows = (0..<x.rows).filter { grown.assignment[$0] == c }
+                guard !rows.isEmpty else { continue }
+                for j in 0..<3 {
+                    let mean = rows.map { Double(x[$0, j]) }.reduce(0, +) / Double(rows.count)
+                    #expect(abs(mean - Double(grown.centres[c, j])) < 1e-4, "seed \(seed) centre \(c)")
+                }
+            }
+        }
+    }
+
     /// TypiClust's rule, written out: clusters of more than 5 cells by (labelled count, −size); round robin; in each the
     /// unlabelled cell with the least mean squared distance to its K = min(20, n/2) nearest unlabelled mates.
     static func typiclustReference(_ x: Matrix, rows: [Int], labelledCount: Int, clusters: [Int32], count: Int) -> [Int] {
