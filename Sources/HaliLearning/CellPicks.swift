@@ -88,7 +88,8 @@ public struct CellPicker: Sendable {
             // The drawn sample, unless the candidates allowed lie outside it (a region): then theirs.
             let inSample = drawnSample().filter { !isLabelled[$0] && (candidate?[$0] ?? true) }
             return TypiClust.select(
-                features: features, labelled: labelled, candidates: inSample.isEmpty ? candidates : inSample, count: count, sampleLimit: sampleLimit, rng: &rng,
+                features: features, labelled: labelled, candidates: inSample.isEmpty ? candidates : inSample, count: count, sampleLimit: sampleLimit,
+                rng: &rng,
                 warmStart: &typiclustCentres)
         case .probcover:
             if cover == nil && !coverRefused { buildCover() }
