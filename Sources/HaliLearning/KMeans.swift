@@ -7,7 +7,7 @@
 // Complexity: seeding O(N·k·D) (one GEMV-like pass per new centre); each Lloyd iteration O(N·k·D); `maxIterations`
 // bounds the total. Deterministic for a seed: the generator draws the seeds; ties go to the lower centre index.
 
-import HaliMath
+public import HaliMath
 
 public struct KMeans: Sendable {
     /// k × D centres.
