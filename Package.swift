@@ -220,6 +220,9 @@ let package = Package(
 )
 
 // `any` spelled out wherever a protocol is used as a type: an existential's cost (boxing, dynamic dispatch) shows.
+// Imports are internal unless written `public import` (SE-0409): a module's dependencies do not leak to its clients
+// through every import, and the ones its public API does expose are named at the import.
 for target in package.targets where target.type != .system {
-    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("ExistentialAny")]
+    target.swiftSettings =
+        (target.swiftSettings ?? []) + [.enableUpcomingFeature("ExistentialAny"), .enableUpcomingFeature("InternalImportsByDefault")]
 }

@@ -1,9 +1,9 @@
-import HaliCore
+public import HaliCore
 import HaliTransport
-import HaliWire
+public import HaliWire
 import NIOCore
 import NIOPosix
-import NIOSSL
+public import NIOSSL
 
 public enum ClientError: Error, Sendable, CustomStringConvertible {
     /// The daemon answered with an Error message.

@@ -1,4 +1,4 @@
-import HaliWire
+public import HaliWire
 
 /// Labelling sessions (OpenSession, GetPatch, LabelEvent, Undo, NextPatch) over a `HaliConnection`.
 ///

@@ -1,5 +1,5 @@
-import HaliCore
-import HaliLearning
+public import HaliCore
+public import HaliLearning
 
 // What the engine takes and gives: its own types, so it knows nothing of the wire protocol. HaliServer maps them
 // to and from protobuf messages (WireMapping.swift); a test or a tool can drive a session with them directly.

@@ -1,7 +1,7 @@
-import Foundation
-import HaliCore
+public import Foundation
+public import HaliCore
 import HaliIndex
-import HaliLearning
+public import HaliLearning
 import HaliMath
 import HaliStore
 

@@ -1,5 +1,5 @@
-import HaliCore
-import HaliStore
+public import HaliCore
+public import HaliStore
 
 /// All labelling sessions of a daemon, keyed by (annotator, slide, task); created on first open and restored from
 /// the label store.

@@ -1,8 +1,8 @@
-import HaliCore
+public import HaliCore
 import HaliIndex
 import HaliLearning
 import HaliMath
-import HaliStore
+public import HaliStore
 
 /// An annotator's model (or a consensus of annotators' labels) applied to every cell of a slide.
 public struct SlidePrediction: Sendable {

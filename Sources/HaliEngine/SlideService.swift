@@ -1,8 +1,8 @@
-import HaliCore
+public import HaliCore
 import Foundation
-import HaliIndex
-import HaliMath
-import HaliSlide
+public import HaliIndex
+public import HaliMath
+public import HaliSlide
 
 /// A slide being served: its OpenSlide handle, its cells (the index from ingest), a spatial grid over them, and the
 /// per-cell feature matrix the heads and the active learner use. Immutable once built, so shared freely.

@@ -1,5 +1,5 @@
 import Foundation
-import HaliCore
+public import HaliCore
 
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Foundation
 import HaliCompression
-import HaliCore
+public import HaliCore
 
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,7 @@
 
 import Dispatch
 import HaliMath
-import HaliNet
+public import HaliNet
 
 public struct Embedder: Sendable {
     public var net: FoldedResNet

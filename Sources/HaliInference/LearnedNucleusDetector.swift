@@ -2,8 +2,8 @@
 // HaliTraining/DetectorTraining.swift trains it and documents its targets and input.
 
 import Foundation
-import HaliImaging
-import HaliNet
+public import HaliImaging
+public import HaliNet
 
 /// The learned detector: OD input → NucleusMapNet → maps → nuclei. Value type; `detect` may run concurrently.
 public struct LearnedNucleusDetector: Sendable {

@@ -1,7 +1,7 @@
 // The patch a backbone sees around a nucleus: the same resampling at ingest, in the daemon and in training, so that
 // features computed anywhere agree.
 
-import HaliImaging
+public import HaliImaging
 
 public enum PatchExtractor {
     /// Samples a `side`×`side` RGB patch centred on (cx, cy) with output pixel size `scale` source pixels

@@ -2,7 +2,7 @@
 // training tools' other formats.
 
 import Foundation
-import HaliNet
+public import HaliNet
 
 /// A file could not be read, written or understood.
 public enum FileFormatError: Error, CustomStringConvertible {

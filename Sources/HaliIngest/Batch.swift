@@ -7,7 +7,7 @@
 // file's fingerprint; a later success removes it. So a rerun of the same batch does only what is missing, a bad slide
 // costs nothing else, and it is tried again only once its file changed (or with `--retry-failed`).
 
-import Foundation
+public import Foundation
 import HaliCore
 import HaliIndex
 

@@ -1,5 +1,5 @@
 import Foundation
-import HaliCore
+public import HaliCore
 import HaliIndex
 
 /// Nuclei found by another tool, brought into a slide index so labelling can start from them.

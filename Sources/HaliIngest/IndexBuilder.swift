@@ -1,6 +1,6 @@
 import Foundation
 import HaliCore
-import HaliIndex
+public import HaliIndex
 import HaliSlide
 
 /// Builds (or finds up to date) the index of one slide: `<out>/<slide stem>.hidx` plus `<stem>.manifest.json`.

@@ -1,10 +1,10 @@
 import Foundation
-import HaliCore
-import HaliImaging
-import HaliIndex
-import HaliInference
+public import HaliCore
+public import HaliImaging
+public import HaliIndex
+public import HaliInference
 import HaliMath
-import HaliSlide
+public import HaliSlide
 
 /// Settings of a whole-slide ingest. Lengths in microns unless named otherwise.
 public struct IngestOptions: Sendable {

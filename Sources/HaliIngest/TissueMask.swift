@@ -1,4 +1,4 @@
-import HaliSlide
+public import HaliSlide
 
 /// Where the tissue is, at low resolution, so ingest skips glass.
 ///

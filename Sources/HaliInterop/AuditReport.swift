@@ -45,7 +45,7 @@
 // O(E log E); timing O(E) plus the medians' sorts; agreement O(E) for the replay, O(A²·C) for the pairs and O(A·C)
 // for Fleiss. Memory O(E).
 
-import HaliCore
+public import HaliCore
 
 /// Work done, its pace and what suggestions saved: one session, or one annotator's sessions together.
 public struct Activity: Sendable, Equatable {

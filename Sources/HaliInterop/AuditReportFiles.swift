@@ -3,7 +3,7 @@
 // summary printed on stdout. Empty CSV cells mean "cannot be computed"; the `note` column says why.
 
 import Foundation
-import HaliImaging
+public import HaliImaging
 import HaliIndex
 import HaliPNG
 

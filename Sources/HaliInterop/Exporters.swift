@@ -1,5 +1,5 @@
 import Foundation
-import HaliCore
+public import HaliCore
 import HaliIndex
 import HaliStore
 

@@ -1,8 +1,8 @@
-import Foundation
-import HaliCore
+public import Foundation
+public import HaliCore
 import HaliIndex
 import HaliIngest
-import HaliStore
+public import HaliStore
 
 #if canImport(FoundationXML)
 import FoundationXML

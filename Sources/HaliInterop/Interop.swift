@@ -1,8 +1,8 @@
 import Foundation
-import HaliCore
-import HaliIndex
+public import HaliCore
+public import HaliIndex
 import HaliIngest
-import HaliStore
+public import HaliStore
 
 /// Label exchange with the viewers pathologists use: QuPath (GeoJSON), ASAP (XML), SlideRunner (SQLite), Digital
 /// Slide Archive (annotation JSON), and plain CSV. Coordinates are always level-0 pixels of the slide.

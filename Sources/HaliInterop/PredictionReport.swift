@@ -3,10 +3,10 @@
 // docs/user-guide.md; spreadsheets and scripts read them.
 
 import Foundation
-import HaliCore
-import HaliEngine
-import HaliImaging
-import HaliIndex
+public import HaliCore
+public import HaliEngine
+public import HaliImaging
+public import HaliIndex
 import HaliIngest
 import HaliPNG
 import HaliStore

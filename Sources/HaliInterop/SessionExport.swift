@@ -3,9 +3,9 @@
 // file formats; the daemon only runs it on its blocking pool and sends the bytes.
 
 import Foundation
-import HaliCore
-import HaliEngine
-import HaliStore
+public import HaliCore
+public import HaliEngine
+public import HaliStore
 
 public enum SessionExport {
     public struct File: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import HaliStore
 
 /// A SlideRunner annotation database (`.sqlite`), written and read with the schema of SlideRunner_dataAccess

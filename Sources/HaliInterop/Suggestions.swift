@@ -1,4 +1,4 @@
-import HaliCore
+public import HaliCore
 import HaliEngine
 import HaliIndex
 

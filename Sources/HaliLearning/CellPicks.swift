@@ -1,7 +1,7 @@
 // The next cells to label, anywhere on the slide: the active learner's pick at cell level (a screenful for the review
 // gallery), beside the patch-level pick of the paper.
 
-import HaliMath
+public import HaliMath
 
 /// How the next cells are chosen.
 public enum CellStrategy: String, Sendable, CaseIterable, Codable {

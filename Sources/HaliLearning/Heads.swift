@@ -13,7 +13,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import HaliMath
+public import HaliMath
 
 /// One suggestion: the predicted class and its softmax probability.
 public struct Prediction: Sendable, Equatable {

@@ -13,7 +13,7 @@
 //    plain greedy (`selectByFullPasses`, O(N·D·b)), which costs one full pass per pick.
 //  * When the embedding changes (fine-tuned backbone), call `reset(labelled:)` to rebuild: O(N·D·|L|/32) GEMMs.
 
-import HaliMath
+public import HaliMath
 
 public struct IncrementalKCenter: Sendable {
     public let features: Matrix

@@ -11,7 +11,7 @@
 // there), which TypiClust's authors used; a final assignment then puts every row with its nearest centre.
 // Deterministic for a seed: the generator draws the seeds; ties go to the lower centre index.
 
-import HaliMath
+public import HaliMath
 
 public struct KMeans: Sendable {
     /// k × D centres.

@@ -2,7 +2,7 @@
 // on few labels is unsure everywhere, and the farthest points are outliers): TypiClust and ProbCover. Both pick cells,
 // not patches; both work on the frozen embedding, so what they precompute survives every refit.
 
-import HaliMath
+public import HaliMath
 
 /// TypiClust (Hacohen, Dekel & Weinshall, "Active Learning on a Budget: Opposite Strategies Suit High and Low
 /// Budgets", ICML 2022, TPC-RP).

@@ -1,7 +1,7 @@
 // The online learning loop of one labelling session: labels arrive one at a time; the head is refitted every
 // `policy.retrainEvery` new labels once `policy.minLabels` exist; the active learner keeps its distances current.
 
-import HaliMath
+public import HaliMath
 
 public struct ModelVersion: Sendable, Equatable {
     public var version: Int

@@ -5,7 +5,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import HaliMath
+public import HaliMath
 
 public enum StrategyKind: String, Sendable, CaseIterable, Codable {
     case coreset

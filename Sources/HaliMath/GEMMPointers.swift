@@ -1,4 +1,4 @@
-import CBLAS
+public import CBLAS
 
 extension BLAS {
     /// C = alpha · op(A) · op(B) + beta · C on raw row-major pointers (`cblas_sgemm`), for callers that keep

@@ -7,7 +7,7 @@
 // linear, so requesting PNG_FORMAT_LINEAR_Y does no conversion.
 
 import CPNG
-import HaliImaging
+public import HaliImaging
 
 public enum PNGError: Error, CustomStringConvertible, Equatable {
     case cannotOpen(path: String, message: String)

@@ -2,7 +2,7 @@
 // come back in `png_image.message`, never through longjmp. 8-bit RGB in, a complete PNG file out.
 
 import CPNG
-import HaliImaging
+public import HaliImaging
 
 public enum PNGWriter {
     /// The PNG file of `rgb` (width × height × 3 bytes, rows top to bottom).

@@ -1,7 +1,7 @@
 import Foundation
-import HaliCore
-import HaliEngine
-import HaliTransport
+public import HaliCore
+public import HaliEngine
+public import HaliTransport
 import HaliWire
 
 public struct ServerConfiguration: Sendable {

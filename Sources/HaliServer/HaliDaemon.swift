@@ -8,7 +8,7 @@ import HaliSlide
 import HaliStore
 import HaliTransport
 import HaliWire
-import Logging
+public import Logging
 import NIOCore
 import NIOPosix
 

@@ -1,5 +1,5 @@
 import Foundation
-import HaliCore
+public import HaliCore
 import Synchronization
 
 /// The label store: SQLite in WAL mode with `synchronous = FULL`, so a committed event is on disk (fsync'd) when

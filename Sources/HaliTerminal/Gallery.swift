@@ -1,6 +1,6 @@
 import HaliCore
 import HaliJPEG
-import HaliWire
+public import HaliWire
 
 /// The review gallery (`g`): the cells the model suggests as one class, least confident first, as a grid of crops
 /// around each centroid. The annotator flips the wrong ones with a class key and accepts the rest of the page with

@@ -1,5 +1,5 @@
-import HaliCore
-import HaliWire
+public import HaliCore
+public import HaliWire
 
 /// Where the client stands with the daemon, as the status line shows it.
 public enum ConnectionStatus: Sendable, Equatable {

@@ -1,4 +1,4 @@
-import HaliWire
+public import HaliWire
 
 /// Where things go on a terminal of a given size.
 ///

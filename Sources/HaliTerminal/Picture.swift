@@ -1,6 +1,6 @@
 import Foundation
-import HaliCore
-import HaliWire
+public import HaliCore
+public import HaliWire
 
 /// The patch as the pixel protocols draw it: its pixels scaled to fill the picture area (aspect kept, bilinear when
 /// enlarging, box-averaged when shrinking), then the nuclei's outlines drawn in (`LabelClient.picture()`).

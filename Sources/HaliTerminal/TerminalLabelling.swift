@@ -4,9 +4,9 @@
 
 import Foundation
 import HaliClient
-import HaliCore
-import HaliWire
-import NIOSSL
+public import HaliCore
+public import HaliWire
+public import NIOSSL
 
 #if canImport(Glibc)
 import Glibc

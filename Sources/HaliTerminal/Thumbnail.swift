@@ -1,5 +1,5 @@
-import HaliCore
-import HaliWire
+public import HaliCore
+public import HaliWire
 
 /// A patch's pixels box-averaged down to the terminal area that shows it.
 ///

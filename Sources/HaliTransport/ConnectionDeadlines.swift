@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// Why a connection was closed for silence or slowness.
 public struct DeadlineExceeded: Error, Sendable, Equatable, CustomStringConvertible {

@@ -1,5 +1,5 @@
-import HaliWire
-import NIOCore
+public import HaliWire
+public import NIOCore
 
 /// One inbound frame after protobuf decoding. A frame that does not decode is passed on (not thrown), so the
 /// connection can answer it with an Error and carry on.

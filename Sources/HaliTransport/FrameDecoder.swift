@@ -1,4 +1,4 @@
-import NIOCore
+public import NIOCore
 
 /// Why the byte stream could not be cut into frames. Both are fatal for the connection: after them the stream
 /// position is unknown, so the daemon answers with an Error and closes.

@@ -1,5 +1,5 @@
-import HaliWire
-import NIOCore
+public import HaliWire
+public import NIOCore
 import NIOExtras
 import NIOSSL
 

@@ -1,5 +1,5 @@
 import NIOCore
-import NIOSSL
+public import NIOSSL
 
 /// TLS for connections that cross a network (swift-nio-ssl, BoringSSL inside): the daemon presents a certificate,
 /// the clients verify it against a CA file they are given (a lab's own CA, or the daemon's self-signed

@@ -1,4 +1,4 @@
-import HaliCore
+public import HaliCore
 
 /// Swift values for every message of protocol v1 (`Proto/hali.proto`).
 ///

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The shared data set the tests read: `../shared/data` beside the checkout (its README gives formats, counts and
 /// licences), or wherever `HALI_SHARED_DATA` points. The project does not copy the data in; every test target

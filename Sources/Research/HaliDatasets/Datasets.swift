@@ -7,8 +7,8 @@
 // Centroids use pixel-centre coordinates (pixel (x, y) is the point (x, y)), x = column, y = row.
 
 import Foundation
-import HaliImaging
-import HaliPNG
+public import HaliImaging
+public import HaliPNG
 
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case notFound(String)

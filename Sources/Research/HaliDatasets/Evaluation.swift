@@ -12,7 +12,7 @@
 // over all images (micro-average).
 
 import Foundation
-import HaliImaging
+public import HaliImaging
 import HaliPNG
 
 public struct MatchCounts: Sendable, Equatable, Codable {

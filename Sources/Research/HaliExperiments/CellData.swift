@@ -4,7 +4,7 @@
 
 import Foundation
 import HaliDatasets
-import HaliImaging
+public import HaliImaging
 import HaliPNG
 
 public enum ExperimentError: Error, CustomStringConvertible {

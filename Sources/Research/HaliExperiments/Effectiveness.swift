@@ -17,7 +17,7 @@
 // After each N the paper's head is trained on the first N labels and scored on the held-aside images.
 
 import Foundation
-import HaliLearning
+public import HaliLearning
 import HaliMath
 
 public struct EffectivenessConfig: Sendable, Codable {

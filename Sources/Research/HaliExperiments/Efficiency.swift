@@ -21,7 +21,7 @@
 // to the next class that has some.
 
 import Foundation
-import HaliLearning
+public import HaliLearning
 import HaliMath
 
 /// Operator times from Card, Moran & Newell, "The keystroke-level model for user performance time with interactive

@@ -9,8 +9,8 @@
 
 import Foundation
 import HaliDatasets
-import HaliImaging
-import HaliMath
+public import HaliImaging
+public import HaliMath
 
 public enum FeatureKind: String, Sendable, CaseIterable, Codable {
     case cheap

@@ -1,7 +1,7 @@
 // Learning curves drawn on a HaliImaging Canvas (HaliPNG writes it).
 
 import Foundation
-import HaliImaging
+public import HaliImaging
 
 public enum CurvePlot {
     public static let palette: [(UInt8, UInt8, UInt8)] = [(214, 39, 40), (31, 119, 180), (44, 160, 44), (148, 103, 189), (255, 127, 14)]

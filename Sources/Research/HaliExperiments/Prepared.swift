@@ -3,8 +3,8 @@
 
 import Foundation
 import HaliDatasets
-import HaliLearning
-import HaliMath
+public import HaliLearning
+public import HaliMath
 
 public struct PreparedData: Sendable {
     public var pool: CellData

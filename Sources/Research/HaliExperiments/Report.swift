@@ -2,8 +2,8 @@
 
 import Foundation
 import HaliImaging
-import HaliLearning
-import HaliMath
+public import HaliLearning
+public import HaliMath
 import HaliPNG
 
 public enum LearningFeatureProviders {

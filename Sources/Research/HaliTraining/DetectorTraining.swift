@@ -10,9 +10,9 @@
 import Foundation
 import HaliDatasets
 import HaliInference
-import HaliImaging
+public import HaliImaging
 import HaliMath
-import HaliNet
+public import HaliNet
 import HaliPNG
 
 /// One training image at the working resolution: OD input (H×W×3) and targets (H×W×2).

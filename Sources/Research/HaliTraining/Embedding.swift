@@ -1,6 +1,6 @@
 // The embedder over the training code's patch sets (HaliInference runs the network; this only adapts the input).
 
-import HaliInference
+public import HaliInference
 
 extension Embedder {
     /// Features of a patch set (its side must be the network input side).

@@ -2,7 +2,7 @@
 // (accuracy, balanced accuracy, one-vs-rest AUROC).
 
 import Foundation
-import HaliMath
+public import HaliMath
 import HaliNet
 
 public struct ClassificationMetrics: Sendable {

@@ -4,7 +4,7 @@
 import Foundation
 import HaliInference
 import HaliMath
-import HaliNet
+public import HaliNet
 
 /// Random dihedral transform (flips, 90° rotations), shift (random crop of a larger stored patch) and small
 /// stain/colour jitter (per-channel gain and offset, global brightness), applied to uint8 patches while

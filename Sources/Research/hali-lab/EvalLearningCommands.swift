@@ -1,7 +1,7 @@
 // `hali eval effectiveness | efficiency | report`: the HALI paper's two experiments with a simulated annotator
 // (docs/learning.md), on a cell-table directory or a slide + cells CSV.
 
-import ArgumentParser
+public import ArgumentParser
 import Foundation
 import HaliDatasets
 import HaliExperiments
