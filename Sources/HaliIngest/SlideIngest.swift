@@ -216,7 +216,6 @@ public enum SlideIngest {
             levelWidth: Int(levelWidth), levelHeight: Int(levelHeight), tile: tile, overlap: overlap,
             detector: NucleusDetector(parameters: detectorParameters, stains: options.stain.matrix),
             learnedDetector: options.learnedDetector, embedder: options.embedder, workingFactor: integerFactor)
-        let stainNames = options.stain.stainNames
         let plannedTiles = tiles
         // Bands: runs of tiles with one y (tiles are planned row by row); each band's rows wait for all its tiles.
         var bandOfTile: [Int] = []

@@ -1,4 +1,6 @@
-public import CBLAS
+// Not @inlinable: the call costs nothing beside the BLAS work it starts, and CBLAS stays an internal import of
+// HaliMath (no C type reaches its public API).
+import CBLAS
 
 extension BLAS {
     /// C = alpha · op(A) · op(B) + beta · C on raw row-major pointers (`cblas_sgemm`), for callers that keep
@@ -6,7 +8,6 @@ extension BLAS {
     /// the row strides of A, B, C as stored (before the transpose).
     ///
     /// - Complexity: O(m · n · k) multiply-adds.
-    @inlinable
     public static func sgemm(
         transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
@@ -28,7 +29,6 @@ extension BLAS {
     /// stride `lda`, x has n elements, y has m.
     ///
     /// - Complexity: O(m · n) multiply-adds.
-    @inlinable
     public static func sgemv(
         m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int, x: UnsafePointer<Float>, beta: Float = 0,
         y: UnsafeMutablePointer<Float>

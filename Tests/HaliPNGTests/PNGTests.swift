@@ -22,7 +22,7 @@ import Testing
         #expect(bytes.count < canvas.rgb.count / 2)
         let path = temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         let back = try PNGReader.readRGB(path: path)
         #expect(back.width == 301 && back.height == 97)
         #expect(back.pixels == canvas.rgb)
@@ -32,7 +32,7 @@ import Testing
         let rgb: [UInt8] = [255, 0, 0, 0, 0, 255]
         let path = temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data(try PNGWriter.encode(width: 2, height: 1, rgb: rgb)))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(try PNGWriter.encode(width: 2, height: 1, rgb: rgb))))
         #expect(try PNGReader.dimensions(path: path) == (2, 1))
         #expect(try PNGReader.readRGB(path: path).pixels == rgb)
     }
