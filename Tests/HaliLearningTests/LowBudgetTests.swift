@@ -171,6 +171,18 @@ import Testing
         // With a blob labelled, the next pick goes to a blob without labels.
         let next = TypiClust.select(features: b, labelled: [0, 1], candidates: Array(0..<b.rows), count: 2, rng: &rng)
         #expect(next.allSatisfy { truth[$0] != 0 } && Set(next.map { truth[$0] }).count == 2)
+        // Warm-started from the last pick's centres, page after page: distinct unlabelled picks (the first page one per
+        // blob), and the centres carried over grow with k = |L| + b.
+        var centres: Matrix?
+        var labelled: [Int] = []
+        for page in 0..<3 {
+            let picks = TypiClust.select(
+                features: b, labelled: labelled, candidates: Array(0..<b.rows), count: 3, rng: &rng, warmStart: &centres)
+            #expect(picks.count == 3 && Set(picks).count == 3 && Set(picks).isDisjoint(with: labelled), "page \(page)")
+            if page == 0 { #expect(Set(picks.map { truth[$0] }) == [0, 1, 2]) }
+            #expect(centres?.rows == labelled.count + 3, "page \(page)")
+            labelled += picks
+        }
     }
 
     @Test func probCoverRadiusIsThePurityQuantile() {
