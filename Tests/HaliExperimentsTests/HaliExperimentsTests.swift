@@ -168,6 +168,29 @@ func syntheticData(seed: UInt64 = 3) -> PreparedData {
     #expect(abs(counts.seconds - expected) < 1e-9)
 }
 
+@Test func picksTimeOfAModelThatIsAlwaysRight() {
+    // Two classes far apart in feature space; pages of 8 picks. The first page comes before any model: every crop a
+    // hand label in the grid (V + M + K; the selection steps on, so no arrow key). Then the model is always right:
+    // each page is looked at and accepted with one key.
+    let truth = (0..<40).map { $0 % 2 }
+    let features = Matrix(rows: 40, columns: 2, values: truth.flatMap { c in [Float(c == 1 ? 10 : -10), 1] })
+    let pool = CellData(directory: "line", imageNames: ["a"], imagePaths: [], imageSizes: [(40, 1)], micronsPerPixel: 1)
+    let data = PreparedData(
+        pool: pool, poolX: features, poolLabels: truth, test: pool, testX: features, testLabels: truth, classNames: ["a", "b"],
+        grid: PatchGrid(image: [], x: [], y: [], extents: [(40, 1)], side: 40), features: .cheap, patchMicrons: 40, testDescription: "")
+    var cfg = EfficiencyConfig()
+    cfg.workflow = .picks; cfg.galleryPage = 8; cfg.galleryColumns = 4
+    cfg.policy = OnlinePolicy(retrainEvery: 5, minLabels: 8)
+    var session = LearningSession(features: features, classCount: 2, head: .logistic, policy: cfg.policy, activeLearner: false, seed: 1)
+    let counts = Efficiency.inPickPages(count: 24, data: data, config: cfg, seed: 1, session: &session)
+    let klm = cfg.klm
+    #expect(counts.manual == 8 && counts.correct == 0 && counts.arrowKeys == 0)
+    #expect(counts.pageAccepts == 2 && counts.acceptedInPages == 16 && counts.cellsLabelled == 24)
+    #expect(Set(session.labelledCells).count == 24)
+    let expected = 8 * (klm.v + klm.m + klm.k) + 2 * klm.galleryPage(8)
+    #expect(abs(counts.seconds - expected) < 1e-9)
+}
+
 @Test func pooledSetsKeepTheirCellsInMicrons() throws {
     let a = syntheticData(seed: 3)
     var b = syntheticData(seed: 4)

@@ -19,6 +19,14 @@
 // page with one key. Every crop of a page becomes a label (corrected or accepted); the model refits as labels arrive
 // and the next page is ranked by the new model. The annotator stays on a class while it has suggestions, then Tabs
 // to the next class that has some.
+// Workflow `picks` (the terminal client's `p`, HALI's default since 0.3.0): instead of a patch's cells, as many cells
+// as the patch holds, in pages of `galleryPage` picked anywhere in the pool by `pickStrategy` (margin: the cells the
+// current model is least sure of; TypiClust before the first model). A crop with a suggestion that is right costs its
+// look (V) and is accepted with the page (M + K once); a wrong one is flipped (M, arrow keys, class key). Before
+// suggestions appear every crop is labelled by hand in the grid: V + M + arrow keys + class key, no pointing. The
+// model refits as labels arrive (every `retrainEvery` from `minLabels`), and the next page is picked by the new one.
+// The cells labelled are the learner's, not a patch's: hard cells by design, so a fair test of whether the picks
+// cost more time than they save.
 
 import Foundation
 public import HaliLearning
@@ -66,6 +74,8 @@ public enum EfficiencyPolicy: String, Sendable, CaseIterable, Codable {
 public enum LabellingWorkflow: String, Sendable, CaseIterable, Codable {
     case perCell = "per-cell"
     case gallery
+    /// The learner's cell picks (the terminal client's `p`): as many cells as a patch holds, in pages picked anywhere.
+    case picks
 }
 
 public struct ActionCounts: Sendable, Codable, Equatable {
@@ -113,6 +123,8 @@ public struct EfficiencyConfig: Sendable, Codable {
     /// Gallery: crops per page and grid columns (the client's default page is 24; 6 × 4 fits a 1,920 × 1,080 window).
     public var galleryPage = 24
     public var galleryColumns = 6
+    /// Picks workflow: the learner's strategy (the daemon's default, margin).
+    public var pickStrategy: CellStrategy = .margin
     public var klm = KeystrokeModel()
     public var seed: UInt64 = 1
     /// Cells per patch the annotator looks for (the paper: ~200).
@@ -198,6 +210,10 @@ public enum Efficiency {
             policy: config.policy, activeLearner: false, seed: seed)
         if config.workflow == .gallery {
             let counts = inGallery(cells: cells, truth: data.poolLabels, classCount: data.classCount, config: config, session: &session)
+            return (counts, session)
+        }
+        if config.workflow == .picks {
+            let counts = inPickPages(count: cells.count, data: data, config: config, seed: seed, session: &session)
             return (counts, session)
         }
         var counts = ActionCounts()
@@ -287,6 +303,48 @@ public enum Efficiency {
         return counts
     }
 
+    /// The picks workflow (see the top of this file): `count` cells in pages of the learner's picks.
+    static func inPickPages(count: Int, data: PreparedData, config: EfficiencyConfig, seed: UInt64, session: inout LearningSession)
+        -> ActionCounts
+    {
+        let klm = config.klm
+        let pageSize = max(1, config.galleryPage), columns = max(1, config.galleryColumns)
+        var counts = ActionCounts()
+        var picker = CellPicker(features: data.poolX, strategy: config.pickStrategy, classCount: data.classCount, seed: seed)
+        var labelled = 0
+        while labelled < count {
+            let head = session.head
+            let probabilities: (([Int]) -> Matrix)? =
+                session.showsSuggestions ? { rows in head.probabilities(features: data.poolX, rows: rows) } : nil
+            let page = picker.pick(count: min(pageSize, count - labelled), probabilities: probabilities)
+            if page.isEmpty { break }
+            let suggestions = session.suggestions(for: page)
+            var selected = 0
+            for (i, c) in page.enumerated() {
+                let truth = data.poolLabels[c]
+                let moves = gridMoves(from: selected, to: i, columns: columns, count: page.count)
+                if let suggestions, suggestions[i].label == truth {
+                    counts.seconds += klm.v
+                    counts.acceptedInPages += 1
+                    continue
+                }
+                // A wrong suggestion, or none: look, decide, move to it, press its class key; the selection steps on.
+                counts.seconds += klm.v + klm.galleryFlip(moves: moves)
+                counts.arrowKeys += moves
+                if suggestions == nil { counts.manual += 1 } else { counts.correct += 1 }
+                selected = min(i + 1, page.count - 1)
+            }
+            if suggestions != nil {
+                counts.pageAccepts += 1
+                counts.seconds += klm.m + klm.k
+            }
+            picker.addLabelled(page)
+            for c in page { session.addLabel(cell: c, label: data.poolLabels[c]) }
+            labelled += page.count
+        }
+        return counts
+    }
+
     /// Fewest arrow keys from crop `a` to crop `b` of a page of `count` crops in `columns` columns, with the terminal
     /// client's keys: left and right step one crop (across row ends), up and down one row, each clamped to the page
     /// (so up from the first row goes to crop 0). Breadth-first search over the page: O(count).
@@ -322,8 +380,11 @@ public enum Efficiency {
             let n = Double(cells.count)
             rows.append(
                 PatchEfficiency(
-                    patch: i, image: data.pool.imageNames[patch.image], cells: cells.count,
-                    positives: cells.filter { data.poolLabels[$0] == 1 }.count, without: without, with: with,
+                    // Picks: the cells labelled are the learner's, from anywhere in the pool, not the patch's.
+                    patch: i, image: config.workflow == .picks ? "(picks)" : data.pool.imageNames[patch.image], cells: cells.count,
+                    positives: config.workflow == .picks
+                        ? session.labels.filter { $0 == 1 }.count : cells.filter { data.poolLabels[$0] == 1 }.count,
+                    without: without, with: with,
                     cellsPerActionWithout: n / Double(without.actions), cellsPerActionWith: n / Double(with.actions),
                     cellsPerSecondWithout: n / without.seconds, cellsPerSecondWith: n / with.seconds,
                     ratio: without.seconds / with.seconds, modelVersions: session.versions.count,

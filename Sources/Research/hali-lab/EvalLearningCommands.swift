@@ -180,10 +180,15 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
     @Option(help: "Head: logistic (fast default) or paper.") var head: HeadKind = .logistic
     @Option(help: "Annotator policy with suggestions: batch (fix wrong ones, then accept all) or sequential.") var annotator: EfficiencyPolicy =
         .batch
-    @Option(help: "Where suggestions are met: per-cell (in the patch, with --annotator) or gallery (pages of one class).")
+    @Option(
+        help:
+            "Where suggestions are met: per-cell (in the patch, with --annotator), gallery (pages of one class) or picks (pages of the learner's cell picks, --cell-strategy)."
+    )
     var workflow: LabellingWorkflow = .perCell
     @Option(name: .customLong("gallery-page"), help: "Gallery: crops per page.") var galleryPage = 24
     @Option(name: .customLong("gallery-columns"), help: "Gallery: columns of the page's grid (arrow keys move in it).") var galleryColumns = 6
+    @Option(name: .customLong("cell-strategy"), help: "Picks: the learner's strategy (see eval effectiveness).")
+    var cellStrategy: CellStrategy = .margin
     @Option(help: "KLM: seconds to look at one suggestion or crop and judge it (V; default 0.23, an eye movement and fixation).")
     var fixation: Double?
     @Option(help: "Seed.") var seed: UInt64 = 1
@@ -202,7 +207,7 @@ struct EvalEfficiencyCommand: AsyncParsableCommand {
         let prepared = try data.prepare()
         var cfg = EfficiencyConfig()
         if let fixation { cfg.klm.v = fixation }
-        cfg.workflow = workflow; cfg.galleryPage = galleryPage; cfg.galleryColumns = galleryColumns
+        cfg.workflow = workflow; cfg.galleryPage = galleryPage; cfg.galleryColumns = galleryColumns; cfg.pickStrategy = cellStrategy
         cfg.patches = patches; cfg.policy = OnlinePolicy(retrainEvery: retrainEvery, minLabels: minLabels)
         cfg.head = head; cfg.annotator = annotator; cfg.seed = seed; cfg.targetCells = patchCells
         let result = Efficiency.run(data: prepared, config: cfg, datasetName: data.source, positive: data.positive)
@@ -264,6 +269,10 @@ struct EvalReportCommand: AsyncParsableCommand {
             var gcfg = EfficiencyConfig()
             gcfg.workflow = .gallery
             let gallery = Efficiency.run(data: prepared, config: gcfg, datasetName: uc.dataset, positive: uc.positive)
+            var pcfg = EfficiencyConfig()
+            pcfg.workflow = .picks
+            pcfg.pickStrategy = cellStrategy
+            let picks = Efficiency.run(data: prepared, config: pcfg, datasetName: uc.dataset, positive: uc.positive)
             let variant = (fullSplits ? "-full" : "") + (withinPatch == .readingOrder ? "" : "-\(withinPatch.rawValue)")
             let tag = "\(uc.id)-\(features.rawValue)-\(head.rawValue)\(variant)"
             let png = "\(out)/learning-\(tag).png"
@@ -271,11 +280,13 @@ struct EvalReportCommand: AsyncParsableCommand {
             try learningJSON(eff).write(toFile: "\(out)/learning-\(tag)-effectiveness.json", atomically: true, encoding: .utf8)
             try learningJSON(effi).write(toFile: "\(out)/learning-\(tag)-efficiency.json", atomically: true, encoding: .utf8)
             try learningJSON(gallery).write(toFile: "\(out)/learning-\(tag)-efficiency-gallery.json", atomically: true, encoding: .utf8)
+            try learningJSON(picks).write(toFile: "\(out)/learning-\(tag)-efficiency-picks.json", atomically: true, encoding: .utf8)
             rows.append(
-                LearningReport.Row(useCase: uc, effectiveness: eff, efficiency: effi, gallery: gallery, plot: (png as NSString).lastPathComponent))
+                LearningReport.Row(
+                    useCase: uc, effectiveness: eff, efficiency: effi, gallery: gallery, picks: picks, plot: (png as NSString).lastPathComponent))
             FileHandle.standardError.write(
                 Data(
-                    "report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x, gallery \(LearningReport.fmt(gallery.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n"
+                    "report: \(uc.id): gain \(LearningReport.fmt(eff.gain))% ratio \(LearningReport.fmt(effi.ratio, 2))x, gallery \(LearningReport.fmt(gallery.ratio, 2))x, picks \(LearningReport.fmt(picks.ratio, 2))x (\(LearningReport.fmt(eff.seconds, 0)) s)\n"
                         .utf8))
         }
         let md = LearningReport.markdown(
