@@ -20,7 +20,9 @@ struct BatchTests {
         try Self.withFolder { folder in
             let slides = folder + "/slides"
             try FileManager.default.createDirectory(atPath: slides, withIntermediateDirectories: true)
-            for name in ["b.svs", "a.NDPI", "notes.txt", "c.tif"] { #expect(FileManager.default.createFile(atPath: "\(slides)/\(name)", contents: Data())) }
+            for name in ["b.svs", "a.NDPI", "notes.txt", "c.tif"] {
+                #expect(FileManager.default.createFile(atPath: "\(slides)/\(name)", contents: Data()))
+            }
             try "# the lab's list\n\nslides/c.tif\n  /elsewhere/d.svs  \n".write(toFile: folder + "/batch.list", atomically: true, encoding: .utf8)
             let expanded = try BatchSlides.expand(["slides", "batch.list", "slides/b.svs"], workingDirectory: folder)
             // The folder's slide files by name (not notes.txt), then the list's new entry; nothing twice.
