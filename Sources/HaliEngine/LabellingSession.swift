@@ -294,7 +294,8 @@ public actor LabellingSession {
         }
         let strategy = request.strategy ?? settings.cellStrategy
         let labelledRows = labels.classOfCell.keys.compactMap { slide.table.row(ofID: $0) }.sorted()
-        let kept = cellPickers[strategy].flatMap { picker in
+        let previous = cellPickers[strategy]
+        let kept = previous.flatMap { picker in
             // An undo or relabel took a cell out of the labelled set: the picker's distances no longer hold.
             let wanted = Set(labelledRows)
             return picker.labelled.allSatisfy(wanted.contains) ? picker : nil
@@ -303,7 +304,13 @@ public actor LabellingSession {
         let (features, count, allowed, classCount, seed) = (slide.features, request.maxCells, candidate, task.classes.count, settings.seed)
         // Bringing the picker up to date costs an O(N·D) pass per new label for coreset: on the pool, like the pick.
         let (updated, rows) = try await pool.fits.run { () -> (CellPicker, [Int]) in
-            var p = kept ?? CellPicker(features: features, strategy: strategy, classCount: classCount, seed: seed)
+            var p: CellPicker
+            if let kept {
+                p = kept
+            } else {
+                p = CellPicker(features: features, strategy: strategy, classCount: classCount, seed: seed)
+                if let previous { p.adoptLabelIndependentState(of: previous) }  // rebuilt after an undo: start warm
+            }
             p.addLabelled(labelledRows)
             let probabilities = model.map { head in { @Sendable (rows: [Int]) in head.probabilities(features: features, rows: rows) } }
             let rows = p.pick(count: count, candidate: allowed, probabilities: probabilities)

@@ -57,6 +57,18 @@ public struct CellPicker: Sendable {
         rng = SeededRandom.derived(seed, 0xCE11)
     }
 
+    /// TypiClust's centres at the last pick, where the next pick starts (nil before one).
+    public var warmCentres: Matrix? { typiclustCentres }
+
+    /// Takes over what does not depend on the labels from `old`, a picker over the same features: the drawn sample
+    /// and TypiClust's last centres (a starting point for k-means, nothing more). For a picker rebuilt after labels
+    /// were taken back (an undo), so that its first TypiClust pick is warm.
+    public mutating func adoptLabelIndependentState(of old: CellPicker) {
+        guard old.features.rows == features.rows, old.features.columns == features.columns else { return }
+        sample = old.sample
+        typiclustCentres = old.typiclustCentres
+    }
+
     public mutating func addLabelled(_ cells: [Int]) {
         let fresh = cells.filter { $0 >= 0 && $0 < features.rows && !isLabelled[$0] }
         for c in fresh { isLabelled[c] = true }

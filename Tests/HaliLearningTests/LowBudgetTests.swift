@@ -264,6 +264,26 @@ import Testing
 /// The cell picker over every strategy: distinct, unlabelled, allowed cells; the fallbacks before a model; the switch
 /// from typicality to margin; margin against its definition.
 @Suite struct CellPickerTests {
+    @Test func aRebuiltPickerStartsFromTheOldCentres() {
+        let x = randomPoints(300, 4, seed: 21)
+        var old = CellPicker(features: x, strategy: .typiclust, classCount: 2, seed: 1)
+        old.addLabelled(Array(0..<30))
+        let first = old.pick(count: 8)
+        #expect(first.count == 8 && old.warmCentres?.rows == 38)
+        // An undo took labels back: a new picker over the same features, the labels that remain, the old centres.
+        var rebuilt = CellPicker(features: x, strategy: .typiclust, classCount: 2, seed: 1)
+        #expect(rebuilt.warmCentres == nil)
+        rebuilt.adoptLabelIndependentState(of: old)
+        #expect(rebuilt.warmCentres == old.warmCentres)
+        rebuilt.addLabelled(Array(0..<20))
+        let next = rebuilt.pick(count: 8)
+        #expect(next.count == 8 && Set(next).isDisjoint(with: 0..<20) && rebuilt.warmCentres?.rows == 28)
+        // Features of another shape are not adopted from.
+        var other = CellPicker(features: randomPoints(50, 4, seed: 2), strategy: .typiclust, classCount: 2, seed: 1)
+        other.adoptLabelIndependentState(of: old)
+        #expect(other.warmCentres == nil)
+    }
+
     @Test func everyStrategyPicksDistinctAllowedUnlabelledCells() {
         let x = randomPoints(300, 6, seed: 11)
         let allowed = (0..<300).map { $0 % 3 != 0 }
