@@ -190,6 +190,20 @@ for d in dims {
                 t.append((now() - start) * 1000)
             }
             report("cell pick, 24 cells: \(strategy.rawValue) (first pick incl. set-up \(String(format: "%.0f", firstMs)) ms)", stats(t))
+            if strategy == .typiclust {
+                // After an undo the session rebuilds its picker over the labels that remain; it keeps the old one's
+                // sample and centres. Timed: rebuild, labels added, pick.
+                var undone: [Double] = []
+                for _ in 0..<runs {
+                    let start = now()
+                    var rebuilt = CellPicker(features: x, strategy: strategy, classCount: 2, seed: 1)
+                    rebuilt.adoptLabelIndependentState(of: base)
+                    rebuilt.addLabelled(Array(labelled.dropLast()) + page)
+                    _ = rebuilt.pick(count: 24, probabilities: probabilities)
+                    undone.append((now() - start) * 1000)
+                }
+                report("cell pick, 24 cells: typiclust after an undo (picker rebuilt, warm)", stats(undone))
+            }
         }
     }
 }
