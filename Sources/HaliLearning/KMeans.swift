@@ -82,38 +82,24 @@ public struct KMeans: Sendable {
     }
 
     /// For each row of `x`, the index of the nearest row of `centres` (ties → lower index): the least ‖c‖² − 2·x·c,
-    /// in GEMM blocks of 1,024 rows read in place.
+    /// in GEMM blocks of 1,024 rows.
     public static func nearestCentres(_ x: Matrix, centres: Matrix) -> [Int32] {
-        let k = centres.rows, d = x.columns
+        let k = centres.rows
         var out = [Int32](repeating: 0, count: x.rows)
         guard k > 0 else { return out }
         let cn = centres.rowSquaredNorms()
-        let blockRows = 1024
-        var g = [Float](repeating: 0, count: min(blockRows, x.rows) * k)
-        x.values.withUnsafeBufferPointer { px in
-            centres.values.withUnsafeBufferPointer { pc in
-                g.withUnsafeMutableBufferPointer { pg in
-                    var start = 0
-                    while start < x.rows {
-                        let m = min(blockRows, x.rows - start)
-                        BLAS.sgemm(
-                            transposeB: true, m: m, n: k, k: d, a: px.baseAddress! + start * d, lda: d, b: pc.baseAddress!, ldb: d,
-                            c: pg.baseAddress!, ldc: k)
-                        for r in 0..<m {
-                            var best = 0
-                            var bestScore = cn[0] - 2 * pg[r * k]
-                            for j in 1..<k {
-                                let score = cn[j] - 2 * pg[r * k + j]
-                                if score < bestScore {
-                                    bestScore = score
-                                    best = j
-                                }
-                            }
-                            out[start + r] = Int32(best)
-                        }
-                        start += m
+        forEachProductBlock(x, centres, blockRows: 1024) { start, m, g in
+            for r in 0..<m {
+                var best = 0
+                var bestScore = cn[0] - 2 * g[r * k]
+                for j in 1..<k {
+                    let score = cn[j] - 2 * g[r * k + j]
+                    if score < bestScore {
+                        bestScore = score
+                        best = j
                     }
                 }
+                out[start + r] = Int32(best)
             }
         }
         return out
@@ -136,32 +122,43 @@ public struct KMeans: Sendable {
         }
     }
 
-    /// Calls `body(row, squared distances to every centre)` for each row of x, computing 256 rows at a time (one GEMM
-    /// per block, rows read in place).
+    /// Calls `body(row, squared distances to every centre)` for each row of x, computing 256 rows at a time.
     static func forEachDistanceBlock(
         _ x: Matrix, _ norms: [Float], _ centres: Matrix, _ centreNorms: [Float], _ body: (Int, [Float]) -> Void
     ) {
-        let k = centres.rows, d = x.columns
-        guard k > 0 else { return }
-        var g = [Float](repeating: 0, count: min(256, x.rows) * k)
+        let k = centres.rows
         var distances = [Float](repeating: 0, count: k)
-        var start = 0
-        while start < x.rows {
-            let m = min(256, x.rows - start)
-            x.values.withUnsafeBufferPointer { px in
-                centres.values.withUnsafeBufferPointer { pc in
-                    g.withUnsafeMutableBufferPointer { pg in
-                        BLAS.sgemm(
-                            transposeB: true, m: m, n: k, k: d, a: px.baseAddress! + start * d, lda: d, b: pc.baseAddress!, ldb: d,
-                            c: pg.baseAddress!, ldc: k)
-                    }
-                }
-            }
+        forEachProductBlock(x, centres, blockRows: 256) { start, m, g in
             for r in 0..<m {
                 for j in 0..<k { distances[j] = max(norms[start + r] + centreNorms[j] - 2 * g[r * k + j], 0) }
                 body(start + r, distances)
             }
-            start += m
+        }
+    }
+
+    /// Calls `body(first row, rows, x·cᵀ)` for consecutive blocks of at most `blockRows` rows of x, where x·cᵀ holds
+    /// the block's dot products with every centre (rows × k, row-major): one GEMM per block on the rows in place, no
+    /// copy. Nothing is called when there are no centres.
+    static func forEachProductBlock(
+        _ x: Matrix, _ centres: Matrix, blockRows: Int, _ body: (Int, Int, UnsafeMutableBufferPointer<Float>) -> Void
+    ) {
+        let k = centres.rows, d = x.columns
+        guard k > 0, x.rows > 0 else { return }
+        var g = [Float](repeating: 0, count: min(blockRows, x.rows) * k)
+        x.values.withUnsafeBufferPointer { px in
+            centres.values.withUnsafeBufferPointer { pc in
+                g.withUnsafeMutableBufferPointer { pg in
+                    var start = 0
+                    while start < x.rows {
+                        let m = min(blockRows, x.rows - start)
+                        BLAS.sgemm(
+                            transposeB: true, m: m, n: k, k: d, a: px.baseAddress! + start * d, lda: d, b: pc.baseAddress!, ldb: d,
+                            c: pg.baseAddress!, ldc: k)
+                        body(start, m, pg)
+                        start += m
+                    }
+                }
+            }
         }
     }
 
